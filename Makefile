@@ -1,0 +1,37 @@
+# Token refresher. `make test` starts (or installs) MariaDB and Redis itself.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+
+.PHONY: all build test lint services schema run sandbox clean
+
+all: build
+
+## build: the binaries in bin/ (scanner, refresher, sandbox)
+build:
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+## test: vet, then every test with the race detector, against real MariaDB and Redis
+test: services
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## lint: gofmt and go vet must be clean
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## services: start MariaDB and Redis, installing them when missing
+services:
+	@bash scripts/services.sh
+
+## schema: (re)create the dev databases from deploy/mysql with the seed rows
+schema: services
+	@bash scripts/run-local.sh schema
+
+## run: the whole system on this machine (sandbox, refresher, scanner) against the dev schema
+run: build services
+	@bash scripts/run-local.sh
+
+clean:
+	rm -rf $(BIN)

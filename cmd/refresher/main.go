@@ -1,0 +1,127 @@
+// Command refresher is an asynq worker: it takes refresh tasks, calls the
+// connection's marketplace and writes the new token back to MySQL. Run as
+// many replicas as the fleet needs.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/logging"
+	"github.com/eshopbox/token-refresher/internal/metrics"
+	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/provider"
+	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+var _ refresh.Store = (*mysql.Store)(nil)
+
+func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "refresher: takes no arguments; it is configured by environment (see README)")
+		return 2
+	}
+	cfg, err := config.LoadRefresher(getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "refresher:", err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "refresher:", err)
+		return 2
+	}
+	defer log.Sync()
+
+	httpClient := provider.NewHTTPClient(cfg.Concurrency)
+	providers := make(map[string]refresh.Provider, len(cfg.Providers))
+	for _, e := range cfg.Providers {
+		p, err := registry.Build(e, httpClient)
+		if err != nil {
+			fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
+			return 2
+		}
+		providers[e.IntegrationType] = refresh.Provider{Kind: e.Kind, RefreshBefore: e.Before(), Client: p}
+	}
+
+	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
+		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns,
+	})
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	defer store.Close()
+
+	rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		log.Error("cannot start: unsupported REDIS_URL")
+		return 2
+	}
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Error("cannot start: Redis not reachable", zap.Error(err))
+		return 1
+	}
+
+	reg := metrics.NewRegistry()
+	handler := refresh.New(store, providers, refresh.Config{}, log, metrics.NewRefresher(reg))
+
+	if cfg.HTTPAddr != "" {
+		checks := []ops.Check{
+			{Name: "mysql", Fn: store.Ping},
+			{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		}
+		if _, _, err := ops.Serve(ctx, cfg.HTTPAddr, ops.NewMux(reg, checks), log); err != nil {
+			log.Error("cannot start: HTTP_ADDR", zap.Error(err))
+			return 1
+		}
+	}
+
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency: cfg.Concurrency,
+		// On-demand refreshes (a service just got a 401) go first.
+		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
+		StrictPriority:           true,
+		RetryDelayFunc:           refresh.RetryDelay(time.Second, cfg.RetryMaxDelay),
+		ShutdownTimeout:          cfg.DrainTimeout,
+		DelayedTaskCheckInterval: time.Second,
+		TaskCheckInterval:        200 * time.Millisecond,
+		Logger:                   logging.Asynq{L: log.Named("asynq").Sugar()},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(task.TypeRefresh, handler)
+	if err := srv.Start(mux); err != nil {
+		log.Error("cannot start the worker", zap.Error(err))
+		return 1
+	}
+	log.Info("refresher started", zap.Int("concurrency", cfg.Concurrency), zap.String("queue", cfg.Queue),
+		zap.Int("providers", len(providers)))
+	<-ctx.Done()
+	log.Info("draining: in-flight refreshes get DRAIN_TIMEOUT to finish; the rest go back to the queue",
+		zap.Duration("drain_timeout", cfg.DrainTimeout))
+	srv.Shutdown()
+	log.Info("refresher stopped")
+	return 0
+}

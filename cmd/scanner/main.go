@@ -1,0 +1,121 @@
+// Command scanner finds connections whose marketplace token expires soon and
+// enqueues one refresh task per connection, every SCAN_INTERVAL (or once).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/logging"
+	"github.com/eshopbox/token-refresher/internal/metrics"
+	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/scan"
+	"github.com/eshopbox/token-refresher/internal/task"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+var _ scan.Store = (*mysql.Store)(nil)
+var _ scan.Queue = (*task.Queue)(nil)
+
+func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("scanner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	once := fs.Bool("once", false, "scan once, then exit (non-zero if the scan failed)")
+	dryRun := fs.Bool("dry-run", false, "print the due connections (id, type, expiry) and enqueue nothing; implies --once")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.LoadScanner(getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "scanner:", err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "scanner:", err)
+		return 2
+	}
+	defer log.Sync()
+
+	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
+		Location: cfg.Location, ChunkSize: cfg.ChunkSize, MaxOpenConns: cfg.DBMaxOpenConns,
+	})
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	defer store.Close()
+
+	var targets []scan.Target
+	for _, e := range cfg.Providers {
+		targets = append(targets, scan.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
+	}
+	scfg := scan.Config{
+		Targets: targets, Interval: cfg.Interval, Cooldown: cfg.Cooldown,
+		Concurrency: cfg.Concurrency, DryRun: *dryRun, DryRunOut: stdout,
+	}
+
+	var queue scan.Queue = dryQueue{}
+	checks := []ops.Check{{Name: "mysql", Fn: store.Ping}}
+	if !*dryRun {
+		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			log.Error("cannot start: unsupported REDIS_URL")
+			return 2
+		}
+		defer rdb.Close()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			log.Error("cannot start: Redis not reachable", zap.Error(err))
+			return 1
+		}
+		queue = task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
+		checks = append(checks, ops.Check{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+	}
+
+	reg := metrics.NewRegistry()
+	scanner := scan.New(store, queue, scfg, log, metrics.NewScanner(reg))
+
+	if *once || *dryRun {
+		if _, err := scanner.RunOnce(ctx); err != nil {
+			return 1
+		}
+		return 0
+	}
+
+	if cfg.HTTPAddr != "" {
+		if _, _, err := ops.Serve(ctx, cfg.HTTPAddr, ops.NewMux(reg, checks), log); err != nil {
+			log.Error("cannot start: HTTP_ADDR", zap.Error(err))
+			return 1
+		}
+	}
+	log.Info("scanner started", zap.Duration("interval", cfg.Interval), zap.Int("providers", len(targets)))
+	if err := scanner.Run(ctx); err != nil {
+		log.Error("scanner stopped", zap.Error(err))
+		return 1
+	}
+	log.Info("scanner stopped")
+	return 0
+}
+
+// dryQueue is the queue of a dry run: the scanner never calls it.
+type dryQueue struct{}
+
+func (dryQueue) Enqueue(context.Context, task.Payload) (bool, error) { return false, nil }
+func (dryQueue) Retry(context.Context, task.Payload) (bool, error)   { return false, nil }
+func (dryQueue) ListArchived() (map[int64]task.Archived, error)      { return nil, nil }

@@ -1,0 +1,258 @@
+// Package config reads the settings of the binaries from the environment
+// into one struct per component, fills the defaults in one place and
+// validates them, so a bad setting stops start-up with one line naming it.
+// Only cmd/ calls it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/eshopbox/token-refresher/internal/logging"
+	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
+)
+
+// SettingError names the setting that stopped start-up.
+type SettingError struct {
+	Name string
+	Err  error
+}
+
+func (e *SettingError) Error() string { return "invalid setting " + e.Name + ": " + e.Err.Error() }
+
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Getenv is os.Getenv, injected so tests need no process environment.
+type Getenv func(string) string
+
+// Common holds the settings both binaries share.
+type Common struct {
+	WMSDSN    string // WMS_DB_DSN
+	IEDSN     string // IE_DB_DSN
+	Redis     asynq.RedisConnOpt
+	Providers []registry.Entry
+	Location  *time.Location // DB_TIME_ZONE
+	Queue     string         // REFRESH_QUEUE
+	LogLevel  string         // LOG_LEVEL
+	LogFormat string         // LOG_FORMAT
+	HTTPAddr  string         // HTTP_ADDR
+	// DBMaxOpenConns caps each database pool (DB_MAX_OPEN_CONNS).
+	DBMaxOpenConns int
+	// TaskTimeout bounds one attempt of a refresh task (REFRESH_TIMEOUT).
+	TaskTimeout time.Duration
+}
+
+// Scanner holds the scanner's settings.
+type Scanner struct {
+	Common
+	Interval    time.Duration // SCAN_INTERVAL
+	Cooldown    time.Duration // FAILURE_COOLDOWN
+	Concurrency int           // SCAN_CONCURRENCY: enqueues in flight
+	ChunkSize   int           // SCAN_CHUNK_SIZE: ids per query
+}
+
+// Refresher holds the refresher's settings.
+type Refresher struct {
+	Common
+	Concurrency       int           // REFRESH_CONCURRENCY
+	RetryMaxDelay     time.Duration // RETRY_MAX_DELAY
+	DrainTimeout      time.Duration // DRAIN_TIMEOUT
+	APIToken          string        // API_TOKEN
+	DashboardUser     string        // DASHBOARD_USER
+	DashboardPassword string        // DASHBOARD_PASSWORD
+	DashboardReadOnly bool          // DASHBOARD_READ_ONLY
+}
+
+type reader struct {
+	get Getenv
+	err error
+}
+
+func (r *reader) fail(name string, err error) {
+	if r.err == nil {
+		r.err = &SettingError{Name: name, Err: err}
+	}
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.get(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(r.get(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(name, fmt.Errorf("%q is not a duration (like 30s, 1m, 1h)", v))
+		return def
+	}
+	if d <= 0 {
+		r.fail(name, fmt.Errorf("%q must be positive", v))
+	}
+	return d
+}
+
+func (r *reader) integer(name string, def, lo, hi int) int {
+	v := strings.TrimSpace(r.get(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		r.fail(name, fmt.Errorf("%q is not a whole number", v))
+		return def
+	}
+	if n < lo || n > hi {
+		r.fail(name, fmt.Errorf("%d is outside %d..%d", n, lo, hi))
+	}
+	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := strings.TrimSpace(r.get(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, fmt.Errorf("%q is not true or false", v))
+	}
+	return b
+}
+
+func (r *reader) common() Common {
+	var c Common
+	c.LogLevel = r.str("LOG_LEVEL", "info")
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		r.fail("LOG_LEVEL", err)
+	}
+	c.LogFormat = r.str("LOG_FORMAT", "json")
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		r.fail("LOG_FORMAT", fmt.Errorf("%q is not json or console", c.LogFormat))
+	}
+	zone := r.str("DB_TIME_ZONE", "UTC")
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		r.fail("DB_TIME_ZONE", fmt.Errorf("%q is not a known time zone", zone))
+		loc = time.UTC
+	}
+	c.Location = loc
+
+	c.WMSDSN = r.dsn("WMS_DB_DSN", loc)
+	c.IEDSN = r.dsn("IE_DB_DSN", loc)
+
+	redisURL := r.str("REDIS_URL", "redis://127.0.0.1:6379/0")
+	opt, err := parseRedisURL(redisURL)
+	if err != nil {
+		r.fail("REDIS_URL", err)
+	}
+	c.Redis = opt
+
+	ajioBase := r.str("AJIO_BASE_URL", "")
+	if ajioBase != "" {
+		if u, err := url.Parse(ajioBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("AJIO_BASE_URL", errors.New("not an absolute http(s) URL"))
+		}
+	}
+	if path := r.str("PROVIDERS_FILE", ""); path != "" {
+		entries, err := registry.Load(path, ajioBase)
+		if err != nil {
+			r.fail("PROVIDERS_FILE", fmt.Errorf("%s: %w", path, err))
+		}
+		c.Providers = entries
+	} else {
+		c.Providers = registry.Defaults(ajioBase)
+	}
+
+	c.Queue = r.str("REFRESH_QUEUE", task.DefaultQueue)
+	c.HTTPAddr = r.str("HTTP_ADDR", "")
+	c.DBMaxOpenConns = r.integer("DB_MAX_OPEN_CONNS", 32, 1, 10000)
+	c.TaskTimeout = r.duration("REFRESH_TIMEOUT", 2*time.Minute)
+	return c
+}
+
+func (r *reader) dsn(name string, loc *time.Location) string {
+	v := strings.TrimSpace(r.get(name))
+	if v == "" {
+		r.fail(name, errors.New("is not set (a go-sql-driver DSN such as user:password@tcp(127.0.0.1:3306)/dbname)"))
+		return ""
+	}
+	if _, err := mysql.ParseDSN(v, loc); err != nil {
+		r.fail(name, err)
+	}
+	return v
+}
+
+// parseRedisURL accepts redis://, rediss:// and redis-sentinel:// URLs. Its
+// errors never repeat the URL, which may hold a password.
+func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("not a valid URL (redis://[:password@]host:port/db)")
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "redis-sentinel":
+	default:
+		return nil, fmt.Errorf("scheme %q is not redis, rediss or redis-sentinel", u.Scheme)
+	}
+	opt, err := asynq.ParseRedisURI(s)
+	if err != nil {
+		return nil, errors.New("not a usable Redis URL (redis://[:password@]host:port/db)")
+	}
+	return opt, nil
+}
+
+// LoadScanner reads the scanner's settings.
+func LoadScanner(get Getenv) (Scanner, error) {
+	r := &reader{get: get}
+	s := Scanner{Common: r.common()}
+	s.Interval = r.duration("SCAN_INTERVAL", time.Minute)
+	s.Cooldown = r.duration("FAILURE_COOLDOWN", time.Hour)
+	s.Concurrency = r.integer("SCAN_CONCURRENCY", 16, 1, 1024)
+	s.ChunkSize = r.integer("SCAN_CHUNK_SIZE", 1000, 1, 50000)
+	if r.err == nil {
+		for _, e := range s.Providers {
+			// A scan must come around at least twice inside the refresh
+			// window, or a token can lapse between two scans plus a retry.
+			if s.Interval > e.Before()/2 {
+				r.fail("SCAN_INTERVAL", fmt.Errorf("%s is not well under refresh_before %s of %s (at most half of it)",
+					s.Interval, e.Before(), e.Name()))
+				break
+			}
+		}
+	}
+	return s, r.err
+}
+
+// LoadRefresher reads the refresher's settings.
+func LoadRefresher(get Getenv) (Refresher, error) {
+	r := &reader{get: get}
+	s := Refresher{Common: r.common()}
+	s.Concurrency = r.integer("REFRESH_CONCURRENCY", 50, 1, 10000)
+	s.RetryMaxDelay = r.duration("RETRY_MAX_DELAY", time.Minute)
+	s.DrainTimeout = r.duration("DRAIN_TIMEOUT", 25*time.Second)
+	s.APIToken = r.str("API_TOKEN", "")
+	s.DashboardUser = r.str("DASHBOARD_USER", "")
+	s.DashboardPassword = r.str("DASHBOARD_PASSWORD", "")
+	s.DashboardReadOnly = r.boolean("DASHBOARD_READ_ONLY", false)
+	if (s.DashboardUser == "") != (s.DashboardPassword == "") {
+		r.fail("DASHBOARD_PASSWORD", errors.New("DASHBOARD_USER and DASHBOARD_PASSWORD go together"))
+	}
+	if s.APIToken != "" && len(s.APIToken) < 16 {
+		r.fail("API_TOKEN", errors.New("shorter than 16 characters"))
+	}
+	return s, r.err
+}

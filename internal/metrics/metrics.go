@@ -1,0 +1,106 @@
+// Package metrics defines the Prometheus metrics of both binaries. Labels
+// are bounded (integration type, provider kind, outcome): never a connection
+// id, never a secret.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/scan"
+)
+
+const ns = "token_refresher"
+
+// NewRegistry returns a registry with the Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Scanner holds the scanner's metrics; it implements scan.Observer.
+type Scanner struct {
+	scans    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	due      *prometheus.GaugeVec
+	active   *prometheus.GaugeVec
+	tasks    *prometheus.CounterVec
+}
+
+var _ scan.Observer = (*Scanner)(nil)
+
+// NewScanner registers the scanner's metrics on reg.
+func NewScanner(reg prometheus.Registerer) *Scanner {
+	m := &Scanner{
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scans_total",
+			Help: "Scans of an integration type, by result (ok or error)."}, []string{"integration_type", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "scan_duration_seconds",
+			Help: "Time one scan of an integration type took.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10)},
+			[]string{"integration_type"}),
+		due: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "due_connections",
+			Help: "Due connections found by the last scan."}, []string{"integration_type"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "active_connections",
+			Help: "Active connections seen by the last scan."}, []string{"integration_type"}),
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scan_tasks_total",
+			Help: "What scans did with due connections: enqueued, already_queued, retried, failing (cooling down) or error."},
+			[]string{"integration_type", "result"}),
+	}
+	reg.MustRegister(m.scans, m.duration, m.due, m.active, m.tasks)
+	return m
+}
+
+// Scanned implements scan.Observer.
+func (m *Scanner) Scanned(r scan.Result, err error) {
+	t := r.IntegrationType
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.scans.WithLabelValues(t, result).Inc()
+	m.duration.WithLabelValues(t).Observe(r.Duration.Seconds())
+	m.due.WithLabelValues(t).Set(float64(r.Due))
+	m.active.WithLabelValues(t).Set(float64(r.Active))
+	m.tasks.WithLabelValues(t, "enqueued").Add(float64(r.Enqueued))
+	m.tasks.WithLabelValues(t, "already_queued").Add(float64(r.AlreadyQueued))
+	m.tasks.WithLabelValues(t, "retried").Add(float64(r.Retried))
+	m.tasks.WithLabelValues(t, "failing").Add(float64(r.Failing))
+	m.tasks.WithLabelValues(t, "error").Add(float64(r.Errors))
+}
+
+// Refresher holds the refresher's metrics; it implements refresh.Observer.
+type Refresher struct {
+	attempts  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	remaining *prometheus.HistogramVec
+}
+
+var _ refresh.Observer = (*Refresher)(nil)
+
+// NewRefresher registers the refresher's metrics on reg.
+func NewRefresher(reg prometheus.Registerer) *Refresher {
+	m := &Refresher{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "refresh_attempts_total",
+			Help: "Refresh attempts by provider kind and outcome."}, []string{"provider", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "refresh_duration_seconds",
+			Help: "Time one refresh attempt took (load, marketplace call, write).", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)},
+			[]string{"provider"}),
+		remaining: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "token_remaining_seconds_at_refresh",
+			Help: "Lifetime the stored token had left when its refresh started (negative: already expired).",
+			Buckets: []float64{-3600, -60, 0, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 86400}}, []string{"provider"}),
+	}
+	reg.MustRegister(m.attempts, m.duration, m.remaining)
+	return m
+}
+
+// Attempted implements refresh.Observer.
+func (m *Refresher) Attempted(kind string, o refresh.Outcome, took, remaining time.Duration, hadToken bool) {
+	m.attempts.WithLabelValues(kind, string(o)).Inc()
+	m.duration.WithLabelValues(kind).Observe(took.Seconds())
+	if hadToken && o != refresh.NotDue && o != refresh.Inactive {
+		m.remaining.WithLabelValues(kind).Observe(remaining.Seconds())
+	}
+}

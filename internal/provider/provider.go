@@ -1,0 +1,190 @@
+// Package provider holds what every marketplace client shares: one bounded,
+// deadline-bound HTTP call, and the verdict that turns its outcome into a
+// token.Failure (permanent or transient) with a reason that never quotes a
+// credential, a token, a query string or a response body. The clients of the
+// three token flows live in its sub-packages.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// MaxBody caps what is read of a marketplace answer; a token response is a
+// few hundred bytes, so anything near the cap is not one.
+const MaxBody = 1 << 20
+
+// NewHTTPClient returns the client the providers share. Its transport keeps
+// enough idle connections per marketplace for the refresher's concurrency, so
+// a busy worker pool does not open a connection per call. There is no client
+// timeout: each call carries its own context deadline.
+func NewHTTPClient(maxConnsPerHost int) *http.Client {
+	if maxConnsPerHost < 2 {
+		maxConnsPerHost = 2
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * maxConnsPerHost
+	t.MaxIdleConnsPerHost = maxConnsPerHost
+	t.ResponseHeaderTimeout = 0
+	return &http.Client{
+		Transport: t,
+		// A token endpoint that redirects is misconfigured; following it
+		// would resend credentials to another place.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Response is a marketplace answer, read in full (up to MaxBody).
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Redact returns the URL without query, fragment or user info: the form that
+// may appear in logs and errors.
+func Redact(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+	return r.String()
+}
+
+// Do sends req with the given client and deadline and reads the answer. Every
+// error it returns is a *token.Failure whose reason names the endpoint
+// without its query string: net/http's own errors quote the full URL, and
+// Unicommerce puts the password in it.
+func Do(ctx context.Context, client *http.Client, req *http.Request, timeout time.Duration) (*Response, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	target := Redact(req.URL)
+	resp, err := client.Do(req.WithContext(ctx))
+	if err != nil {
+		return nil, transportFailure(ctx, target, timeout, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		return nil, transportFailure(ctx, target, timeout, err)
+	}
+	if len(body) > MaxBody {
+		// Drain a little more so the connection can be reused when the
+		// excess is small; give up on it otherwise.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxBody))
+		f := token.Transient("%s answered HTTP %d with a body over %d bytes; not a token response", target, resp.StatusCode, MaxBody)
+		f.Status = resp.StatusCode
+		return nil, f
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+func transportFailure(ctx context.Context, target string, timeout time.Duration, err error) *token.Failure {
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return token.Transient("%s did not answer within %s", target, timeout)
+	}
+	if errors.Is(err, context.Canceled) {
+		return token.Transient("call to %s was cancelled", target)
+	}
+	// Strip *url.Error, whose text holds the whole URL, keeping the cause.
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		return token.Transient("%s did not answer in time", target)
+	}
+	return token.Transient("call to %s failed: %s", target, err.Error())
+}
+
+// StatusFailure classifies a non-2xx answer. 401 and 403 mean the
+// credentials were rejected; 408, 429 and 5xx are the marketplace's trouble
+// and heal; any other 4xx is a request the marketplace will keep refusing, so
+// it is not retried in a loop either.
+func StatusFailure(name string, r *Response) *token.Failure {
+	var f *token.Failure
+	switch {
+	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:
+		f = token.Permanent("%s rejected the credentials (HTTP %d)", name, r.Status)
+	case r.Status == http.StatusTooManyRequests:
+		f = token.Transient("%s is rate limiting (HTTP 429)", name)
+	case r.Status == http.StatusRequestTimeout || r.Status >= 500:
+		f = token.Transient("%s answered HTTP %d%s", name, r.Status, describeBody(r))
+	default:
+		f = token.Permanent("%s refused the request (HTTP %d)%s", name, r.Status, describeBody(r))
+	}
+	f.Status = r.Status
+	f.RetryAfter = RetryAfter(r.Header, time.Now())
+	return f
+}
+
+// NotJSON is the transient failure of a 2xx answer that is not the expected
+// JSON: an HTML error page behind a proxy, or garbage.
+func NotJSON(name string, r *Response) *token.Failure {
+	f := token.Transient("%s answered HTTP %d%s that is not a valid token response", name, r.Status, describeBody(r))
+	f.Status = r.Status
+	return f
+}
+
+// describeBody names the body's type and size, never its content: an error
+// page may echo the request, credentials included.
+func describeBody(r *Response) string {
+	if len(r.Body) == 0 {
+		return " with an empty body"
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		ct = mt
+	}
+	if ct == "" {
+		ct = "untyped"
+	}
+	if ct != "application/json" && looksLikeHTML(r.Body) {
+		ct += ", HTML"
+	}
+	return fmt.Sprintf(" with a %d-byte %s body", len(r.Body), ct)
+}
+
+func looksLikeHTML(b []byte) bool {
+	head := strings.ToLower(strings.TrimSpace(string(b[:min(len(b), 64)])))
+	return strings.HasPrefix(head, "<!doctype html") || strings.HasPrefix(head, "<html")
+}
+
+// RetryAfter parses a Retry-After header (delay-seconds or an HTTP date).
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// ObtainedAt truncates t to the second: the DATETIME column stores seconds,
+// and a stored expiry must never be later than the real one.
+func ObtainedAt(t time.Time) time.Time { return t.Truncate(time.Second) }

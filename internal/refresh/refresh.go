@@ -1,0 +1,219 @@
+// Package refresh is the asynq handler of a refresh task: load the
+// connection, skip it if it is no longer due, call its marketplace, store the
+// new token with a guarded write, and classify what went wrong as permanent
+// (archived with a reason, not retried in a loop) or transient (retried with
+// backoff until it heals).
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// Store is the part of the MySQL store the handler uses.
+type Store interface {
+	Load(ctx context.Context, id int64) (token.Connection, error)
+	Save(ctx context.Context, read token.Connection, t token.Token) error
+}
+
+// Provider is one configured marketplace flow.
+type Provider struct {
+	Kind          string
+	RefreshBefore time.Duration
+	Client        token.Provider
+}
+
+// Outcome names what a refresh attempt came to; it is a metric label and a
+// log field, so the set is small and fixed.
+type Outcome string
+
+// The outcomes of one attempt.
+const (
+	Refreshed  Outcome = "refreshed"   // new token stored
+	NotDue     Outcome = "not_due"     // refreshed meanwhile: no call made
+	Inactive   Outcome = "inactive"    // gone or deactivated: no call made
+	Stale      Outcome = "stale"       // another worker stored a newer token first
+	Permanent  Outcome = "permanent"   // rejected credentials, malformed inputFields
+	Transient  Outcome = "transient"   // marketplace or network trouble; retried
+	StoreError Outcome = "store_error" // database trouble; retried
+)
+
+// Observer is told about every attempt (metrics). remaining is the stored
+// token's lifetime left when the refresh started (negative: expired; zero
+// when there was none).
+type Observer interface {
+	Attempted(kind string, o Outcome, took time.Duration, remaining time.Duration, hadToken bool)
+}
+
+// Config of a handler.
+type Config struct {
+	// SaveRetryFor is how long a failed write of a token already obtained
+	// is retried in place before the attempt gives up (default 30s). The
+	// token in hand may be the only valid one (a rotated refresh token), so
+	// losing it to a brief database blip is worth avoiding.
+	SaveRetryFor time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Handler processes refresh tasks.
+type Handler struct {
+	store     Store
+	providers map[string]Provider
+	cfg       Config
+	log       *zap.Logger
+	obs       Observer
+}
+
+var _ asynq.Handler = (*Handler)(nil)
+
+// New returns a handler. providers is keyed by integration type; obs may be
+// nil.
+func New(store Store, providers map[string]Provider, cfg Config, log *zap.Logger, obs Observer) *Handler {
+	if cfg.SaveRetryFor <= 0 {
+		cfg.SaveRetryFor = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{store: store, providers: providers, cfg: cfg, log: log, obs: obs}
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := task.Parse(t)
+	if err != nil {
+		h.log.Error("refresh task rejected", zap.String("outcome", string(Permanent)), zap.Error(err))
+		return err
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	log := h.log.With(
+		zap.Int64("connection_id", p.ConnectionID),
+		zap.String("integration_type", p.IntegrationType),
+		zap.Int("attempt", retried+1),
+	)
+	prov, ok := h.providers[p.IntegrationType]
+	if !ok {
+		reason := fmt.Sprintf("no provider is configured for integration type %q", p.IntegrationType)
+		h.recordFailure(t, reason, nil)
+		log.Error("refresh failed", zap.String("outcome", string(Permanent)), zap.String("reason", reason))
+		return fmt.Errorf("%s: %w", reason, asynq.SkipRetry)
+	}
+	log = log.With(zap.String("provider", prov.Kind))
+
+	start := time.Now()
+	o, remaining, hadToken, err := h.refresh(ctx, t, p, prov)
+	took := time.Since(start)
+	if h.obs != nil {
+		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken)
+	}
+	fields := []zap.Field{zap.String("outcome", string(o)), zap.Duration("duration", took)}
+	switch o {
+	case Refreshed, NotDue, Inactive, Stale:
+		log.Info("refresh done", fields...)
+		return nil
+	case Permanent:
+		log.Error("refresh failed permanently; not retried until credentials change, the cooldown ends or an operator retries",
+			append(fields, zap.String("reason", err.Error()))...)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	default:
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+			log.Info("refresh interrupted by shutdown; it goes back to the queue", fields...)
+			return err
+		}
+		log.Warn("refresh failed; will retry", append(fields, zap.String("reason", err.Error()))...)
+		return err
+	}
+}
+
+func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, prov Provider) (Outcome, time.Duration, bool, error) {
+	c, err := h.store.Load(ctx, p.ConnectionID)
+	if errors.Is(err, token.ErrNotFound) {
+		return Inactive, 0, false, nil
+	}
+	if err != nil {
+		return StoreError, 0, false, err
+	}
+	c.IntegrationType = p.IntegrationType
+	now := h.cfg.Now()
+	var remaining time.Duration
+	hadToken := c.ExpiresAt != nil && !c.ExpiresAt.IsZero()
+	if hadToken {
+		remaining = c.ExpiresAt.Sub(now)
+	}
+	if !p.Forced && !c.DueAt(now, prov.RefreshBefore) {
+		return NotDue, remaining, hadToken, nil
+	}
+
+	tok, err := prov.Client.Refresh(ctx, c)
+	if err != nil {
+		if token.IsPermanent(err) {
+			h.recordFailure(t, err.Error(), c.InputFields)
+			return Permanent, remaining, hadToken, err
+		}
+		var f *token.Failure
+		if !errors.As(err, &f) {
+			// A provider must classify; an unclassified error is treated
+			// as transient, and its text is not trusted to be secret-free.
+			err = token.Transient("%s call failed", prov.Kind)
+		}
+		return Transient, remaining, hadToken, err
+	}
+	if tok.AccessToken == "" || tok.ExpiresAt.IsZero() {
+		return Transient, remaining, hadToken, token.Transient("%s returned no usable token", prov.Kind)
+	}
+
+	err = h.save(ctx, c, tok)
+	switch {
+	case err == nil:
+		return Refreshed, remaining, hadToken, nil
+	case errors.Is(err, token.ErrStale):
+		return Stale, remaining, hadToken, nil
+	default:
+		return StoreError, remaining, hadToken, err
+	}
+}
+
+// save retries a failing write with backoff for up to SaveRetryFor: the new
+// token is already issued, and calling the marketplace again costs more than
+// waiting for the database.
+func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Token) error {
+	deadline := time.Now().Add(h.cfg.SaveRetryFor)
+	delay := 100 * time.Millisecond
+	for {
+		err := h.store.Save(ctx, read, tok)
+		if err == nil || errors.Is(err, token.ErrStale) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		h.log.Warn("storing the new token failed; retrying the write",
+			zap.Int64("connection_id", read.ID), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// recordFailure leaves the permanent failure's reason and the credentials'
+// fingerprint on the task, so the scanner can try again when they change.
+func (h *Handler) recordFailure(t *asynq.Task, reason string, inputFields []byte) {
+	f := task.Failure{Reason: reason, At: h.cfg.Now().UTC()}
+	if inputFields != nil {
+		f.Fingerprint = token.Fingerprint(inputFields)
+	}
+	if w := t.ResultWriter(); w != nil {
+		if _, err := w.Write(f.Marshal()); err != nil {
+			h.log.Warn("could not record the failure on the task", zap.Error(err))
+		}
+	}
+}

@@ -1,0 +1,229 @@
+// Package registry turns the providers file (or its default) into the
+// configured marketplace flows: one entry per integration type, validated at
+// start-up so a bad entry stops the process with a line naming it.
+package registry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/eshopbox/token-refresher/internal/provider/ajio"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// The provider kinds, one per token flow.
+const (
+	KindAjio          = "ajio"
+	KindOAuth2Refresh = "oauth2_refresh"
+	KindUnicommerce   = "unicommerce"
+)
+
+// Duration is a time.Duration written as "30m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 30s, 10m, 24h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Entry is one provider of the providers file.
+type Entry struct {
+	IntegrationType string   `yaml:"integration_type"`
+	Kind            string   `yaml:"kind"`
+	BaseURL         string   `yaml:"base_url"`
+	TokenURL        string   `yaml:"token_url"`
+	TokenTTL        Duration `yaml:"token_ttl"`
+	RefreshBefore   Duration `yaml:"refresh_before"`
+	Timeout         Duration `yaml:"timeout"`
+	// RateLimitPerSecond caps calls to this marketplace across all
+	// refresher replicas; 0 means no limit.
+	RateLimitPerSecond float64 `yaml:"rate_limit_per_second"`
+	// ClientID and ClientSecret are the oauth2_refresh fallback when a
+	// connection's inputFields carry none. ClientSecretEnv names an
+	// environment variable holding the secret, to keep it out of the file.
+	ClientID        string `yaml:"client_id"`
+	ClientSecret    string `yaml:"client_secret"`
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	// BodyFormat of the oauth2_refresh request: "form" (RFC 6749, default)
+	// or "json".
+	BodyFormat string `yaml:"body_format"`
+}
+
+// TTL is the entry's token lifetime.
+func (e Entry) TTL() time.Duration { return time.Duration(e.TokenTTL) }
+
+// Before is how long before expiry the entry's tokens are due.
+func (e Entry) Before() time.Duration { return time.Duration(e.RefreshBefore) }
+
+// Name is how errors and logs refer to the entry.
+func (e Entry) Name() string {
+	return fmt.Sprintf("provider %q (integration_type %q)", e.Kind, e.IntegrationType)
+}
+
+type file struct {
+	Providers []Entry `yaml:"providers"`
+}
+
+// Defaults are the built-in providers used without a providers file:
+// integration type 16 (Ajio Dropship) → ajio.
+func Defaults(ajioBaseURL string) []Entry {
+	e := Entry{IntegrationType: "16", Kind: KindAjio, BaseURL: ajioBaseURL}
+	e.applyDefaults()
+	return []Entry{e}
+}
+
+// Load reads and validates a providers file. ajioBaseURL, when set,
+// overrides the base URL of every ajio entry that names none.
+func Load(path, ajioBaseURL string) ([]Entry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b, ajioBaseURL)
+}
+
+// Parse is Load of the file's content. Unknown keys are errors: a typo must
+// not silently fall back to a default.
+func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var f file
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("not a valid providers file: %w", err)
+	}
+	if len(f.Providers) == 0 {
+		return nil, errors.New("lists no providers")
+	}
+	seen := map[string]bool{}
+	for i := range f.Providers {
+		e := &f.Providers[i]
+		if e.Kind == KindAjio && e.BaseURL == "" {
+			e.BaseURL = ajioBaseURL
+		}
+		e.applyDefaults()
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("providers[%d]: %w", i, err)
+		}
+		if seen[e.IntegrationType] {
+			return nil, fmt.Errorf("providers[%d]: integration_type %q is listed twice", i, e.IntegrationType)
+		}
+		seen[e.IntegrationType] = true
+	}
+	return f.Providers, nil
+}
+
+func (e *Entry) applyDefaults() {
+	switch e.Kind {
+	case KindAjio:
+		if e.BaseURL == "" {
+			e.BaseURL = ajio.DefaultBaseURL
+		}
+		if e.TokenTTL == 0 {
+			e.TokenTTL = Duration(ajio.DefaultTokenTTL)
+		}
+		if e.RefreshBefore == 0 {
+			e.RefreshBefore = Duration(10 * time.Minute)
+		}
+	case KindUnicommerce:
+		if e.TokenTTL == 0 {
+			e.TokenTTL = Duration(24 * time.Hour)
+		}
+		if e.RefreshBefore == 0 {
+			e.RefreshBefore = Duration(2 * time.Hour)
+		}
+	case KindOAuth2Refresh:
+		if e.RefreshBefore == 0 {
+			e.RefreshBefore = Duration(10 * time.Minute)
+		}
+		if e.BodyFormat == "" {
+			e.BodyFormat = "form"
+		}
+	}
+	if e.Timeout == 0 {
+		e.Timeout = Duration(10 * time.Second)
+	}
+}
+
+func (e *Entry) validate() error {
+	if e.IntegrationType == "" {
+		return errors.New("integration_type is missing")
+	}
+	check := func(field, raw string) error {
+		if raw == "" {
+			return fmt.Errorf("%s: %s is missing", e.Name(), field)
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s: %s is not an absolute http(s) URL", e.Name(), field)
+		}
+		if u.User != nil || u.RawQuery != "" {
+			return fmt.Errorf("%s: %s must not carry credentials or a query", e.Name(), field)
+		}
+		return nil
+	}
+	switch e.Kind {
+	case KindAjio, KindUnicommerce:
+		if err := check("base_url", e.BaseURL); err != nil {
+			return err
+		}
+		if e.TokenTTL <= 0 {
+			return fmt.Errorf("%s: token_ttl must be positive", e.Name())
+		}
+		if e.RefreshBefore >= e.TokenTTL {
+			return fmt.Errorf("%s: refresh_before (%s) must be shorter than token_ttl (%s), or every token is due on every scan",
+				e.Name(), e.Before(), e.TTL())
+		}
+	case KindOAuth2Refresh:
+		if err := check("token_url", e.TokenURL); err != nil {
+			return err
+		}
+		if e.BodyFormat != "form" && e.BodyFormat != "json" {
+			return fmt.Errorf("%s: body_format must be form or json, not %q", e.Name(), e.BodyFormat)
+		}
+		if e.TokenTTL != 0 && e.RefreshBefore >= e.TokenTTL {
+			return fmt.Errorf("%s: refresh_before (%s) must be shorter than token_ttl (%s)", e.Name(), e.Before(), e.TTL())
+		}
+		if e.ClientSecret != "" && e.ClientSecretEnv != "" {
+			return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.Name())
+		}
+		if e.ClientSecretEnv != "" && os.Getenv(e.ClientSecretEnv) == "" {
+			return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
+		}
+	case "":
+		return fmt.Errorf("integration_type %q: kind is missing (ajio, oauth2_refresh or unicommerce)", e.IntegrationType)
+	default:
+		return fmt.Errorf("integration_type %q: unknown kind %q (ajio, oauth2_refresh or unicommerce)", e.IntegrationType, e.Kind)
+	}
+	if e.RefreshBefore <= 0 {
+		return fmt.Errorf("%s: refresh_before must be positive", e.Name())
+	}
+	if e.Timeout <= 0 {
+		return fmt.Errorf("%s: timeout must be positive", e.Name())
+	}
+	if e.RateLimitPerSecond < 0 {
+		return fmt.Errorf("%s: rate_limit_per_second must not be negative", e.Name())
+	}
+	return nil
+}
+
+// Build returns the client of an entry, sharing client for HTTP.
+func Build(e Entry, client *http.Client) (token.Provider, error) {
+	switch e.Kind {
+	case KindAjio:
+		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: time.Duration(e.Timeout), Client: client})
+	default:
+		return nil, fmt.Errorf("%s: kind %q is not implemented yet", e.Name(), e.Kind)
+	}
+}

@@ -1,0 +1,307 @@
+// Package scan finds the connections whose token expires soon and enqueues
+// one refresh task per connection. RunOnce is one pass over every configured
+// integration type; Run repeats it every interval.
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// Store is the part of the MySQL store the scanner reads.
+type Store interface {
+	ScanDue(ctx context.Context, integrationType string, dueBefore time.Time, fn func([]token.DueConnection) error) (token.ScanStats, error)
+	Fingerprints(ctx context.Context, ids []int64) (map[int64]string, error)
+}
+
+// Queue is where the scanner puts refresh tasks.
+type Queue interface {
+	Enqueue(ctx context.Context, p task.Payload) (bool, error)
+	Retry(ctx context.Context, p task.Payload) (bool, error)
+	ListArchived() (map[int64]task.Archived, error)
+}
+
+// Target is one integration type to scan and how early its tokens are due.
+type Target struct {
+	IntegrationType string
+	Kind            string
+	RefreshBefore   time.Duration
+}
+
+// Config of a scanner. Zero values take the defaults.
+type Config struct {
+	Targets []Target
+	// Interval between scans in Run (default 1m).
+	Interval time.Duration
+	// Cooldown before a permanently failed connection is tried again with
+	// unchanged credentials (default 1h).
+	Cooldown time.Duration
+	// Concurrency is how many enqueues run at once (default 16): asynq has
+	// no batch enqueue, so parallel round trips are the lever.
+	Concurrency int
+	// DryRun prints the due connections to DryRunOut and enqueues nothing.
+	DryRun    bool
+	DryRunOut io.Writer
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = time.Minute
+	}
+	if c.Cooldown <= 0 {
+		c.Cooldown = time.Hour
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.DryRunOut == nil {
+		c.DryRunOut = io.Discard
+	}
+}
+
+// Result counts one scan of one integration type.
+type Result struct {
+	IntegrationType string
+	Active          int // active connections read from channels
+	Due             int // of them, due for a refresh
+	Enqueued        int // new tasks
+	AlreadyQueued   int // a task was already queued, running or retrying: not an error
+	Retried         int // archived failures re-enqueued (cooldown over or credentials changed)
+	Failing         int // permanently failed and still cooling down
+	Errors          int // enqueues that failed
+	BadRows         int // channel rows with an unusable connectionId
+	Duration        time.Duration
+}
+
+// Observer is told the result of every scan (metrics).
+type Observer interface {
+	Scanned(r Result, err error)
+}
+
+// Scanner scans and enqueues.
+type Scanner struct {
+	store Store
+	queue Queue
+	cfg   Config
+	log   *zap.Logger
+	obs   Observer
+}
+
+// New returns a scanner. obs may be nil.
+func New(store Store, queue Queue, cfg Config, log *zap.Logger, obs Observer) *Scanner {
+	cfg.defaults()
+	return &Scanner{store: store, queue: queue, cfg: cfg, log: log, obs: obs}
+}
+
+// Run scans now and then every interval until ctx ends. A failed scan is
+// logged and the next one tries again.
+func (s *Scanner) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if _, err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("scan failed", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce scans every target once. One target's failure does not stop the
+// others; the returned error joins them.
+func (s *Scanner) RunOnce(ctx context.Context) ([]Result, error) {
+	var archived map[int64]task.Archived
+	if !s.cfg.DryRun {
+		var err error
+		if archived, err = s.queue.ListArchived(); err != nil {
+			return nil, err
+		}
+	}
+	var results []Result
+	var errs []error
+	for _, tg := range s.cfg.Targets {
+		r, err := s.scanTarget(ctx, tg, archived)
+		results = append(results, r)
+		if s.obs != nil {
+			s.obs.Scanned(r, err)
+		}
+		fields := []zap.Field{
+			zap.String("integration_type", r.IntegrationType),
+			zap.String("provider", tg.Kind),
+			zap.Int("active", r.Active),
+			zap.Int("due", r.Due),
+			zap.Int("enqueued", r.Enqueued),
+			zap.Int("already_queued", r.AlreadyQueued),
+			zap.Int("retried", r.Retried),
+			zap.Int("failing", r.Failing),
+			zap.Int("errors", r.Errors),
+			zap.Int("bad_rows", r.BadRows),
+			zap.Duration("duration", r.Duration),
+			zap.Bool("dry_run", s.cfg.DryRun),
+		}
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return results, err
+			}
+			errs = append(errs, err)
+			s.log.Error("scan of integration type failed", append(fields, zap.Error(err))...)
+			continue
+		}
+		s.log.Info("scanned", fields...)
+	}
+	return results, errors.Join(errs...)
+}
+
+func (s *Scanner) scanTarget(ctx context.Context, tg Target, archived map[int64]task.Archived) (Result, error) {
+	start := time.Now()
+	now := s.cfg.Now()
+	r := Result{IntegrationType: tg.IntegrationType}
+
+	var mu sync.Mutex
+	var firstErr error
+	count := func(queued bool, retry bool, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			r.Errors++
+			if firstErr == nil {
+				firstErr = err
+			}
+		case queued && retry:
+			r.Retried++
+		case queued:
+			r.Enqueued++
+		default:
+			r.AlreadyQueued++
+		}
+	}
+
+	work := make(chan task.Payload, s.cfg.Concurrency*4)
+	var wg sync.WaitGroup
+	if !s.cfg.DryRun {
+		for range s.cfg.Concurrency {
+			wg.Go(func() {
+				for p := range work {
+					queued, err := s.queue.Enqueue(ctx, p)
+					count(queued, false, err)
+				}
+			})
+		}
+	}
+
+	st, err := s.store.ScanDue(ctx, tg.IntegrationType, now.Add(tg.RefreshBefore), func(due []token.DueConnection) error {
+		if s.cfg.DryRun {
+			for _, d := range due {
+				fmt.Fprintf(s.cfg.DryRunOut, "connection_id=%d integration_type=%s provider=%s expires_at=%s\n",
+					d.ID, d.IntegrationType, tg.Kind, formatExpiry(d.ExpiresAt))
+			}
+			return nil
+		}
+		fresh, retry, failing, err := s.splitArchived(ctx, due, archived, now)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		r.Failing += failing
+		mu.Unlock()
+		for _, p := range retry {
+			queued, err := s.queue.Retry(ctx, p)
+			count(queued, true, err)
+		}
+		for _, p := range fresh {
+			select {
+			case work <- p:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	close(work)
+	wg.Wait()
+
+	r.Active, r.Due, r.BadRows = st.Active, st.Due, st.BadIDs
+	r.Duration = time.Since(start)
+	if err != nil {
+		return r, fmt.Errorf("scan integration type %s: %w", tg.IntegrationType, err)
+	}
+	if firstErr != nil {
+		return r, fmt.Errorf("scan integration type %s: %d of %d enqueues failed, first: %w", tg.IntegrationType, r.Errors, r.Due, firstErr)
+	}
+	return r, nil
+}
+
+// splitArchived sorts a chunk of due connections into those to enqueue,
+// archived failures to enqueue again, and failures still cooling down. A
+// permanent failure is tried again after the cooldown, or at once when its
+// credentials changed; an archived task without a failure record (given up
+// for another reason, or archived by an operator) waits for the cooldown.
+func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, archived map[int64]task.Archived, now time.Time) (fresh, retry []task.Payload, failing int, err error) {
+	var check []int64
+	for _, d := range due {
+		a, ok := archived[d.ID]
+		if !ok {
+			fresh = append(fresh, payload(d))
+			continue
+		}
+		if now.Sub(a.LastFailedAt) >= s.cfg.Cooldown {
+			retry = append(retry, payload(d))
+			continue
+		}
+		if a.Failure != nil && a.Failure.Fingerprint != "" {
+			check = append(check, d.ID)
+			continue
+		}
+		failing++
+	}
+	if len(check) == 0 {
+		return fresh, retry, failing, nil
+	}
+	fps, err := s.store.Fingerprints(ctx, check)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	byID := make(map[int64]token.DueConnection, len(due))
+	for _, d := range due {
+		byID[d.ID] = d
+	}
+	for _, id := range check {
+		if fp, ok := fps[id]; ok && fp != archived[id].Failure.Fingerprint {
+			s.log.Info("credentials changed since the permanent failure; trying again",
+				zap.Int64("connection_id", id))
+			retry = append(retry, payload(byID[id]))
+			continue
+		}
+		failing++
+	}
+	return fresh, retry, failing, nil
+}
+
+func payload(d token.DueConnection) task.Payload {
+	return task.Payload{ConnectionID: d.ID, IntegrationType: d.IntegrationType, DueExpiry: d.ExpiresAt}
+}
+
+func formatExpiry(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,116 @@
+// Package task owns the contract of a refresh task: its type name, its
+// payload (identifiers only, never a secret), how it is built and parsed,
+// the options it is enqueued with, and the record a permanent failure leaves
+// on it for the next scan to read.
+package task
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeRefresh is the asynq task type of a token refresh.
+const TypeRefresh = "token:refresh"
+
+// DefaultQueue is the queue scans enqueue into.
+const DefaultQueue = "token_refresh"
+
+// UrgentQueue is the high-priority queue of on-demand refreshes for q.
+func UrgentQueue(q string) string { return q + "_urgent" }
+
+// Payload identifies the connection to refresh. It holds identifiers only:
+// payloads are stored in Redis and shown in the dashboard.
+type Payload struct {
+	ConnectionID    int64  `json:"connection_id"`
+	IntegrationType string `json:"integration_type"`
+	// DueExpiry is the stored expiry that made the connection due; nil
+	// when no token had been generated.
+	DueExpiry *time.Time `json:"due_expiry"`
+	// Forced refreshes even a connection that is not due (on demand).
+	Forced bool `json:"forced,omitempty"`
+}
+
+// ID is the task id of a connection's refresh. One id per connection is what
+// makes overlapping scans and scanner replicas enqueue nothing while a task
+// for the connection is queued, running or retrying.
+func ID(connectionID int64) string { return "refresh:" + strconv.FormatInt(connectionID, 10) }
+
+// ConnectionID parses a task id made by ID.
+func ConnectionID(taskID string) (int64, bool) {
+	s, ok := strings.CutPrefix(taskID, "refresh:")
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
+// MaxRetry is effectively "until it works": a transient failure of the
+// marketplace heals when the marketplace does, and a connection whose task
+// gave up would stay down.
+const MaxRetry = 1 << 30
+
+// New builds the task of p for queue, with its id, a deadline for one
+// attempt, and no retention: a finished task frees its id at once.
+func New(p Payload, queue string, timeout time.Duration) (*asynq.Task, error) {
+	if p.ConnectionID <= 0 || p.IntegrationType == "" {
+		return nil, fmt.Errorf("task: payload needs a connection id and an integration type")
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeRefresh, b,
+		asynq.TaskID(ID(p.ConnectionID)),
+		asynq.Queue(queue),
+		asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(timeout),
+	), nil
+}
+
+// Parse reads a refresh task's payload. A bad payload can never succeed, so
+// its error wraps asynq.SkipRetry.
+func Parse(t *asynq.Task) (Payload, error) {
+	var p Payload
+	if t.Type() != TypeRefresh {
+		return p, fmt.Errorf("unexpected task type %q: %w", t.Type(), asynq.SkipRetry)
+	}
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return p, fmt.Errorf("malformed task payload: %w", asynq.SkipRetry)
+	}
+	if p.ConnectionID <= 0 || p.IntegrationType == "" {
+		return p, fmt.Errorf("task payload lacks a connection id or integration type: %w", asynq.SkipRetry)
+	}
+	return p, nil
+}
+
+// Failure is the record a permanent failure writes as the task's result.
+// The scanner reads it from the archived task to decide when to try again:
+// after the cooldown, or at once when the credentials' fingerprint changed.
+type Failure struct {
+	Reason      string    `json:"reason"`
+	Fingerprint string    `json:"inputFields_fingerprint,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// Marshal encodes f for asynq.ResultWriter.
+func (f Failure) Marshal() []byte {
+	b, _ := json.Marshal(f)
+	return b
+}
+
+// ParseFailure decodes a task result written by Failure.Marshal.
+func ParseFailure(b []byte) (Failure, error) {
+	var f Failure
+	if len(b) == 0 {
+		return f, errors.New("no failure record")
+	}
+	err := json.Unmarshal(b, &f)
+	return f, err
+}

@@ -1,0 +1,261 @@
+// Package testenv gives each integration test its own pair of MariaDB
+// databases (with the deploy/ schema) and its own asynq queue on the real
+// Redis, so tests run in parallel. When MariaDB or Redis cannot be reached
+// the test fails: a skipped integration test proves nothing.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/eshopbox/token-refresher/deploy"
+)
+
+// MySQLDSN is the server the tests use: TEST_MYSQL_DSN, or root on
+// 127.0.0.1:3306 with no password.
+func MySQLDSN() string {
+	if v := os.Getenv("TEST_MYSQL_DSN"); v != "" {
+		return v
+	}
+	return "root@tcp(127.0.0.1:3306)/"
+}
+
+// RedisAddr is the Redis the tests use: TEST_REDIS_ADDR or 127.0.0.1:6379.
+func RedisAddr() string {
+	if v := os.Getenv("TEST_REDIS_ADDR"); v != "" {
+		return v
+	}
+	return "127.0.0.1:6379"
+}
+
+// Env is one test's private slice of the real servers.
+type Env struct {
+	WMSDB, IEDB   string // database names
+	WMSDSN, IEDSN string
+	WMS, IE       *sqlx.DB
+	Redis         *redis.Client
+	RedisURL      string
+	Queue         string
+}
+
+// New creates the test's databases and queue and drops them when it ends.
+func New(t testing.TB) *Env {
+	t.Helper()
+	id := RandomID()
+	e := &Env{WMSDB: "trt_" + id + "_wms", IEDB: "trt_" + id + "_ie", Queue: "t_" + id}
+
+	root, err := sqlx.Open("mysql", MySQLDSN())
+	if err != nil {
+		t.Fatalf("testenv: TEST_MYSQL_DSN: %v", err)
+	}
+	t.Cleanup(func() { root.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := root.PingContext(ctx); err != nil {
+		t.Fatalf("testenv: MariaDB at %s is not reachable (start it: bash .ci/run does): %v", MySQLDSN(), err)
+	}
+	for _, st := range deploy.Schema(e.WMSDB, e.IEDB) {
+		if _, err := root.ExecContext(ctx, st); err != nil {
+			t.Fatalf("testenv: schema: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		root.Exec("DROP DATABASE IF EXISTS " + e.WMSDB)
+		root.Exec("DROP DATABASE IF EXISTS " + e.IEDB)
+	})
+	e.WMSDSN = dsnFor(t, e.WMSDB)
+	e.IEDSN = dsnFor(t, e.IEDB)
+	e.WMS = sqlx.MustOpen("mysql", e.WMSDSN)
+	e.IE = sqlx.MustOpen("mysql", e.IEDSN)
+	t.Cleanup(func() { e.WMS.Close(); e.IE.Close() })
+
+	e.Redis = redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	if err := e.Redis.Ping(ctx).Err(); err != nil {
+		t.Fatalf("testenv: Redis at %s is not reachable (start it: bash .ci/run does): %v", RedisAddr(), err)
+	}
+	e.RedisURL = "redis://" + RedisAddr() + "/0"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := e.Redis.Keys(ctx, "asynq:{"+e.Queue+"*").Result()
+		if len(keys) > 0 {
+			e.Redis.Del(ctx, keys...)
+		}
+		e.Redis.SRem(ctx, "asynq:queues", e.Queue, e.Queue+"_urgent")
+		e.Redis.Close()
+	})
+	return e
+}
+
+func dsnFor(t testing.TB, db string) string {
+	cfg, err := driver.ParseDSN(MySQLDSN())
+	if err != nil {
+		t.Fatalf("testenv: TEST_MYSQL_DSN: %v", err)
+	}
+	cfg.DBName = db
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	return cfg.FormatDSN()
+}
+
+// RandomID returns 8 random hex characters.
+func RandomID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Row is one connection as the tests seed it: a channels row and an
+// ie_appinstall_connection row.
+type Row struct {
+	ID              int64
+	IntegrationType string  // default "16"
+	Status          string  // channels.status, default "0"
+	IsActive        string  // default "active"
+	InputFields     *string // nil: NULL
+	AccessToken     *string
+	RefreshToken    *string
+	ExpiresAt       *time.Time // nil: NULL
+	// NoChannel leaves out the channels row.
+	NoChannel bool
+}
+
+// Insert seeds rows.
+func (e *Env) Insert(t testing.TB, rows ...Row) {
+	t.Helper()
+	for _, r := range rows {
+		if r.IntegrationType == "" {
+			r.IntegrationType = "16"
+		}
+		if r.Status == "" {
+			r.Status = "0"
+		}
+		if r.IsActive == "" {
+			r.IsActive = "active"
+		}
+		if !r.NoChannel {
+			e.WMS.MustExec(`INSERT INTO channels (connectionId, integrationType, status) VALUES (?, ?, ?)`,
+				r.ID, r.IntegrationType, r.Status)
+		}
+		var exp any
+		if r.ExpiresAt != nil {
+			exp = r.ExpiresAt.UTC().Truncate(time.Second)
+		}
+		e.IE.MustExec(`INSERT INTO ie_appinstall_connection
+			(id, inputFields, accessToken, refreshToken, accessTokenExpiryAt, isActive) VALUES (?, ?, ?, ?, ?, ?)`,
+			r.ID, r.InputFields, r.AccessToken, r.RefreshToken, exp, r.IsActive)
+	}
+}
+
+// Stored is a connection row as read back.
+type Stored struct {
+	ID           int64      `db:"id"`
+	InputFields  *string    `db:"inputFields"`
+	AccessToken  *string    `db:"accessToken"`
+	RefreshToken *string    `db:"refreshToken"`
+	ExpiresAt    *time.Time `db:"accessTokenExpiryAt"`
+	IsActive     string     `db:"isActive"`
+}
+
+// Get reads a connection row.
+func (e *Env) Get(t testing.TB, id int64) Stored {
+	t.Helper()
+	var s Stored
+	if err := e.IE.Get(&s, `SELECT id, inputFields, accessToken, refreshToken, accessTokenExpiryAt, isActive
+		FROM ie_appinstall_connection WHERE id = ?`, id); err != nil {
+		t.Fatalf("read connection %d: %v", id, err)
+	}
+	return s
+}
+
+// RedisDump returns every asynq key and value (this test's and any other), for secret
+// checks.
+func (e *Env) RedisDump(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := e.Redis.Keys(ctx, "asynq:*").Result()
+	if err != nil {
+		t.Fatalf("redis keys: %v", err)
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		typ, _ := e.Redis.Type(ctx, k).Result()
+		fmt.Fprintf(&b, "%s (%s): ", k, typ)
+		switch typ {
+		case "string":
+			v, _ := e.Redis.Get(ctx, k).Result()
+			b.WriteString(v)
+		case "hash":
+			v, _ := e.Redis.HGetAll(ctx, k).Result()
+			fmt.Fprint(&b, v)
+		case "list":
+			v, _ := e.Redis.LRange(ctx, k, 0, -1).Result()
+			fmt.Fprint(&b, v)
+		case "zset":
+			v, _ := e.Redis.ZRange(ctx, k, 0, -1).Result()
+			fmt.Fprint(&b, v)
+		case "set":
+			v, _ := e.Redis.SMembers(ctx, k).Result()
+			fmt.Fprint(&b, v)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Str returns a pointer to s.
+func Str(s string) *string { return &s }
+
+// Time returns a pointer to t.
+func Time(t time.Time) *time.Time { return &t }
+
+// Logs is a zap logger writing JSON lines into a buffer the test can read.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Logger returns a logger writing to l.
+func (l *Logs) Logger() *zap.Logger {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(l), zapcore.DebugLevel))
+}
+
+// Write implements io.Writer.
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Eventually polls cond every 20ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,63 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotFound means the connection does not exist or is not active.
+var ErrNotFound = errors.New("connection not found or not active")
+
+// ErrStale means the guarded write found the row changed since it was read:
+// another worker stored a newer token first. The token in hand is dropped.
+var ErrStale = errors.New("connection changed since it was read; newer token kept")
+
+// Failure is a refresh that did not produce a token. Reason is written for
+// operators and is shown in the dashboard: it never holds a secret, a full URL
+// with credentials, or a response body.
+type Failure struct {
+	// Permanent failures (credentials rejected, malformed inputFields) are not
+	// retried in a loop; transient ones (network, timeout, 5xx, 429, garbage)
+	// are retried with backoff until they heal.
+	Permanent bool
+	Reason    string
+	// Status is the marketplace's HTTP status, 0 when no answer was read.
+	Status int
+	// RetryAfter is the marketplace's Retry-After, 0 when it gave none.
+	RetryAfter time.Duration
+}
+
+func (f *Failure) Error() string {
+	kind := "transient"
+	if f.Permanent {
+		kind = "permanent"
+	}
+	return kind + ": " + f.Reason
+}
+
+// Permanent returns a failure that must not be retried until something
+// changes (credentials, cooldown, an operator).
+func Permanent(format string, args ...any) *Failure {
+	return &Failure{Permanent: true, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Transient returns a failure that heals by retrying.
+func Transient(format string, args ...any) *Failure {
+	return &Failure{Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsPermanent reports whether err is, or wraps, a permanent failure.
+func IsPermanent(err error) bool {
+	var f *Failure
+	return errors.As(err, &f) && f.Permanent
+}
+
+// RetryAfter returns the delay the marketplace asked for, if any.
+func RetryAfter(err error) (time.Duration, bool) {
+	var f *Failure
+	if errors.As(err, &f) && f.RetryAfter > 0 {
+		return f.RetryAfter, true
+	}
+	return 0, false
+}

@@ -1,0 +1,72 @@
+// Package token holds the domain of the token refresher: a marketplace
+// connection, the token it carries, the provider contract that renews it and
+// the errors that tell a permanent failure from a transient one. It imports
+// nothing of the project, so every adapter (MySQL, HTTP, asynq) depends on it
+// and never on each other.
+package token
+
+import (
+	"context"
+	"time"
+)
+
+// Connection is one seller's connection to a marketplace, as the refresher
+// needs it. InputFields, AccessToken and RefreshToken are secrets: they are
+// never logged, never put in a task payload and never quoted in an error.
+type Connection struct {
+	ID              int64
+	IntegrationType string
+	// InputFields is the raw JSON object of the connection's credentials.
+	InputFields  []byte
+	AccessToken  string
+	RefreshToken string
+	// ExpiresAt is when the stored access token expires; nil when no token
+	// was ever generated (a NULL or zero DATETIME).
+	ExpiresAt *time.Time
+}
+
+// DueAt reports whether the connection must be refreshed at now, given how
+// long before expiry a token is renewed.
+func (c Connection) DueAt(now time.Time, refreshBefore time.Duration) bool {
+	return Due(c.ExpiresAt, now, refreshBefore)
+}
+
+// Due is the one definition of "due" used everywhere: no token yet, or a
+// token that expires before now+refreshBefore.
+func Due(expiresAt *time.Time, now time.Time, refreshBefore time.Duration) bool {
+	return expiresAt == nil || expiresAt.IsZero() || expiresAt.Before(now.Add(refreshBefore))
+}
+
+// Token is what a provider hands back.
+type Token struct {
+	AccessToken string
+	// RefreshToken is empty when the provider issued none; the stored one is
+	// then kept.
+	RefreshToken string
+	ExpiresAt    time.Time
+}
+
+// Provider renews the token of one connection. Implementations return a
+// *Failure (possibly wrapped) for every error, so the caller can tell
+// permanent from transient without parsing text.
+type Provider interface {
+	Refresh(ctx context.Context, c Connection) (Token, error)
+}
+
+// DueConnection is what the scanner sees of a due connection: identifiers and
+// the expiry that made it due, never a secret.
+type DueConnection struct {
+	ID              int64
+	IntegrationType string
+	ExpiresAt       *time.Time
+	// Fingerprint is a digest of the connection's inputFields, used only to
+	// notice that failed credentials were changed. It is not the secret.
+	Fingerprint string
+}
+
+// ScanStats counts what one pass over an integration type's connections saw.
+type ScanStats struct {
+	Active int // active connection ids read from channels
+	Due    int // due and active connections
+	BadIDs int // channel rows whose connectionId is not a number
+}
