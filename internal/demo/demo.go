@@ -187,7 +187,10 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 		return Status{}, err
 	}
 	defer store.Close()
-	ieDSN, _ := mysql.ParseDSN(ep.IEDSN, time.UTC)
+	ieDSN, err := mysql.ParseDSN(ep.IEDSN, time.UTC)
+	if err != nil {
+		return Status{}, fmt.Errorf("IE_DB_DSN: %w", err)
+	}
 	ie, err := sqlx.Open("mysql", ieDSN)
 	if err != nil {
 		return Status{}, fmt.Errorf("IE_DB_DSN: %w", err)

@@ -182,8 +182,47 @@ func TestStoreOnEmbeddedMySQL(t *testing.T) {
 	})
 	require.NoError(t, err)
 	slices.Sort(due)
-	assert.Equal(t, []int64{18, 99}, due)
+	assert.Equal(t, []int64{18, 99}, due, "11, 12 and 13 were saved")
 	require.NoError(t, store.Ping(ctx))
+}
+
+// TestEmbeddedMySQLZeroDatetime pins down where go-mysql-server differs from
+// MariaDB: a zero DATETIME ('0000-00-00 00:00:00', which the store counts as
+// never generated). The due scan finds it, but the engine sends it in the
+// binary protocol as year 0, month 0, day 0 instead of MariaDB's empty value,
+// so go-sql-driver reads -0001-11-30 rather than the zero time, and the
+// guarded write, which sends that value back, fails in the driver. On
+// MariaDB the same row loads as the zero time and saves. The demo seeds no
+// zero DATETIME; if an upgrade of the engine fixes this, this test says so.
+func TestEmbeddedMySQLZeroDatetime(t *testing.T) {
+	t.Parallel()
+	m, err := StartMySQL(io.Discard)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	root := sqlx.MustOpen("mysql", m.DSN(""))
+	t.Cleanup(func() { root.Close() })
+	for _, st := range deploy.Schema(deploy.WMSDatabase, deploy.IEDatabase) {
+		root.MustExec(st)
+	}
+	root.MustExec(`INSERT INTO ` + deploy.WMSDatabase + `.channels (connectionId, integrationType, status) VALUES (19, '16', '0')`)
+	root.MustExec(`INSERT INTO ` + deploy.IEDatabase + `.ie_appinstall_connection
+		(id, inputFields, accessToken, refreshToken, accessTokenExpiryAt, isActive) VALUES (19, '{}', NULL, NULL, '0000-00-00 00:00:00', 'active')`)
+	ctx := context.Background()
+	store, err := mysql.Open(ctx, m.DSN(deploy.WMSDatabase), m.DSN(deploy.IEDatabase), mysql.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+
+	st, err := store.ScanDue(ctx, "16", time.Now(), func([]token.DueConnection) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Due, "the zero DATETIME is due")
+
+	c, err := store.Load(ctx, 19)
+	require.NoError(t, err)
+	require.NotNil(t, c.ExpiresAt)
+	assert.Equal(t, time.Date(0, 0, 0, 0, 0, 0, 0, time.UTC), c.ExpiresAt.UTC(), "read back as year 0, month 0, day 0 (MariaDB: the zero time)")
+	err = store.Save(ctx, c, token.Token{AccessToken: "at-19", ExpiresAt: time.Now().Add(time.Hour)})
+	require.Error(t, err, "the guarded write cannot send that value back (MariaDB: saved)")
+	assert.Contains(t, err.Error(), "year is not in the range")
 }
 
 // TestAsynqOnMiniredis runs what the demo needs of asynq on miniredis: its
