@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	driver "github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
@@ -90,12 +91,12 @@ func TestPrinterTerminal(t *testing.T) {
 	now := time.Now()
 	p.update(status(3, 0), now)
 	assert.Equal(t, "0:12  3 connection(s) came due: their token expires within the refresh window\n"+
-		"\r\033[K0:12  due 3  queued 0  refreshing 0  refreshed 0  failed 0  next due in 0:50", out.String())
+		"\r\033[K0:12  due 3  refreshing 0  refreshed 0  failed 0  next due in 0:50", out.String())
 
 	out.Reset()
 	p.update(status(0, 3, rejected), now.Add(time.Second))
 	assert.Equal(t, "\r\033[K0:12  failed: connection 7 (ajio, integration type 16): ajio rejected the credentials\n"+
-		"\r\033[K0:12  due 0  queued 0  refreshing 0  refreshed 3  failed 1  next due in 0:50", out.String(),
+		"\r\033[K0:12  due 0  refreshing 0  refreshed 3  failed 1  next due in 0:50", out.String(),
 		"the line is cleared for the failure, which stays above the redrawn line")
 
 	out.Reset()
@@ -114,13 +115,13 @@ func TestPrinterPlain(t *testing.T) {
 	p := newPrinter(&out, false, 5*time.Second)
 	now := time.Now()
 	p.update(status(0, 0), now)
-	assert.Equal(t, "0:12  due 0  queued 0  refreshing 0  refreshed 0  failed 0  next due in 0:50\n", out.String())
+	assert.Equal(t, "0:12  due 0  refreshing 0  refreshed 0  failed 0  next due in 0:50\n", out.String())
 
 	out.Reset()
 	p.update(status(0, 2), now.Add(2*time.Second))
 	assert.Empty(t, out.String(), "changed, but within 5s of the last line")
 	p.update(status(0, 2), now.Add(6*time.Second))
-	assert.Equal(t, "0:12  due 0  queued 0  refreshing 0  refreshed 2  failed 0  next due in 0:50\n", out.String())
+	assert.Equal(t, "0:12  due 0  refreshing 0  refreshed 2  failed 0  next due in 0:50\n", out.String())
 
 	out.Reset()
 	p.update(status(0, 2), now.Add(20*time.Second))
@@ -251,4 +252,18 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+func TestPrinterTerminalLineFitsOneRow(t *testing.T) {
+	t.Parallel()
+	usual := Status{Elapsed: 5 * time.Minute, Due: 14, Queued: 3, Refreshing: 4, Refreshed: 140, Failed: 2, NextDueIn: time.Minute}
+	assert.LessOrEqual(t, len(usual.Line()), 79, "a demo's usual line is not cut: %q", usual.Line())
+
+	var out bytes.Buffer
+	p := newPrinter(&out, true, time.Hour)
+	p.update(Status{Elapsed: 59*time.Minute + 59*time.Second, Due: 9999, Queued: 9999, Refreshing: 99, Retrying: 99,
+		Refreshed: 99999, Failed: 999, NextDueIn: 59 * time.Minute}, time.Now())
+	drawn := out.String()[strings.LastIndex(out.String(), "\r\033[K")+len("\r\033[K"):]
+	assert.LessOrEqual(t, utf8.RuneCountInString(drawn), 79, "%q", drawn)
+	assert.True(t, strings.HasPrefix(drawn, "59:59  due 9999"), "%q", drawn)
 }

@@ -276,7 +276,11 @@ func (t *tracker) status() Status {
 // Line is the one-line progress of s.
 func (s Status) Line() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  due %d  queued %d  refreshing %d  refreshed %d", clock(s.Elapsed), s.Due, s.Queued, s.Refreshing, s.Refreshed)
+	fmt.Fprintf(&b, "%s  due %d", clock(s.Elapsed), s.Due)
+	if s.Queued > 0 {
+		fmt.Fprintf(&b, "  queued %d", s.Queued)
+	}
+	fmt.Fprintf(&b, "  refreshing %d  refreshed %d", s.Refreshing, s.Refreshed)
 	if s.Retrying > 0 {
 		fmt.Fprintf(&b, "  retrying %d", s.Retrying)
 	}
@@ -357,6 +361,11 @@ func (p *printer) update(s Status, now time.Time) {
 	line := s.Line()
 	body := line[strings.Index(line, "  ")+2:] // without the clock
 	if p.tty {
+		// A line that wraps cannot be redrawn in place: keep it to one row
+		// of an 80-column terminal.
+		if len(line) > 79 {
+			line = line[:78] + "…"
+		}
 		io.WriteString(p.out, "\r\033[K"+line)
 		p.drawn = true
 		p.last = body
