@@ -210,19 +210,28 @@ func TestRunOnRealServers(t *testing.T) {
 
 	st, out := runUntilRefreshed()
 	assert.Contains(t, out, "the servers of WMS_DB_DSN and IE_DB_DSN")
-	assert.Equal(t, 14, st.Refreshed)
-	assert.Equal(t, 2, st.Failed)
-	for _, c := range st.Connections {
-		if c.Want == WantRejected {
-			assert.Contains(t, c.Reason, "ajio rejected the credentials")
+	checkFinal := func(st Status) {
+		t.Helper()
+		// At least once each: a slow machine may see a token come due again.
+		assert.GreaterOrEqual(t, st.Refreshed, 14)
+		assert.Equal(t, 2, st.Failed)
+		for _, c := range st.Connections {
+			switch c.Want {
+			case WantRefreshed:
+				assert.Positive(t, c.Refreshes, "connection %d", c.ID)
+			case WantRejected:
+				assert.Contains(t, c.Reason, "ajio rejected the credentials")
+			case WantMalformed:
+				assert.Contains(t, c.Reason, "malformed inputFields")
+			}
 		}
 	}
+	checkFinal(st)
 
 	// Again on the same databases: the demo's rows are replaced and
 	// refreshed again; the failures are still archived (cooling down).
 	st, _ = runUntilRefreshed()
-	assert.Equal(t, 14, st.Refreshed)
-	assert.Equal(t, 2, st.Failed)
+	checkFinal(st)
 
 	// A row the demo did not make: refused, and left alone.
 	root.MustExec("INSERT INTO " + wmsDB + ".channels (connectionId, integrationType, status) VALUES (5, '16', '0')")
