@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2
 	}
-	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	log, err := logging.NewTo(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2

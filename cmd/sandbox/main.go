@@ -40,6 +40,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.Float64Var(&f.RateLimitRate, "rate-limit-rate", 0, "share of calls answered HTTP 429")
 	fs.IntVar(&f.RetryAfterSeconds, "retry-after", 1, "Retry-After seconds of a 429")
 	fs.BoolVar(&f.RejectAll, "reject-all", false, "reject every credential")
+	fs.BoolVar(&f.Rotate, "rotate", true, "OAuth: issue a new refresh token with every access token")
+	fs.DurationVar(&f.RotationGrace, "rotation-grace", time.Minute, "OAuth: how long a rotated-away refresh token is still accepted")
+	fs.IntVar(&f.OAuthExpiresIn, "oauth-expires-in", sandbox.DefaultOAuthExpiresIn, "OAuth: expires_in of access tokens, in seconds")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,6 +51,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			fmt.Fprintln(stderr, "sandbox: rates are between 0 and 1")
 			return 2
 		}
+	}
+	if f.RotationGrace < 0 || f.OAuthExpiresIn < 1 {
+		fmt.Fprintln(stderr, "sandbox: --rotation-grace must not be negative and --oauth-expires-in must be at least 1")
+		return 2
 	}
 	log, err := logging.New(envOr(getenv, "LOG_LEVEL", "info"), envOr(getenv, "LOG_FORMAT", "json"))
 	if err != nil {

@@ -4,34 +4,41 @@ package logging
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// New returns a logger at level ("debug", "info", "warn", "error") in
-// format "json" (default) or "console".
+// New returns a logger writing to standard error at level ("debug",
+// "info", "warn", "error") in format "json" (default) or "console".
 func New(level, format string) (*zap.Logger, error) {
+	return NewTo(os.Stderr, level, format)
+}
+
+// NewTo is New writing to w.
+func NewTo(w io.Writer, level, format string) (*zap.Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {
 		return nil, err
 	}
-	var cfg zap.Config
+	var enc zapcore.Encoder
 	switch strings.ToLower(format) {
 	case "", "json":
-		cfg = zap.NewProductionConfig()
-		cfg.EncoderConfig.TimeKey = "time"
-		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+		cfg := zap.NewProductionEncoderConfig()
+		cfg.TimeKey = "time"
+		cfg.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(cfg)
 	case "console":
-		cfg = zap.NewDevelopmentConfig()
+		cfg := zap.NewDevelopmentEncoderConfig()
+		enc = zapcore.NewConsoleEncoder(cfg)
 	default:
 		return nil, fmt.Errorf("unknown log format %q (json or console)", format)
 	}
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	cfg.Sampling = nil
-	cfg.DisableStacktrace = true
-	return cfg.Build()
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core, zap.AddCaller()), nil
 }
 
 // ParseLevel parses a zap level name; "" is info.

@@ -75,12 +75,12 @@ func Do(ctx context.Context, client *http.Client, req *http.Request, timeout tim
 	target := Redact(req.URL)
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
-		return nil, transportFailure(ctx, target, timeout, err)
+		return nil, transportFailure(ctx, target, timeout, err, req.URL)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
-		return nil, transportFailure(ctx, target, timeout, err)
+		return nil, transportFailure(ctx, target, timeout, err, req.URL)
 	}
 	if len(body) > MaxBody {
 		// Drain a little more so the connection can be reused when the
@@ -93,7 +93,7 @@ func Do(ctx context.Context, client *http.Client, req *http.Request, timeout tim
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
 
-func transportFailure(ctx context.Context, target string, timeout time.Duration, err error) *token.Failure {
+func transportFailure(ctx context.Context, target string, timeout time.Duration, err error, u *url.URL) *token.Failure {
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return token.Transient("%s did not answer within %s", target, timeout)
 	}
@@ -109,7 +109,41 @@ func transportFailure(ctx context.Context, target string, timeout time.Duration,
 	if errors.As(err, &nerr) && nerr.Timeout() {
 		return token.Transient("%s did not answer in time", target)
 	}
-	return token.Transient("call to %s failed: %s", target, err.Error())
+	return token.Transient("call to %s failed: %s", target, scrub(err.Error(), u))
+}
+
+// scrub removes the request's query values and user info from an error
+// text. Unwrapping *url.Error is not enough: net/http quotes a redirect's
+// unparsable Location header verbatim, and a server may echo the request's
+// query (the Unicommerce password) into it.
+func scrub(msg string, u *url.URL) string {
+	if u == nil {
+		return msg
+	}
+	var secrets []string
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
+	}
+	if p, ok := u.User.Password(); ok {
+		secrets = append(secrets, p)
+	}
+	if u.RawQuery != "" {
+		secrets = append(secrets, u.RawQuery)
+	}
+	for _, s := range secrets {
+		if len(s) < 3 {
+			// Too short to hide anything by replacing it, and replacing
+			// it would mangle the rest of the message.
+			continue
+		}
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s)} {
+			msg = strings.ReplaceAll(msg, form, "[redacted]")
+		}
+	}
+	if strings.Contains(msg, "Location header") {
+		return "the answer redirects to an unparsable Location"
+	}
+	return msg
 }
 
 // StatusFailure classifies a non-2xx answer. 401 and 403 mean the

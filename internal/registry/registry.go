@@ -7,14 +7,19 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
+	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
+	"github.com/eshopbox/token-refresher/internal/provider/unicommerce"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
@@ -101,7 +106,7 @@ func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
 	dec.KnownFields(true)
 	var f file
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("not a valid providers file: %w", err)
+		return nil, decodeError(err)
 	}
 	if len(f.Providers) == 0 {
 		return nil, errors.New("lists no providers")
@@ -124,6 +129,25 @@ func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
 	return f.Providers, nil
 }
 
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// decodeError makes a YAML error one line: yaml.v3 lists unknown keys on
+// lines of their own, and names Go types an operator does not know.
+func decodeError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errors.New("not a valid providers file: it is empty")
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = unknownField.ReplaceAllString(strings.TrimSpace(m), "unknown key $1")
+		}
+		return fmt.Errorf("not a valid providers file: %s", strings.Join(msgs, "; "))
+	}
+	return fmt.Errorf("not a valid providers file: %s", strings.ReplaceAll(err.Error(), "\n", " "))
+}
+
 func (e *Entry) applyDefaults() {
 	switch e.Kind {
 	case KindAjio:
@@ -138,7 +162,7 @@ func (e *Entry) applyDefaults() {
 		}
 	case KindUnicommerce:
 		if e.TokenTTL == 0 {
-			e.TokenTTL = Duration(24 * time.Hour)
+			e.TokenTTL = Duration(unicommerce.DefaultTokenTTL)
 		}
 		if e.RefreshBefore == 0 {
 			e.RefreshBefore = Duration(2 * time.Hour)
@@ -148,7 +172,7 @@ func (e *Entry) applyDefaults() {
 			e.RefreshBefore = Duration(10 * time.Minute)
 		}
 		if e.BodyFormat == "" {
-			e.BodyFormat = "form"
+			e.BodyFormat = oauth2refresh.FormatForm
 		}
 	}
 	if e.Timeout == 0 {
@@ -173,6 +197,9 @@ func (e *Entry) validate() error {
 		}
 		return nil
 	}
+	if err := e.foreignKeys(); err != nil {
+		return err
+	}
 	switch e.Kind {
 	case KindAjio, KindUnicommerce:
 		if err := check("base_url", e.BaseURL); err != nil {
@@ -189,7 +216,7 @@ func (e *Entry) validate() error {
 		if err := check("token_url", e.TokenURL); err != nil {
 			return err
 		}
-		if e.BodyFormat != "form" && e.BodyFormat != "json" {
+		if e.BodyFormat != oauth2refresh.FormatForm && e.BodyFormat != oauth2refresh.FormatJSON {
 			return fmt.Errorf("%s: body_format must be form or json, not %q", e.Name(), e.BodyFormat)
 		}
 		if e.TokenTTL != 0 && e.RefreshBefore >= e.TokenTTL {
@@ -218,12 +245,56 @@ func (e *Entry) validate() error {
 	return nil
 }
 
-// Build returns the client of an entry, sharing client for HTTP.
+// foreignKeys rejects keys that mean nothing to the entry's kind: a
+// token_url on a unicommerce entry, or a client_secret on an ajio one, is a
+// mistake that would otherwise be silently ignored.
+func (e *Entry) foreignKeys() error {
+	if e.Kind != KindAjio && e.Kind != KindUnicommerce && e.Kind != KindOAuth2Refresh {
+		return nil // the kind itself is reported
+	}
+	oauth := e.Kind == KindOAuth2Refresh
+	for _, k := range []struct {
+		key   string
+		set   bool
+		oauth bool // the key belongs to oauth2_refresh (else to the others)
+	}{
+		{"base_url", e.BaseURL != "", false},
+		{"token_url", e.TokenURL != "", true},
+		{"client_id", e.ClientID != "", true},
+		{"client_secret", e.ClientSecret != "", true},
+		{"client_secret_env", e.ClientSecretEnv != "", true},
+		{"body_format", e.BodyFormat != "", true},
+	} {
+		if k.set && k.oauth != oauth {
+			return fmt.Errorf("%s: %s does not apply to kind %s", e.Name(), k.key, e.Kind)
+		}
+	}
+	return nil
+}
+
+// Build returns the client of an entry, sharing client for HTTP. An
+// oauth2_refresh entry's client_secret_env is read here, so the secret is
+// only ever held by the client.
 func Build(e Entry, client *http.Client) (token.Provider, error) {
+	timeout := time.Duration(e.Timeout)
 	switch e.Kind {
 	case KindAjio:
-		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: time.Duration(e.Timeout), Client: client})
+		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client})
+	case KindUnicommerce:
+		return unicommerce.New(unicommerce.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client})
+	case KindOAuth2Refresh:
+		secret := e.ClientSecret
+		if e.ClientSecretEnv != "" {
+			secret = os.Getenv(e.ClientSecretEnv)
+			if secret == "" {
+				return nil, fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
+			}
+		}
+		return oauth2refresh.New(oauth2refresh.Config{
+			TokenURL: e.TokenURL, ClientID: e.ClientID, ClientSecret: secret,
+			BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client,
+		})
 	default:
-		return nil, fmt.Errorf("%s: kind %q is not implemented yet", e.Name(), e.Kind)
+		return nil, fmt.Errorf("%s: unknown kind", e.Name())
 	}
 }

@@ -1,7 +1,9 @@
 // Package sandbox is the project's own marketplace: a real HTTP server that
-// speaks the token flows the refresher calls, with switches for latency,
-// errors, HTML error pages, garbage, hangs, 429s and rejected credentials.
-// Tests, the demo and the benchmarks talk to it instead of the marketplaces.
+// speaks the three token flows the refresher calls (Ajio, Unicommerce and the
+// OAuth2 refresh_token grant) on one base URL, with switches for latency,
+// errors, HTML error pages, garbage, hangs, 429s, rejected credentials and
+// refresh-token rotation. Tests, the demo and the benchmarks talk to it
+// instead of the marketplaces.
 package sandbox
 
 import (
@@ -11,7 +13,9 @@ import (
 	"encoding/json"
 	"io"
 	mrand "math/rand/v2"
+	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,8 +33,55 @@ type Faults struct {
 	HTMLRate          float64       `json:"html_rate"`
 	GarbageRate       float64       `json:"garbage_rate"`
 	// RejectAll rejects every credential, as a marketplace that changed
-	// its password policy would.
+	// its password policy would (OAuth: invalid_grant).
 	RejectAll bool `json:"reject_all"`
+	// Rotate makes the OAuth flow issue a new refresh token with every
+	// access token. The one presented stays valid for RotationGrace after
+	// it was rotated away, then is refused with invalid_grant.
+	Rotate        bool          `json:"rotate"`
+	RotationGrace time.Duration `json:"rotation_grace"`
+	// OAuthExpiresIn is the expires_in of OAuth answers, in seconds
+	// (default 3600).
+	OAuthExpiresIn int `json:"oauth_expires_in"`
+}
+
+// DefaultOAuthExpiresIn is the OAuth access tokens' lifetime in seconds
+// unless Faults.OAuthExpiresIn says otherwise.
+const DefaultOAuthExpiresIn = 3600
+
+// The OAuth client the sandbox knows from the start; AddClient registers more.
+const (
+	DefaultClientID     = "sandbox-client"
+	DefaultClientSecret = "sandbox-client-secret"
+)
+
+// GeneratedRefreshPrefix starts the refresh tokens made by RefreshToken.
+const GeneratedRefreshPrefix = "sbx-rt-"
+
+// RefreshToken is a refresh token the sandbox accepts for subject with the
+// default client without registering it, so tests, seed rows and benchmarks
+// can make any number of OAuth connections. Once used it follows the same
+// rules as an issued one (rotation, grace).
+func RefreshToken(subject string) string { return signedRefresh(subject) }
+
+// signedRefresh makes a refresh token that carries its own proof: the
+// sandbox's issued tokens are made the same way, so a restarted sandbox
+// still accepts the rotated token a database holds, as a real server that
+// keeps its tokens would. body is the subject, or subject~nonce.
+func signedRefresh(body string) string {
+	sum := sha256.Sum256([]byte("sandbox-refresh:" + body))
+	return GeneratedRefreshPrefix + body + "." + hex.EncodeToString(sum[:8])
+}
+
+// signedSubject returns the subject of a token made by signedRefresh.
+func signedSubject(tok string) (string, bool) {
+	rest, ok := strings.CutPrefix(tok, GeneratedRefreshPrefix)
+	i := strings.LastIndexByte(rest, '.')
+	if !ok || i <= 0 || signedRefresh(rest[:i]) != tok {
+		return "", false
+	}
+	subject, _, _ := strings.Cut(rest[:i], "~")
+	return subject, true
 }
 
 // Password is the password the sandbox accepts for a username ending in
@@ -65,26 +116,66 @@ type Stats struct {
 type Server struct {
 	mu      sync.Mutex
 	sellers map[string]string
+	clients map[string]string // OAuth client id → secret
+	grants  map[string]*grant // OAuth refresh token → what it grants
 	faults  Faults
-	calls   map[string]int // by username
+	calls   map[string]int // by username (OAuth: subject)
 	issued  map[string]string
 	stats   Stats
 	second  int64
 	inSec   int
+	now     func() time.Time // the clock of the rotation grace
 }
 
-// New returns a sandbox knowing the seed sellers.
+// grant is what an OAuth refresh token stands for.
+type grant struct {
+	clientID string
+	subject  string
+	// until is when a rotated-away token stops being accepted; zero while
+	// the token is current.
+	until time.Time
+}
+
+// New returns a sandbox knowing the seed sellers and the default OAuth
+// client.
 func New() *Server {
 	s := &Server{
 		sellers: map[string]string{},
+		clients: map[string]string{DefaultClientID: DefaultClientSecret},
+		grants:  map[string]*grant{},
 		calls:   map[string]int{},
 		issued:  map[string]string{},
 		stats:   Stats{ByFlow: map[string]int{}},
+		now:     time.Now,
 	}
 	for u, p := range SeedSellers {
 		s.sellers[u] = p
 	}
 	return s
+}
+
+// AddClient registers an OAuth client.
+func (s *Server) AddClient(clientID, clientSecret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients[clientID] = clientSecret
+}
+
+// AddRefreshToken registers a refresh token of clientID for subject (the
+// seller it stands for: Calls and IssuedTo use it).
+func (s *Server) AddRefreshToken(clientID, subject, refreshToken string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grants[refreshToken] = &grant{clientID: clientID, subject: subject}
+}
+
+// RefreshTokenValid reports whether the OAuth flow would accept
+// refreshToken now (with its client).
+func (s *Server) RefreshTokenValid(refreshToken string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.lookup(refreshToken)
+	return g != nil && s.current(g)
 }
 
 // AddSeller registers a credential pair.
@@ -138,12 +229,43 @@ func (s *Server) IssuedTo(accessToken string) (string, bool) {
 // Handler serves the flows and the control endpoints:
 //
 //	POST /authToken          Ajio: JSON {username,password}
+//	GET  /authToken          Unicommerce: ?username=..&password=..
+//	POST /oauth/token        OAuth2 refresh_token grant, form or JSON body
 //	GET  /_sandbox/faults    the switches; PUT replaces them (JSON)
 //	GET  /_sandbox/stats     the counters
 //	POST /_sandbox/sellers   register {username,password}
+//	POST /_sandbox/oauth/clients         register {client_id,client_secret}
+//	POST /_sandbox/oauth/refresh_tokens  register {client_id,subject,refresh_token}
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /authToken", s.ajio)
+	mux.HandleFunc("GET /authToken", s.unicommerce)
+	mux.HandleFunc("POST /oauth/token", s.oauthToken)
+	mux.HandleFunc("POST /_sandbox/oauth/clients", func(w http.ResponseWriter, r *http.Request) {
+		var c struct {
+			ClientID     string `json:"client_id"`
+			ClientSecret string `json:"client_secret"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&c); err != nil || c.ClientID == "" || c.ClientSecret == "" {
+			http.Error(w, "want {client_id,client_secret}", http.StatusBadRequest)
+			return
+		}
+		s.AddClient(c.ClientID, c.ClientSecret)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /_sandbox/oauth/refresh_tokens", func(w http.ResponseWriter, r *http.Request) {
+		var g struct {
+			ClientID     string `json:"client_id"`
+			Subject      string `json:"subject"`
+			RefreshToken string `json:"refresh_token"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&g); err != nil || g.ClientID == "" || g.RefreshToken == "" {
+			http.Error(w, "want {client_id,subject,refresh_token}", http.StatusBadRequest)
+			return
+		}
+		s.AddRefreshToken(g.ClientID, g.Subject, g.RefreshToken)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /_sandbox/faults", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Faults())
 	})
@@ -292,6 +414,171 @@ func (s *Server) ajio(w http.ResponseWriter, r *http.Request) {
 			"refreshToken": randomToken("ajio-rt-"),
 		},
 	})
+}
+
+func (s *Server) unicommerce(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	username, password := q.Get("username"), q.Get("password")
+	if !s.begin(w, r, "unicommerce", username) {
+		return
+	}
+	if username == "" || password == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"status": "FAILED", "message": "username and password are required"})
+		return
+	}
+	if !s.accepts(username, password) {
+		s.reject()
+		writeJSON(w, http.StatusOK, map[string]string{"status": "FAILED", "message": "invalid username or password"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "SUCCESS", "accessToken": s.issue("uc-at-", username)})
+}
+
+// oauthRequest is a token request's parameters, from a form or JSON body.
+type oauthRequest struct {
+	GrantType    string `json:"grant_type"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func readOAuthRequest(w http.ResponseWriter, r *http.Request) (oauthRequest, bool) {
+	var req oauthRequest
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			return req, false
+		}
+	} else {
+		if err := r.ParseForm(); err != nil {
+			return req, false
+		}
+		req = oauthRequest{
+			GrantType:    r.PostForm.Get("grant_type"),
+			ClientID:     r.PostForm.Get("client_id"),
+			ClientSecret: r.PostForm.Get("client_secret"),
+			RefreshToken: r.PostForm.Get("refresh_token"),
+		}
+	}
+	// RFC 6749 §2.3.1: clients may authenticate with HTTP Basic instead.
+	if id, secret, ok := r.BasicAuth(); ok {
+		uid, err1 := url.QueryUnescape(id)
+		usecret, err2 := url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil || req.ClientID != "" && req.ClientID != uid {
+			return req, false
+		}
+		req.ClientID, req.ClientSecret = uid, usecret
+	}
+	return req, true
+}
+
+// oauthToken is the RFC 6749 §6 refresh_token grant.
+func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
+	req, ok := readOAuthRequest(w, r)
+	s.mu.Lock()
+	subject := ""
+	if g := s.lookup(req.RefreshToken); g != nil {
+		subject = g.subject
+	}
+	s.mu.Unlock()
+	if !s.begin(w, r, "oauth2_refresh", subject) {
+		return
+	}
+	oauthError := func(status int, code, description string) {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="sandbox"`)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, status, map[string]string{"error": code, "error_description": description})
+	}
+	switch {
+	case !ok:
+		oauthError(http.StatusBadRequest, "invalid_request", "the body is not a valid form or JSON object")
+		return
+	case req.GrantType != "refresh_token":
+		oauthError(http.StatusBadRequest, "unsupported_grant_type", "only refresh_token is supported")
+		return
+	case req.RefreshToken == "":
+		oauthError(http.StatusBadRequest, "invalid_request", "refresh_token is required")
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	secret, known := s.clients[req.ClientID]
+	switch {
+	case req.ClientID == "" || !known || secret != req.ClientSecret:
+		s.stats.Rejected++
+		oauthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	case s.faults.RejectAll:
+		s.stats.Rejected++
+		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was revoked")
+		return
+	}
+	g := s.lookup(req.RefreshToken)
+	switch {
+	case g == nil:
+		s.stats.Rejected++
+		oauthError(http.StatusBadRequest, "invalid_grant", "unknown refresh token")
+		return
+	case g.clientID != req.ClientID:
+		s.stats.Rejected++
+		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client")
+		return
+	case !s.current(g):
+		s.stats.Rejected++
+		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was rotated and its grace period is over")
+		return
+	}
+	// Remember a signed token once used, so rotation can retire it.
+	s.grants[req.RefreshToken] = g
+
+	access := randomToken("oauth-at-")
+	s.issued[access] = g.subject
+	s.stats.Issued++
+	expiresIn := s.faults.OAuthExpiresIn
+	if expiresIn <= 0 {
+		expiresIn = DefaultOAuthExpiresIn
+	}
+	out := map[string]any{
+		"access_token": access,
+		"token_type":   "Bearer",
+		"expires_in":   expiresIn,
+		"scope":        "orders inventory",
+	}
+	if s.faults.Rotate {
+		next := signedRefresh(g.subject + "~" + randomToken(""))
+		s.grants[next] = &grant{clientID: g.clientID, subject: g.subject}
+		if g.until.IsZero() {
+			g.until = now.Add(s.faults.RotationGrace)
+		}
+		out["refresh_token"] = next
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+}
+
+// lookup returns the grant of a refresh token, registered, issued or
+// generated; nil when there is none. The caller holds s.mu.
+func (s *Server) lookup(refreshToken string) *grant {
+	if refreshToken == "" {
+		return nil
+	}
+	if g, ok := s.grants[refreshToken]; ok {
+		return g
+	}
+	if subject, ok := signedSubject(refreshToken); ok {
+		return &grant{clientID: DefaultClientID, subject: subject}
+	}
+	return nil
+}
+
+// current reports whether a grant is still accepted: never rotated, or
+// rotated less than its grace ago. The caller holds s.mu.
+func (s *Server) current(g *grant) bool {
+	return g.until.IsZero() || s.now().Before(g.until)
 }
 
 func randomToken(prefix string) string {

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eshopbox/token-refresher/internal/testenv"
+)
+
+func getenv(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestInvalidSettingStopsStartup(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--once"}, getenv(map[string]string{
+		"WMS_DB_DSN":    "root:hunter2@tcp(127.0.0.1:3306)/a",
+		"IE_DB_DSN":     "root@tcp(127.0.0.1:3306)/b",
+		"SCAN_INTERVAL": "often",
+	}), &stdout, &stderr)
+	assert.Equal(t, 2, code)
+	assert.Equal(t, "scanner: invalid setting SCAN_INTERVAL: \"often\" is not a duration (like 30s, 1m, 1h)\n", stderr.String())
+}
+
+func TestDryRunPrintsDueAndEnqueuesNothing(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	old := time.Date(2022, 8, 17, 16, 25, 8, 0, time.UTC)
+	env.Insert(t,
+		testenv.Row{ID: 11, InputFields: testenv.Str(`{"username":"abc@itc.com","password":"abc123"}`), ExpiresAt: &old, AccessToken: testenv.Str("AT-secret")},
+		testenv.Row{ID: 12, InputFields: testenv.Str(`{"username":"x","password":"pw-x"}`)},
+		testenv.Row{ID: 13, InputFields: testenv.Str(`{}`), ExpiresAt: testenv.Time(time.Now().Add(time.Hour))},
+	)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--dry-run"}, getenv(map[string]string{
+		"WMS_DB_DSN": env.WMSDSN, "IE_DB_DSN": env.IEDSN, "REDIS_URL": env.RedisURL, "REFRESH_QUEUE": env.Queue,
+	}), &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, "connection_id=11 integration_type=16 provider=ajio expires_at=2022-08-17T16:25:08Z\n")
+	assert.Contains(t, out, "connection_id=12 integration_type=16 provider=ajio expires_at=never\n")
+	assert.NotContains(t, out, "connection_id=13")
+	for _, secret := range []string{"abc123", "pw-x", "AT-secret"} {
+		assert.NotContains(t, out+stderr.String(), secret)
+	}
+	_, err := asynq.NewInspectorFromRedisClient(env.Redis).GetQueueInfo(env.Queue)
+	require.Error(t, err, "a dry run enqueues nothing: the queue does not exist")
+	assert.Contains(t, err.Error(), "does not exist")
+}
+
+func TestOnceEnqueuesAndExits(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	env.Insert(t, testenv.Row{ID: 11, InputFields: testenv.Str(`{}`)}, testenv.Row{ID: 12, InputFields: testenv.Str(`{}`)})
+	vars := map[string]string{"WMS_DB_DSN": env.WMSDSN, "IE_DB_DSN": env.IEDSN, "REDIS_URL": env.RedisURL, "REFRESH_QUEUE": env.Queue}
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"--once"}, getenv(vars), &stdout, &stderr), stderr.String())
+	info, err := asynq.NewInspectorFromRedisClient(env.Redis).GetQueueInfo(env.Queue)
+	require.NoError(t, err)
+	assert.Equal(t, 2, info.Pending)
+	assert.True(t, strings.Contains(stderr.String(), `"enqueued":2`), stderr.String())
+
+	// A second scan finds both already queued.
+	stderr.Reset()
+	require.Equal(t, 0, run(context.Background(), []string{"--once"}, getenv(vars), &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `"already_queued":2`)
+}
+
+func TestOnceFailsWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--once"}, getenv(map[string]string{
+		"WMS_DB_DSN": env.WMSDSN, "IE_DB_DSN": env.IEDSN, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0",
+	}), &stdout, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "Redis not reachable")
+	assert.NotContains(t, stderr.String(), "hunter2")
+}

@@ -1,0 +1,110 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eshopbox/token-refresher/internal/config"
+)
+
+func env(kv map[string]string) config.Getenv {
+	base := map[string]string{
+		"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms",
+		"IE_DB_DSN":  "root@tcp(127.0.0.1:3306)/ie",
+	}
+	for k, v := range kv {
+		base[k] = v
+	}
+	return func(k string) string { return base[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	s, err := config.LoadScanner(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, time.Minute, s.Interval)
+	assert.Equal(t, time.Hour, s.Cooldown)
+	require.Len(t, s.Providers, 1)
+	assert.Equal(t, "16", s.Providers[0].IntegrationType)
+	assert.Equal(t, "https://api-seller.services.ajio.com", s.Providers[0].BaseURL)
+	assert.Equal(t, 10*time.Minute, s.Providers[0].Before())
+	assert.Equal(t, "token_refresh", s.Queue)
+
+	r, err := config.LoadRefresher(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
+	require.NoError(t, err)
+	assert.Equal(t, 50, r.Concurrency)
+	assert.Equal(t, time.Minute, r.RetryMaxDelay)
+	assert.Equal(t, "http://127.0.0.1:8089", r.Providers[0].BaseURL)
+}
+
+// TestInvalidSettingNamesIt: every bad setting stops start-up with one line
+// that names it and repeats no secret.
+func TestInvalidSettingNamesIt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	badProviders := filepath.Join(dir, "providers.yaml")
+	require.NoError(t, os.WriteFile(badProviders, []byte("providers:\n  - integration_type: \"16\"\n    kind: carrier-pigeon\n"), 0o600))
+	tests := []struct {
+		name    string
+		kv      map[string]string
+		setting string
+		want    string
+	}{
+		{"missing WMS DSN", map[string]string{"WMS_DB_DSN": ""}, "WMS_DB_DSN", "is not set"},
+		{"unparsable DSN", map[string]string{"IE_DB_DSN": "root:hunter2@tcp(127.0.0.1:3306"}, "IE_DB_DSN", "not a valid go-sql-driver DSN"},
+		{"bad redis scheme", map[string]string{"REDIS_URL": "http://:hunter2@127.0.0.1:6379"}, "REDIS_URL", "is not redis"},
+		{"bad redis url", map[string]string{"REDIS_URL": "redis://:hunter2@[::1"}, "REDIS_URL", "not a valid URL"},
+		{"bad interval", map[string]string{"SCAN_INTERVAL": "soon"}, "SCAN_INTERVAL", "is not a duration"},
+		{"negative interval", map[string]string{"SCAN_INTERVAL": "-1m"}, "SCAN_INTERVAL", "must be positive"},
+		{"interval not under refresh_before", map[string]string{"SCAN_INTERVAL": "6m"}, "SCAN_INTERVAL", "not well under refresh_before 10m0s"},
+		{"bad cooldown", map[string]string{"FAILURE_COOLDOWN": "1 hour"}, "FAILURE_COOLDOWN", "is not a duration"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", "unknown log level"},
+		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT", "not json or console"},
+		{"bad zone", map[string]string{"DB_TIME_ZONE": "Mars/Olympus"}, "DB_TIME_ZONE", "not a known time zone"},
+		{"bad ajio url", map[string]string{"AJIO_BASE_URL": "ajio.com"}, "AJIO_BASE_URL", "not an absolute http(s) URL"},
+		{"missing providers file", map[string]string{"PROVIDERS_FILE": filepath.Join(dir, "nope.yaml")}, "PROVIDERS_FILE", "no such file"},
+		{"bad providers file", map[string]string{"PROVIDERS_FILE": badProviders}, "PROVIDERS_FILE", `unknown kind "carrier-pigeon"`},
+		{"bad chunk size", map[string]string{"SCAN_CHUNK_SIZE": "0"}, "SCAN_CHUNK_SIZE", "outside"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.LoadScanner(env(tt.kv))
+			require.Error(t, err)
+			var se *config.SettingError
+			require.True(t, errors.As(err, &se), "%v", err)
+			assert.Equal(t, tt.setting, se.Name)
+			assert.True(t, strings.HasPrefix(err.Error(), "invalid setting "+tt.setting+": "), err.Error())
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "hunter2")
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+}
+
+func TestRefresherSettings(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct {
+		kv      map[string]string
+		setting string
+	}{
+		"concurrency zero":        {map[string]string{"REFRESH_CONCURRENCY": "0"}, "REFRESH_CONCURRENCY"},
+		"bad drain":               {map[string]string{"DRAIN_TIMEOUT": "x"}, "DRAIN_TIMEOUT"},
+		"bad retry cap":           {map[string]string{"RETRY_MAX_DELAY": "0s"}, "RETRY_MAX_DELAY"},
+		"user without password":   {map[string]string{"DASHBOARD_USER": "ops"}, "DASHBOARD_PASSWORD"},
+		"short api token":         {map[string]string{"API_TOKEN": "short"}, "API_TOKEN"},
+		"bad dashboard read only": {map[string]string{"DASHBOARD_READ_ONLY": "maybe"}, "DASHBOARD_READ_ONLY"},
+	} {
+		_, err := config.LoadRefresher(env(tt.kv))
+		var se *config.SettingError
+		require.True(t, errors.As(err, &se), "%s: %v", name, err)
+		assert.Equal(t, tt.setting, se.Name, name)
+	}
+}

@@ -1,0 +1,60 @@
+package provider
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                              0,
+		"7":                             7 * time.Second,
+		"-3":                            0,
+		"soon":                          0,
+		"Mon, 23 Nov 2026 12:00:30 GMT": 30 * time.Second,
+		"Mon, 23 Nov 2026 11:00:00 GMT": 0,
+	} {
+		h := http.Header{}
+		if v != "" {
+			h.Set("Retry-After", v)
+		}
+		if got := RetryAfter(h, now); got != want {
+			t.Errorf("Retry-After %q = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	u, _ := url.Parse("https://user:pw@mp.example.com/authToken?username=a&password=secret#x")
+	if got := Redact(u); got != "https://mp.example.com/authToken" {
+		t.Errorf("Redact = %q", got)
+	}
+}
+
+func TestStatusFailure(t *testing.T) {
+	for status, permanent := range map[int]bool{
+		400: true, 401: true, 403: true, 404: true, 422: true,
+		408: false, 429: false, 500: false, 502: false, 503: false, 504: false,
+	} {
+		f := StatusFailure("mp", &Response{Status: status, Header: http.Header{}})
+		if f.Permanent != permanent {
+			t.Errorf("HTTP %d: permanent = %v, want %v", status, f.Permanent, permanent)
+		}
+		if f.Status != status {
+			t.Errorf("HTTP %d: status %d", status, f.Status)
+		}
+	}
+}
+
+func TestDescribeBodyNeverQuotesIt(t *testing.T) {
+	r := &Response{Status: 502, Header: http.Header{"Content-Type": {"text/html; charset=utf-8"}},
+		Body: []byte("<!DOCTYPE html><html>password=hunter2</html>")}
+	got := NotJSON("mp", r).Error()
+	want := "transient: mp answered HTTP 502 with a 44-byte text/html, HTML body that is not a valid token response"
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

@@ -1,0 +1,175 @@
+package refresh_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+type fakeStore struct {
+	LoadFunc func(id int64) (token.Connection, error)
+	SaveFunc func(read token.Connection, t token.Token) error
+}
+
+func (s *fakeStore) Load(_ context.Context, id int64) (token.Connection, error) {
+	return s.LoadFunc(id)
+}
+func (s *fakeStore) Save(_ context.Context, read token.Connection, t token.Token) error {
+	return s.SaveFunc(read, t)
+}
+
+type fakeProvider struct {
+	calls       atomic.Int32
+	RefreshFunc func(c token.Connection) (token.Token, error)
+}
+
+func (p *fakeProvider) Refresh(_ context.Context, c token.Connection) (token.Token, error) {
+	p.calls.Add(1)
+	return p.RefreshFunc(c)
+}
+
+var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func newTask(t *testing.T, p task.Payload) *asynq.Task {
+	t.Helper()
+	b, err := json.Marshal(p)
+	require.NoError(t, err)
+	return asynq.NewTask(task.TypeRefresh, b)
+}
+
+func handler(store *fakeStore, prov *fakeProvider) *refresh.Handler {
+	return refresh.New(store, map[string]refresh.Provider{
+		"16": {Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: prov},
+	}, refresh.Config{SaveRetryFor: 2 * time.Second, Now: func() time.Time { return now }}, zap.NewNop(), nil)
+}
+
+func conn(exp time.Duration) token.Connection {
+	e := now.Add(exp)
+	return token.Connection{ID: 11, InputFields: []byte(`{}`), ExpiresAt: &e}
+}
+
+func good(token.Connection) (token.Token, error) {
+	return token.Token{AccessToken: "AT", ExpiresAt: now.Add(30 * time.Minute)}, nil
+}
+
+func TestHandler(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		payload   task.Payload
+		load      func(int64) (token.Connection, error)
+		refresh   func(token.Connection) (token.Token, error)
+		save      func(token.Connection, token.Token) error
+		wantCalls int32
+		wantSaves int32
+		wantErr   string
+		skipRetry bool
+	}{
+		{name: "due: refreshed", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: good, wantCalls: 1, wantSaves: 1},
+		{name: "refreshed meanwhile: no call", load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil },
+			refresh: good, wantCalls: 0},
+		{name: "forced: called although not due", payload: task.Payload{Forced: true},
+			load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil }, refresh: good, wantCalls: 1, wantSaves: 1},
+		{name: "inactive: done without a call", load: func(int64) (token.Connection, error) { return token.Connection{}, token.ErrNotFound },
+			refresh: good},
+		{name: "database down on load: retried", load: func(int64) (token.Connection, error) { return token.Connection{}, errors.New("bad connection") },
+			refresh: good, wantErr: "bad connection"},
+		{name: "stale write: newer token kept, done", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: good, save: func(token.Connection, token.Token) error { return token.ErrStale }, wantCalls: 1, wantSaves: 1},
+		{name: "permanent: not retried", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: func(token.Connection) (token.Token, error) {
+				return token.Token{}, token.Permanent("ajio rejected the credentials")
+			},
+			wantCalls: 1, wantErr: "permanent: ajio rejected the credentials", skipRetry: true},
+		{name: "transient: retried", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: func(token.Connection) (token.Token, error) {
+				return token.Token{}, token.Transient("ajio answered HTTP 503")
+			},
+			wantCalls: 1, wantErr: "transient: ajio answered HTTP 503"},
+		{name: "unclassified provider error: transient, text not trusted",
+			load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: func(token.Connection) (token.Token, error) {
+				return token.Token{}, errors.New("password=hunter2 refused")
+			},
+			wantCalls: 1, wantErr: "transient: ajio call failed"},
+		{name: "no usable token: never written",
+			load:      func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh:   func(token.Connection) (token.Token, error) { return token.Token{ExpiresAt: now}, nil },
+			wantCalls: 1, wantErr: "no usable token"},
+		{name: "unknown integration type: not retried", payload: task.Payload{IntegrationType: "77"},
+			load: func(int64) (token.Connection, error) { return conn(time.Minute), nil }, refresh: good,
+			wantErr: `no provider is configured for integration type "77"`, skipRetry: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var saves atomic.Int32
+			store := &fakeStore{LoadFunc: tt.load, SaveFunc: func(r token.Connection, tok token.Token) error {
+				saves.Add(1)
+				if tt.save != nil {
+					return tt.save(r, tok)
+				}
+				return nil
+			}}
+			prov := &fakeProvider{RefreshFunc: tt.refresh}
+			p := tt.payload
+			p.ConnectionID = 11
+			if p.IntegrationType == "" {
+				p.IntegrationType = "16"
+			}
+			err := handler(store, prov).ProcessTask(context.Background(), newTask(t, p))
+			assert.Equal(t, tt.wantCalls, prov.calls.Load(), "marketplace calls")
+			assert.Equal(t, tt.wantSaves, saves.Load(), "writes")
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+			assert.NotContains(t, err.Error(), "hunter2")
+			assert.Equal(t, tt.skipRetry, errors.Is(err, asynq.SkipRetry), "SkipRetry")
+		})
+	}
+}
+
+// TestSaveRetriedInPlace: a database blip during the write does not cost
+// the token already obtained, nor a second marketplace call.
+func TestSaveRetriedInPlace(t *testing.T) {
+	t.Parallel()
+	var saves atomic.Int32
+	store := &fakeStore{
+		LoadFunc: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+		SaveFunc: func(token.Connection, token.Token) error {
+			if saves.Add(1) < 3 {
+				return errors.New("driver: bad connection")
+			}
+			return nil
+		},
+	}
+	prov := &fakeProvider{RefreshFunc: good}
+	err := handler(store, prov).ProcessTask(context.Background(), newTask(t, task.Payload{ConnectionID: 11, IntegrationType: "16"}))
+	require.NoError(t, err)
+	assert.Equal(t, int32(3), saves.Load())
+	assert.Equal(t, int32(1), prov.calls.Load())
+}
+
+func TestBadPayloadIsNotRetried(t *testing.T) {
+	t.Parallel()
+	h := handler(&fakeStore{}, &fakeProvider{})
+	err := h.ProcessTask(context.Background(), asynq.NewTask(task.TypeRefresh, []byte(`{"connection_id":"x"`)))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, asynq.SkipRetry)
+}

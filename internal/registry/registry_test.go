@@ -1,0 +1,200 @@
+package registry_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eshopbox/token-refresher/internal/provider"
+	"github.com/eshopbox/token-refresher/internal/provider/ajio"
+	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
+	"github.com/eshopbox/token-refresher/internal/provider/unicommerce"
+	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// specExample is the providers file of the spec.
+const specExample = `
+providers:
+  - integration_type: "16"
+    kind: ajio
+    base_url: https://api-seller.services.ajio.com
+    token_ttl: 30m
+    refresh_before: 10m
+    timeout: 10s              # per marketplace call
+    rate_limit_per_second: 20 # shared by all refresher replicas
+  - integration_type: "42"
+    kind: oauth2_refresh
+    token_url: https://auth.example.com/oauth/token
+    refresh_before: 10m
+  - integration_type: "43"
+    kind: unicommerce
+    base_url: https://marketplace.example.com
+    token_ttl: 24h
+    refresh_before: 2h
+`
+
+func TestParseSpecExample(t *testing.T) {
+	t.Parallel()
+	entries, err := registry.Parse([]byte(specExample), "")
+	require.NoError(t, err)
+	require.Len(t, entries, 3)
+
+	a, o, u := entries[0], entries[1], entries[2]
+	assert.Equal(t, registry.Entry{IntegrationType: "16", Kind: "ajio", BaseURL: "https://api-seller.services.ajio.com",
+		TokenTTL: registry.Duration(30 * time.Minute), RefreshBefore: registry.Duration(10 * time.Minute),
+		Timeout: registry.Duration(10 * time.Second), RateLimitPerSecond: 20}, a)
+	assert.Equal(t, registry.Entry{IntegrationType: "42", Kind: "oauth2_refresh", TokenURL: "https://auth.example.com/oauth/token",
+		RefreshBefore: registry.Duration(10 * time.Minute), Timeout: registry.Duration(10 * time.Second), BodyFormat: "form"}, o,
+		"oauth2_refresh: form body, no assumed lifetime by default")
+	assert.Equal(t, registry.Entry{IntegrationType: "43", Kind: "unicommerce", BaseURL: "https://marketplace.example.com",
+		TokenTTL: registry.Duration(24 * time.Hour), RefreshBefore: registry.Duration(2 * time.Hour),
+		Timeout: registry.Duration(10 * time.Second)}, u)
+}
+
+func TestParseDefaults(t *testing.T) {
+	t.Parallel()
+	entries, err := registry.Parse([]byte(`
+providers:
+  - {integration_type: "16", kind: ajio}
+  - {integration_type: "17", kind: ajio, base_url: "https://own.example.com"}
+  - {integration_type: 42, kind: oauth2_refresh, token_url: "https://auth.example.com/t", body_format: json, client_id: app, client_secret: s}
+  - {integration_type: "43", kind: unicommerce, base_url: "https://uc.example.com"}
+`), "https://ajio.override.example.com")
+	require.NoError(t, err)
+	assert.Equal(t, "https://ajio.override.example.com", entries[0].BaseURL, "AJIO_BASE_URL fills an ajio entry that names none")
+	assert.Equal(t, 30*time.Minute, entries[0].TTL())
+	assert.Equal(t, 10*time.Minute, entries[0].Before())
+	assert.Equal(t, "https://own.example.com", entries[1].BaseURL, "an entry's own base_url wins")
+	assert.Equal(t, "42", entries[2].IntegrationType, "an unquoted number is read as text")
+	assert.Equal(t, "json", entries[2].BodyFormat)
+	assert.Equal(t, 10*time.Minute, entries[2].Before())
+	assert.Zero(t, entries[2].TTL())
+	assert.Equal(t, 24*time.Hour, entries[3].TTL())
+	assert.Equal(t, 2*time.Hour, entries[3].Before())
+
+	d := registry.Defaults("")
+	require.Len(t, d, 1)
+	assert.Equal(t, "16", d[0].IntegrationType)
+	assert.Equal(t, registry.KindAjio, d[0].Kind)
+	assert.Equal(t, ajio.DefaultBaseURL, d[0].BaseURL)
+}
+
+func TestParseRejects(t *testing.T) {
+	t.Setenv("REGISTRY_TEST_UNSET_SECRET", "") // no t.Parallel with Setenv
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"not YAML", "providers: [", "not a valid providers file"},
+		{"empty file", "", "not a valid providers file: it is empty"},
+		{"no providers", "providers: []", "lists no providers"},
+		{"unknown top-level key", "provider:\n  - {integration_type: '16', kind: ajio}", "line 1: unknown key provider"},
+		{"unknown entry key", "providers:\n  - {integration_type: '16', kind: ajio, token_tll: 30m}", "line 2: unknown key token_tll"},
+		{"bad duration", "providers:\n  - {integration_type: '16', kind: ajio, token_ttl: soon}",
+			`line 2: "soon" is not a duration`},
+		{"duration without a unit", "providers:\n  - {integration_type: '16', kind: ajio, refresh_before: 10}",
+			`"10" is not a duration`},
+		{"missing integration type", "providers:\n  - {kind: ajio}", "providers[0]: integration_type is missing"},
+		{"missing kind", "providers:\n  - {integration_type: '16'}", `integration_type "16": kind is missing`},
+		{"unknown kind", "providers:\n  - {integration_type: '16', kind: amazon}", `unknown kind "amazon" (ajio, oauth2_refresh or unicommerce)`},
+		{"unicommerce without base_url", "providers:\n  - {integration_type: '43', kind: unicommerce}", "base_url is missing"},
+		{"oauth2 without token_url", "providers:\n  - {integration_type: '42', kind: oauth2_refresh}", "token_url is missing"},
+		{"relative URL", "providers:\n  - {integration_type: '43', kind: unicommerce, base_url: uc.example.com}",
+			"base_url is not an absolute http(s) URL"},
+		{"URL of another scheme", "providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'ftp://a.example/t'}",
+			"token_url is not an absolute http(s) URL"},
+		{"URL with credentials", "providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'https://u:p@uc.example.com'}",
+			"must not carry credentials or a query"},
+		{"URL with a query", "providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'https://uc.example.com/?password=x'}",
+			"must not carry credentials or a query"},
+		{"refresh_before equal to token_ttl", "providers:\n  - {integration_type: '16', kind: ajio, token_ttl: 30m, refresh_before: 30m}",
+			"refresh_before (30m0s) must be shorter than token_ttl (30m0s)"},
+		{"refresh_before over the default lifetime", "providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'https://uc.example.com', refresh_before: 25h}",
+			"refresh_before (25h0m0s) must be shorter than token_ttl (24h0m0s)"},
+		{"oauth2 refresh_before over token_ttl", "providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'https://a.example/t', token_ttl: 5m}",
+			"refresh_before (10m0s) must be shorter than token_ttl (5m0s)"},
+		{"negative token_ttl", "providers:\n  - {integration_type: '16', kind: ajio, token_ttl: -1h}", "token_ttl must be positive"},
+		{"negative refresh_before", "providers:\n  - {integration_type: '16', kind: ajio, refresh_before: -1m}", "refresh_before must be positive"},
+		{"negative timeout", "providers:\n  - {integration_type: '16', kind: ajio, timeout: -1s}", "timeout must be positive"},
+		{"negative rate limit", "providers:\n  - {integration_type: '16', kind: ajio, rate_limit_per_second: -1}", "rate_limit_per_second must not be negative"},
+		{"bad body_format", "providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'https://a.example/t', body_format: xml}",
+			`body_format must be form or json, not "xml"`},
+		{"client_secret and client_secret_env", "providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'https://a.example/t', client_secret: s, client_secret_env: X}",
+			"set client_secret or client_secret_env, not both"},
+		{"client_secret_env not set", "providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'https://a.example/t', client_secret_env: REGISTRY_TEST_UNSET_SECRET}",
+			"client_secret_env names REGISTRY_TEST_UNSET_SECRET, which is not set"},
+		{"token_url on unicommerce", "providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'https://uc.example.com', token_url: 'https://uc.example.com/t'}",
+			"token_url does not apply to kind unicommerce"},
+		{"client_secret on ajio", "providers:\n  - {integration_type: '16', kind: ajio, client_secret: s}",
+			"client_secret does not apply to kind ajio"},
+		{"body_format on unicommerce", "providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'https://uc.example.com', body_format: json}",
+			"body_format does not apply to kind unicommerce"},
+		{"base_url on oauth2", "providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'https://a.example/t', base_url: 'https://a.example'}",
+			"base_url does not apply to kind oauth2_refresh"},
+		{"duplicate integration type", "providers:\n  - {integration_type: '16', kind: ajio}\n  - {integration_type: '16', kind: unicommerce, base_url: 'https://uc.example.com'}",
+			`providers[1]: integration_type "16" is listed twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := registry.Parse([]byte(tt.yaml), "")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+}
+
+func TestBuild(t *testing.T) {
+	t.Setenv("REGISTRY_TEST_CLIENT_SECRET", "from-the-environment")
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.PostForm.Get("client_secret"))
+		switch {
+		case r.URL.Path == "/oauth/token":
+			io.WriteString(w, `{"access_token":"AT","expires_in":60}`)
+		case r.Method == http.MethodGet:
+			io.WriteString(w, `{"status":"SUCCESS","accessToken":"AT"}`)
+		default:
+			io.WriteString(w, `{"success":true,"statusCode":0,"result":{"accessToken":"AT"}}`)
+		}
+	}))
+	defer srv.Close()
+	entries, err := registry.Parse([]byte(strings.ReplaceAll(`
+providers:
+  - {integration_type: "16", kind: ajio, base_url: "URL"}
+  - {integration_type: "42", kind: oauth2_refresh, token_url: "URL/oauth/token", client_id: app, client_secret: "in-the-file"}
+  - {integration_type: "44", kind: oauth2_refresh, token_url: "URL/oauth/token", client_id: app, client_secret_env: REGISTRY_TEST_CLIENT_SECRET}
+  - {integration_type: "43", kind: unicommerce, base_url: "URL"}
+`, "URL", srv.URL)), "")
+	require.NoError(t, err)
+
+	client := provider.NewHTTPClient(2)
+	wantTypes := []any{&ajio.Provider{}, &oauth2refresh.Provider{}, &oauth2refresh.Provider{}, &unicommerce.Provider{}}
+	for i, e := range entries {
+		p, err := registry.Build(e, client)
+		require.NoError(t, err, e.Name())
+		assert.IsType(t, wantTypes[i], p, e.Name())
+		c := token.Connection{ID: 1, InputFields: []byte(`{"username":"u","password":"p"}`), RefreshToken: "rt"}
+		_, err = p.Refresh(context.Background(), c)
+		assert.NoError(t, err, e.Name())
+	}
+	assert.Equal(t, []string{
+		"POST /authToken ",
+		"POST /oauth/token in-the-file",
+		"POST /oauth/token from-the-environment",
+		"GET /authToken ",
+	}, got, "each kind calls its own flow; client_secret_env is read from the environment")
+
+	_, err = registry.Build(registry.Entry{IntegrationType: "9", Kind: "amazon"}, client)
+	assert.Error(t, err)
+}

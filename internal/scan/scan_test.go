@@ -1,0 +1,144 @@
+package scan_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/scan"
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// fakeStore serves due connections from memory, in chunks of 2.
+type fakeStore struct {
+	due          map[string][]token.DueConnection
+	fingerprints map[int64]string
+	errFor       string
+}
+
+func (s *fakeStore) ScanDue(_ context.Context, typ string, _ time.Time, fn func([]token.DueConnection) error) (token.ScanStats, error) {
+	if typ == s.errFor {
+		return token.ScanStats{}, errors.New("table is gone")
+	}
+	d := s.due[typ]
+	for i := 0; i < len(d); i += 2 {
+		if err := fn(d[i:min(i+2, len(d))]); err != nil {
+			return token.ScanStats{}, err
+		}
+	}
+	return token.ScanStats{Active: len(d), Due: len(d)}, nil
+}
+
+func (s *fakeStore) Fingerprints(_ context.Context, ids []int64) (map[int64]string, error) {
+	out := map[int64]string{}
+	for _, id := range ids {
+		out[id] = s.fingerprints[id]
+	}
+	return out, nil
+}
+
+// fakeQueue records enqueues; ids in taken conflict.
+type fakeQueue struct {
+	mu       sync.Mutex
+	taken    map[int64]bool
+	enqueued []int64
+	retried  []int64
+	archived map[int64]task.Archived
+	fail     error
+}
+
+func (q *fakeQueue) Enqueue(_ context.Context, p task.Payload) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail != nil {
+		return false, q.fail
+	}
+	if q.taken[p.ConnectionID] {
+		return false, nil
+	}
+	q.taken[p.ConnectionID] = true
+	q.enqueued = append(q.enqueued, p.ConnectionID)
+	return true, nil
+}
+
+func (q *fakeQueue) Retry(_ context.Context, p task.Payload) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.retried = append(q.retried, p.ConnectionID)
+	return true, nil
+}
+
+func (q *fakeQueue) ListArchived() (map[int64]task.Archived, error) { return q.archived, nil }
+
+func dues(typ string, ids ...int64) []token.DueConnection {
+	var out []token.DueConnection
+	for _, id := range ids {
+		out = append(out, token.DueConnection{ID: id, IntegrationType: typ})
+	}
+	return out
+}
+
+func TestArchivedFailuresWaitForCooldownOrNewCredentials(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	store := &fakeStore{
+		due:          map[string][]token.DueConnection{"16": dues("16", 1, 2, 3, 4, 5)},
+		fingerprints: map[int64]string{2: "fp-2", 3: "fp-3-changed"},
+	}
+	q := &fakeQueue{taken: map[int64]bool{}, archived: map[int64]task.Archived{
+		// 2: failed 10 minutes ago, same credentials: still cooling down.
+		2: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-2"}},
+		// 3: failed 10 minutes ago, credentials changed since: try again.
+		3: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-3"}},
+		// 4: failed two hours ago: the cooldown is over.
+		4: {LastFailedAt: now.Add(-2 * time.Hour), Failure: &task.Failure{Fingerprint: "fp-4"}},
+		// 5: archived without a failure record (by an operator): cooldown.
+		5: {LastFailedAt: now.Add(-10 * time.Minute)},
+	}}
+	s := scan.New(store, q, scan.Config{
+		Targets:  []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Cooldown: time.Hour, Now: func() time.Time { return now },
+	}, zap.NewNop(), nil)
+	res, err := s.RunOnce(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1}, q.enqueued)
+	assert.ElementsMatch(t, []int64{3, 4}, q.retried)
+	assert.Equal(t, 2, res[0].Failing)
+	assert.Equal(t, 2, res[0].Retried)
+	assert.Equal(t, 1, res[0].Enqueued)
+}
+
+func TestOneTargetFailingDoesNotStopTheOthers(t *testing.T) {
+	t.Parallel()
+	store := &fakeStore{due: map[string][]token.DueConnection{"43": dues("43", 7, 8, 9)}, errFor: "16"}
+	q := &fakeQueue{taken: map[int64]bool{8: true}}
+	s := scan.New(store, q, scan.Config{Targets: []scan.Target{
+		{IntegrationType: "16", RefreshBefore: time.Minute},
+		{IntegrationType: "43", RefreshBefore: time.Minute},
+	}}, zap.NewNop(), nil)
+	res, err := s.RunOnce(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "scan integration type 16: table is gone")
+	require.Len(t, res, 2)
+	assert.Equal(t, 2, res[1].Enqueued)
+	assert.Equal(t, 1, res[1].AlreadyQueued)
+	assert.ElementsMatch(t, []int64{7, 9}, q.enqueued)
+}
+
+func TestEnqueueErrorsFailTheScan(t *testing.T) {
+	t.Parallel()
+	store := &fakeStore{due: map[string][]token.DueConnection{"16": dues("16", 1, 2, 3)}}
+	q := &fakeQueue{taken: map[int64]bool{}, fail: errors.New("redis down")}
+	s := scan.New(store, q, scan.Config{Targets: []scan.Target{{IntegrationType: "16", RefreshBefore: time.Minute}}}, zap.NewNop(), nil)
+	res, err := s.RunOnce(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "3 of 3 enqueues failed")
+	assert.Equal(t, 3, res[0].Errors)
+}
