@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,24 +146,39 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// demoRows are the demo's connections by id, with the passwords they carry.
-func demoRows() (map[int64]demo.Row, []string) {
-	rows := map[int64]demo.Row{}
+// demoRow is a demo connection with its provider kind.
+type demoRow struct {
+	demo.Row
+	kind string
+}
+
+// demoRows are the demo's connections by id, and the secrets they carry
+// (passwords, client secrets, refresh tokens).
+func demoRows() (map[int64]demoRow, []string) {
+	rows := map[int64]demoRow{}
 	var secrets []string
 	for _, k := range demo.Kinds() {
+		kind := k.Entry("http://x", demo.DefaultTiming()).Kind
 		for _, r := range k.Rows(demo.DefaultTiming()) {
-			rows[r.ID] = r
-			var f struct{ Username, Password string }
-			if json.Unmarshal([]byte(r.InputFields), &f) == nil && f.Password != "" {
-				secrets = append(secrets, f.Password)
+			rows[r.ID] = demoRow{Row: r, kind: kind}
+			var f struct {
+				Password     string `json:"password"`
+				ClientSecret string `json:"client_secret"`
 			}
+			if json.Unmarshal([]byte(r.InputFields), &f) == nil {
+				secrets = append(secrets, f.Password, f.ClientSecret)
+			}
+			secrets = append(secrets, r.RefreshToken)
 		}
 	}
 	for _, p := range sandbox.SeedSellers {
 		secrets = append(secrets, p)
 	}
-	return rows, secrets
+	return rows, slices.DeleteFunc(secrets, func(s string) bool { return len(s) < 6 })
 }
+
+// tokenPrefix is how the sandbox starts the access tokens of each kind.
+var tokenPrefix = map[string]string{"ajio": "ajio-at-", "oauth2_refresh": "oauth-at-", "unicommerce": "uc-at-"}
 
 type stored struct {
 	ID           int64      `db:"id"`
@@ -216,10 +232,16 @@ func TestDemoEndToEnd(t *testing.T) {
 		s, ok := got[id]
 		require.True(t, ok, "connection %d seeded", id)
 		if row.Want == demo.WantRefreshed {
-			assert.True(t, strings.HasPrefix(*s.AccessToken, "ajio-at-"), "connection %d holds a sandbox token", id)
+			assert.True(t, strings.HasPrefix(*s.AccessToken, tokenPrefix[row.kind]), "connection %d holds a sandbox %s token", id, row.kind)
 			tokens = append(tokens, *s.AccessToken)
 			if s.RefreshToken != nil {
 				tokens = append(tokens, *s.RefreshToken)
+			}
+			if row.kind == "oauth2_refresh" {
+				// The sandbox rotates OAuth refresh tokens: the new one is
+				// stored with the access token.
+				require.NotNil(t, s.RefreshToken, "connection %d", id)
+				assert.NotEqual(t, row.RefreshToken, *s.RefreshToken, "connection %d stored the rotated refresh token", id)
 			}
 		} else {
 			assert.Nil(t, s.AccessToken, "connection %d (%s) got no token", id, row.Want)
@@ -228,11 +250,11 @@ func TestDemoEndToEnd(t *testing.T) {
 
 	// The dashboard and its JSON twin show the failures with their reasons.
 	var st demo.Status
-	testenv.Eventually(t, 30*time.Second, "both failures on the status page", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the six failures on the status page", func() bool {
 		code, body := get(t, r.ep.Dashboard+"api/status")
 		require.Equal(t, http.StatusOK, code)
 		require.NoError(t, json.Unmarshal([]byte(body), &st))
-		return st.Failed == 2
+		return st.Failed == 6
 	})
 	byID := map[int64]demo.Connection{}
 	for _, c := range st.Connections {
@@ -243,7 +265,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		switch row.Want {
 		case demo.WantRejected:
 			assert.Equal(t, demo.StateFailed, c.State, "connection %d", id)
-			assert.Contains(t, c.Reason, "ajio rejected the credentials", "connection %d", id)
+			assert.Regexp(t, `^permanent: .*(rejected the credentials|invalid_grant)`, c.Reason, "connection %d", id)
 		case demo.WantMalformed:
 			assert.Equal(t, demo.StateFailed, c.State, "connection %d", id)
 			assert.Contains(t, c.Reason, "malformed inputFields", "connection %d", id)
@@ -261,22 +283,31 @@ func TestDemoEndToEnd(t *testing.T) {
 	assert.Contains(t, mon, "<html")
 	code, queues := get(t, r.ep.Dashboard+"monitoring/api/queues")
 	assert.Equal(t, http.StatusOK, code, "asynqmon API on miniredis")
-	assert.Contains(t, queues, `"archived":2`)
+	assert.Contains(t, queues, `"archived":6`)
 	code, archived := get(t, r.ep.Dashboard+"monitoring/api/queues/token_refresh/archived_tasks")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, archived, "rejected the credentials", "asynqmon shows the failure's reason")
 
 	testenv.Eventually(t, 10*time.Second, "a progress line counting every refresh", func() bool {
-		return strings.Contains(r.out.String(), "refreshed 14  failed 2")
+		return strings.Contains(r.out.String(), "refreshed 22  failed 6")
 	})
 	out := r.stop(t)
 	assert.Contains(t, out, "dashboard  "+r.ep.Dashboard)
 	assert.Contains(t, out, "came due")
-	assert.Contains(t, out, "failed: connection 1690 (ajio, integration type 16): permanent: ajio rejected the credentials")
-	assert.Contains(t, out, "failed: connection 1691 (ajio, integration type 16): permanent: malformed inputFields")
+	for _, line := range []string{
+		"failed: connection 1690 (ajio, integration type 16): permanent: ajio rejected the credentials",
+		"failed: connection 1691 (ajio, integration type 16): permanent: malformed inputFields",
+		"failed: connection 4290 (oauth2_refresh, integration type 42): permanent: oauth2 token endpoint refused the refresh: invalid_grant",
+		"failed: connection 4291 (oauth2_refresh, integration type 42): permanent: malformed inputFields",
+		"failed: connection 4390 (unicommerce, integration type 43): permanent: unicommerce rejected the credentials",
+		"failed: connection 4391 (unicommerce, integration type 43): permanent: malformed inputFields",
+	} {
+		assert.Contains(t, out, line)
+	}
 	summary := out[strings.LastIndex(out, "Summary after"):]
-	assert.Contains(t, summary, "refreshed: 14 token(s) stored for 14 of 16 connections")
+	assert.Contains(t, summary, "refreshed: 22 token(s) stored for 22 of 28 connections")
 	assert.Contains(t, summary, "connection 1690 (ajio, integration type 16), failed: permanent: ajio rejected the credentials")
+	assert.Contains(t, summary, "failed:    6")
 	assert.Contains(t, summary, "still due: 0")
 
 	logs, err := os.ReadFile(r.logs)

@@ -138,12 +138,13 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	defer stopServers()
 
 	sb := sandbox.New()
-	sb.SetFaults(sandbox.Faults{Latency: cfg.SandboxLatency})
+	faults := sandbox.Faults{Latency: cfg.SandboxLatency}
 	for _, k := range cfg.Kinds {
 		if k.Prepare != nil {
-			k.Prepare(sb)
+			k.Prepare(sb, &faults, cfg.Timing)
 		}
 	}
+	sb.SetFaults(faults)
 	sandboxAddr, _, err := ops.Serve(srvCtx, "127.0.0.1:0", sb.Handler(), log.Named("sandbox"))
 	if err != nil {
 		return Status{}, fmt.Errorf("sandbox: %w", err)
@@ -313,7 +314,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 // build turns the kinds into provider entries and the connections to seed.
 func build(kinds []Kind, sandboxURL string, t Timing) ([]registry.Entry, []conn, error) {
 	if len(kinds) == 0 {
-		return nil, nil, errors.New("demo: no provider kinds")
+		return nil, nil, errors.New("no provider kinds")
 	}
 	var entries []registry.Entry
 	var conns []conn
@@ -323,7 +324,7 @@ func build(kinds []Kind, sandboxURL string, t Timing) ([]registry.Entry, []conn,
 		entries = append(entries, e)
 		for _, r := range k.Rows(t) {
 			if seen[r.ID] {
-				return nil, nil, fmt.Errorf("demo: connection %d is listed twice", r.ID)
+				return nil, nil, fmt.Errorf("connection %d is listed twice in the demo's kinds", r.ID)
 			}
 			seen[r.ID] = true
 			conns = append(conns, conn{Row: r, IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
@@ -374,7 +375,7 @@ func header(cfg Config, ep Endpoints, fellBack bool, conns []conn) {
 			n.rejected++
 		case c.Want == WantMalformed:
 			n.malformed++
-		case c.Seeded || c.ExpiresIn == Never || c.ExpiresIn < c.RefreshBefore:
+		case c.ExpiresAt != nil || c.ExpiresIn == Never || c.ExpiresIn < c.RefreshBefore:
 			n.now++
 		default:
 			n.soon++
@@ -382,7 +383,7 @@ func header(cfg Config, ep Endpoints, fellBack bool, conns []conn) {
 	}
 	for _, k := range order {
 		n := byKind[k]
-		fmt.Fprintf(w, "  %d connections of %s:\n    %d due now, %d due in about %s, %d with a password the marketplace rejects, %d with malformed inputFields\n",
+		fmt.Fprintf(w, "  %d connections of %s:\n    %d due now, %d due in about %s, %d with credentials the marketplace rejects, %d with malformed inputFields\n",
 			n.total, k, n.now, n.soon, cfg.Timing.SecondWave, n.rejected, n.malformed)
 	}
 	fmt.Fprintln(w)

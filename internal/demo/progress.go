@@ -53,8 +53,8 @@ type Status struct {
 	Retrying    int           `json:"retrying"`
 	Refreshed   int           `json:"refreshed"` // tokens stored since the start
 	Failed      int           `json:"failed"`
-	Scans       int           `json:"scans"`
-	ScanErrors  int           `json:"scan_errors"`
+	Scans       int           `json:"scans"`       // scans of every integration type
+	ScanErrors  int           `json:"scan_errors"` // failed scans of one integration type
 	NextDueIn   time.Duration `json:"next_due_in"` // 0: nothing upcoming
 	Connections []Connection  `json:"connections"`
 }
@@ -71,7 +71,7 @@ type tracker struct {
 	inFlight   map[int64]int
 	refreshes  map[int64]int
 	refreshed  int
-	scans      int
+	scans      map[string]int // by integration type
 	scanErrors int
 	queued     int
 	archived   map[int64]string // connection → reason
@@ -83,7 +83,7 @@ type tracker struct {
 func newTracker(conns []conn, start time.Time, now func() time.Time) *tracker {
 	t := &tracker{
 		conns: conns, byID: map[int64]int{}, start: start, now: now,
-		inFlight: map[int64]int{}, refreshes: map[int64]int{},
+		inFlight: map[int64]int{}, refreshes: map[int64]int{}, scans: map[string]int{},
 		archived: map[int64]string{}, retrying: map[int64]string{}, expiry: map[int64]*time.Time{},
 	}
 	for i, c := range conns {
@@ -97,11 +97,12 @@ var (
 	_ scan.Observer = (*tracker)(nil)
 )
 
-// Scanned implements scan.Observer.
-func (t *tracker) Scanned(_ scan.Result, err error) {
+// Scanned implements scan.Observer; it is told once per integration type
+// per scan.
+func (t *tracker) Scanned(r scan.Result, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.scans++
+	t.scans[r.IntegrationType]++
 	if err != nil {
 		t.scanErrors++
 	}
@@ -232,8 +233,10 @@ func (t *tracker) status() Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := Status{
-		Elapsed: now.Sub(t.start), Queued: t.queued, Refreshed: t.refreshed,
-		Scans: t.scans, ScanErrors: t.scanErrors,
+		Elapsed: now.Sub(t.start), Queued: t.queued, Refreshed: t.refreshed, ScanErrors: t.scanErrors,
+	}
+	for _, n := range t.scans {
+		s.Scans = max(s.Scans, n)
 	}
 	var next time.Time
 	for _, c := range t.conns {
@@ -406,5 +409,5 @@ func (p *printer) summary(s Status) {
 		}
 	}
 	fmt.Fprintf(p.out, "  still due: %d %v\n", len(due), due)
-	fmt.Fprintf(p.out, "  scans:     %d (%d failed)\n", s.Scans, s.ScanErrors)
+	fmt.Fprintf(p.out, "  scans:     %d (%d scans of an integration type failed)\n", s.Scans, s.ScanErrors)
 }

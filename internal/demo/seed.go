@@ -39,9 +39,9 @@ type side struct {
 	db      *sqlx.DB // connected to the server, no default database
 }
 
-// prepare creates the schema where it is missing and replaces the demo's
-// connections (the seed's and the demo table's), leaving the databases as a
-// fresh demo expects them. It refuses databases that hold connections the demo
+// prepare creates the schema where it is missing (deploy's) and replaces the
+// demo's connections with the rows of its table (which include the seed's),
+// leaving the databases as a fresh demo expects them. It refuses databases that hold connections the demo
 // did not make: pointed at production by mistake, it must not touch them.
 func prepare(ctx context.Context, wmsDSN, ieDSN string, conns []conn, start time.Time) error {
 	wms, err := openSide(ctx, "WMS_DB_DSN", wmsDSN, wmsMarker)
@@ -89,26 +89,14 @@ func prepare(ctx context.Context, wmsDSN, ieDSN string, conns []conn, start time
 	if err := del(ie, "ie_appinstall_connection", "id"); err != nil {
 		return err
 	}
-	for _, st := range deploy.Seed(wmsMarker, ieMarker) {
-		for _, s := range sides {
-			if strings.Contains(st, s.marker) {
-				if _, err := s.db.ExecContext(ctx, s.resolve(st, wms.name, ie.name)); err != nil {
-					return fmt.Errorf("%s: seed rows: %w", s.setting, err)
-				}
-			}
-		}
-	}
 	for _, c := range conns {
-		if c.Seeded {
-			continue
-		}
 		if _, err := wms.db.ExecContext(ctx, `INSERT INTO `+wms.name+`.channels (connectionId, integrationType, status) VALUES (?, ?, '0')`,
 			c.ID, c.IntegrationType); err != nil {
 			return fmt.Errorf("WMS_DB_DSN: insert channel %d: %w", c.ID, err)
 		}
 		var exp any
-		if c.ExpiresIn != Never {
-			exp = start.Add(c.ExpiresIn).UTC().Truncate(time.Second)
+		if e := c.expiry(start); e != nil {
+			exp = *e
 		}
 		var rt any
 		if c.RefreshToken != "" {
