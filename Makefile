@@ -7,6 +7,13 @@ PKGS    := ./...
 
 all: build
 
+## demo: the whole system in one process with nothing installed but Go (embedded MySQL and Redis);
+##       DEMO_ARGS="--plain --for 2m" passes flags; WMS_DB_DSN, IE_DB_DSN and REDIS_URL all set use real servers
+.PHONY: demo
+demo:
+	$(GO) build -trimpath -o $(BIN)/demo ./cmd/demo
+	@$(BIN)/demo $(DEMO_ARGS)
+
 ## build: the binaries in bin/ (scanner, refresher, sandbox)
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
