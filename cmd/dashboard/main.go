@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -63,7 +62,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	case <-ctx.Done():
 		<-done
 	case err := <-done:
-		if err != nil && err != http.ErrServerClosed {
+		if err != nil {
 			log.Error("HTTP server stopped", zap.Error(err))
 			return 1
 		}

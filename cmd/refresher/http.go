@@ -17,6 +17,14 @@ import (
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
+var (
+	_ api.Store      = (*mysql.Store)(nil)
+	_ api.Queue      = (*task.Queue)(nil)
+	_ api.Census     = (*census.Census)(nil)
+	_ census.Store   = (*mysql.Store)(nil)
+	_ census.Archive = (*task.Queue)(nil)
+)
+
 // serveHTTP serves /healthz, /readyz and /metrics on HTTP_ADDR, plus the
 // dashboard at /monitoring when DASHBOARD_USER is set and the API at /v1/
 // when API_TOKEN is set. It stops when ctx ends; the returned func releases
