@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build test lint services schema run sandbox clean
+.PHONY: all build test lint services tools schema run sandbox clean
 
 all: build
 
@@ -14,12 +14,13 @@ demo:
 	$(GO) build -trimpath -o $(BIN)/demo ./cmd/demo
 	@$(BIN)/demo $(DEMO_ARGS)
 
-## build: the binaries in bin/ (scanner, refresher, sandbox)
+## build: the binaries in bin/ (scanner, refresher, sandbox, tokenctl, dashboard)
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 ## test: vet, then every test with the race detector, against real MariaDB and Redis
-test: services
+## (and docker-compose, promtool and Chromium for the deploy and browser checks)
+test: services tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
@@ -31,6 +32,11 @@ lint:
 ## services: start MariaDB and Redis, installing them when missing
 services:
 	@bash scripts/services.sh
+
+## tools: install docker-compose, promtool and Chromium when missing; a test whose
+## tool cannot be installed skips and says what it did not check
+tools:
+	@bash scripts/tools.sh || echo "WARNING: some tools are missing: the tests that need them are SKIPPED (see above)" >&2
 
 ## schema: (re)create the dev databases from deploy/mysql with the seed rows
 schema: services

@@ -20,7 +20,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
-	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/registry"
@@ -53,10 +52,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	defer log.Sync()
 
+	reg := metrics.NewRegistry()
+	m := metrics.NewRefresher(reg)
 	httpClient := provider.NewHTTPClient(cfg.Concurrency)
 	providers := make(map[string]refresh.Provider, len(cfg.Providers))
 	for _, e := range cfg.Providers {
-		p, err := registry.Build(e, httpClient)
+		p, err := registry.Build(e, provider.Observed(httpClient, e.Kind, m))
 		if err != nil {
 			fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
 			return 2
@@ -84,18 +85,15 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		return 1
 	}
 
-	reg := metrics.NewRegistry()
-	handler := refresh.New(store, providers, refresh.Config{}, log, metrics.NewRefresher(reg))
+	handler := refresh.New(store, providers, refresh.Config{}, log, m)
 
 	if cfg.HTTPAddr != "" {
-		checks := []ops.Check{
-			{Name: "mysql", Fn: store.Ping},
-			{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-		}
-		if _, _, err := ops.Serve(ctx, cfg.HTTPAddr, ops.NewMux(reg, checks), log); err != nil {
-			log.Error("cannot start: HTTP_ADDR", zap.Error(err))
+		closeHTTP, err := serveHTTP(ctx, cfg, store, rdb, reg, log)
+		if err != nil {
+			log.Error("cannot start", zap.Error(err))
 			return 1
 		}
+		defer closeHTTP()
 	}
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
@@ -98,6 +99,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 0
 	}
 
+	if rq, ok := queue.(*task.Queue); ok {
+		// Queue sizes at scrape time, and the census of token states whose
+		// expired count must stay 0.
+		metrics.NewQueues(reg, rq.Inspector(), rq.Name(), task.UrgentQueue(rq.Name()))
+		go census.New(store, rq, censusTargets(targets)).Watch(ctx, cfg.Interval, metrics.NewCensus(reg), log)
+	}
 	if cfg.HTTPAddr != "" {
 		if _, _, err := ops.Serve(ctx, cfg.HTTPAddr, ops.NewMux(reg, checks), log); err != nil {
 			log.Error("cannot start: HTTP_ADDR", zap.Error(err))
@@ -111,6 +118,14 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	log.Info("scanner stopped")
 	return 0
+}
+
+func censusTargets(targets []scan.Target) []census.Target {
+	out := make([]census.Target, 0, len(targets))
+	for _, t := range targets {
+		out = append(out, census.Target{IntegrationType: t.IntegrationType, Kind: t.Kind, RefreshBefore: t.RefreshBefore})
+	}
+	return out
 }
 
 // dryQueue is the queue of a dry run: the scanner never calls it.

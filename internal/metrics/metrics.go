@@ -4,11 +4,13 @@
 package metrics
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/scan"
 )
@@ -71,14 +73,19 @@ func (m *Scanner) Scanned(r scan.Result, err error) {
 	m.tasks.WithLabelValues(t, "error").Add(float64(r.Errors))
 }
 
-// Refresher holds the refresher's metrics; it implements refresh.Observer.
+// Refresher holds the refresher's metrics; it implements refresh.Observer
+// and provider.StatusObserver.
 type Refresher struct {
 	attempts  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	remaining *prometheus.HistogramVec
+	responses *prometheus.CounterVec
 }
 
-var _ refresh.Observer = (*Refresher)(nil)
+var (
+	_ refresh.Observer        = (*Refresher)(nil)
+	_ provider.StatusObserver = (*Refresher)(nil)
+)
 
 // NewRefresher registers the refresher's metrics on reg.
 func NewRefresher(reg prometheus.Registerer) *Refresher {
@@ -91,9 +98,29 @@ func NewRefresher(reg prometheus.Registerer) *Refresher {
 		remaining: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "token_remaining_seconds_at_refresh",
 			Help:    "Lifetime the stored token had left when its refresh started (negative: already expired).",
 			Buckets: []float64{-3600, -60, 0, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 86400}}, []string{"provider"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "marketplace_responses_total",
+			Help: "Marketplace token calls by provider kind and HTTP status code (\"none\": no answer: network error or timeout)."},
+			[]string{"provider", "code"}),
 	}
-	reg.MustRegister(m.attempts, m.duration, m.remaining)
+	reg.MustRegister(m.attempts, m.duration, m.remaining, m.responses)
 	return m
+}
+
+// Answered implements provider.StatusObserver. The code label is bounded:
+// a valid HTTP status, "none" or "other".
+func (m *Refresher) Answered(kind string, status int) {
+	m.responses.WithLabelValues(kind, statusLabel(status)).Inc()
+}
+
+func statusLabel(status int) string {
+	switch {
+	case status == 0:
+		return "none"
+	case status >= 100 && status <= 599:
+		return strconv.Itoa(status)
+	default:
+		return "other"
+	}
 }
 
 // Attempted implements refresh.Observer.

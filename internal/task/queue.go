@@ -61,49 +61,93 @@ func (q *Queue) enqueue(ctx context.Context, p Payload, queue string) (bool, err
 
 // Archived is a connection's archived (given-up) refresh task.
 type Archived struct {
-	TaskID       string
-	LastFailedAt time.Time
-	LastErr      string
+	TaskID string
+	// Queue is the queue it was archived in: the scan queue or its urgent
+	// twin (a failed on-demand refresh).
+	Queue           string
+	IntegrationType string
+	LastFailedAt    time.Time
+	LastErr         string
 	// Failure is set when the handler recorded a permanent failure.
 	Failure *Failure
 }
 
-// ListArchived returns the archived refresh tasks of the queue by
-// connection id, reading them in pages.
+// ListArchived returns the archived refresh tasks of the queue and of its
+// urgent twin by connection id (the later failure when both hold one),
+// reading them in pages.
 func (q *Queue) ListArchived() (map[int64]Archived, error) {
 	out := make(map[int64]Archived)
+	for _, name := range q.names() {
+		if err := q.listArchived(name, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (q *Queue) names() []string { return []string{q.name, UrgentQueue(q.name)} }
+
+func (q *Queue) listArchived(queue string, out map[int64]Archived) error {
 	const pageSize = 1000
 	for page := 1; ; page++ {
-		infos, err := q.inspector.ListArchivedTasks(q.name, asynq.PageSize(pageSize), asynq.Page(page))
+		infos, err := q.inspector.ListArchivedTasks(queue, asynq.PageSize(pageSize), asynq.Page(page))
 		if err != nil {
 			if errors.Is(err, asynq.ErrQueueNotFound) {
-				return out, nil
+				return nil
 			}
-			return nil, fmt.Errorf("list archived refreshes: %w", err)
+			return fmt.Errorf("list archived refreshes: %w", err)
 		}
 		for _, info := range infos {
 			id, ok := ConnectionID(info.ID)
 			if !ok {
 				continue
 			}
-			a := Archived{TaskID: info.ID, LastFailedAt: info.LastFailedAt, LastErr: info.LastErr}
+			a := Archived{TaskID: info.ID, Queue: queue, LastFailedAt: info.LastFailedAt, LastErr: info.LastErr}
+			if p, err := Parse(asynq.NewTask(info.Type, info.Payload)); err == nil {
+				a.IntegrationType = p.IntegrationType
+			}
 			if f, err := ParseFailure(info.Result); err == nil {
 				a.Failure = &f
+			}
+			if prev, seen := out[id]; seen && prev.LastFailedAt.After(a.LastFailedAt) {
+				continue
 			}
 			out[id] = a
 		}
 		if len(infos) < pageSize {
-			return out, nil
+			return nil
 		}
 	}
 }
 
-// Retry replaces a connection's archived task with a fresh one. It returns
-// false when another task took the id first.
+// Retry replaces a connection's archived task (in either queue) with a fresh
+// one on the scan queue. It returns false when another task took the id
+// first.
 func (q *Queue) Retry(ctx context.Context, p Payload) (bool, error) {
-	err := q.inspector.DeleteTask(q.name, ID(p.ConnectionID))
-	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-		return false, fmt.Errorf("clear archived refresh of connection %d: %w", p.ConnectionID, err)
+	if err := q.clearArchived(p.ConnectionID); err != nil {
+		return false, err
 	}
 	return q.Enqueue(ctx, p)
+}
+
+// clearArchived deletes the connection's archived task from both queues.
+// A task in any other state is left alone.
+func (q *Queue) clearArchived(connectionID int64) error {
+	for _, name := range q.names() {
+		info, err := q.inspector.GetTaskInfo(name, ID(connectionID))
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read refresh task of connection %d: %w", connectionID, err)
+		}
+		if info.State != asynq.TaskStateArchived {
+			continue
+		}
+		err = q.inspector.DeleteTask(name, ID(connectionID))
+		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("clear archived refresh of connection %d: %w", connectionID, err)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,71 @@
+// Command dashboard serves asynqmon on its own (its own container in
+// docker-compose), with the refresher's formatters and basic auth: the same
+// dashboard the refresher embeds at /monitoring, rooted at /.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/dashboard"
+	"github.com/eshopbox/token-refresher/internal/logging"
+	"github.com/eshopbox/token-refresher/internal/ops"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "dashboard: takes no arguments; it is configured by environment (see README)")
+		return 2
+	}
+	cfg, err := config.LoadDashboard(getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "dashboard:", err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "dashboard:", err)
+		return 2
+	}
+	defer log.Sync()
+
+	d, err := dashboard.New(dashboard.Config{User: cfg.User, Password: cfg.Password, ReadOnly: cfg.ReadOnly, Redis: cfg.Redis, RootPath: "/"})
+	if err != nil {
+		fmt.Fprintln(stderr, "dashboard:", err)
+		return 2
+	}
+	defer d.Close()
+	// /healthz and /readyz stay open for probes; everything else is asynqmon.
+	mux := ops.NewMux(nil, nil)
+	mux.Handle("/", d)
+	_, done, err := ops.Serve(ctx, cfg.HTTPAddr, mux, log)
+	if err != nil {
+		log.Error("cannot start: HTTP_ADDR", zap.Error(err))
+		return 1
+	}
+	log.Info("dashboard started", zap.Bool("read_only", cfg.ReadOnly))
+	select {
+	case <-ctx.Done():
+		<-done
+	case err := <-done:
+		if err != nil {
+			log.Error("HTTP server stopped", zap.Error(err))
+			return 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/api"
+	"github.com/eshopbox/token-refresher/internal/census"
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/dashboard"
+	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/task"
+)
+
+var (
+	_ api.Store      = (*mysql.Store)(nil)
+	_ api.Queue      = (*task.Queue)(nil)
+	_ api.Census     = (*census.Census)(nil)
+	_ census.Store   = (*mysql.Store)(nil)
+	_ census.Archive = (*task.Queue)(nil)
+)
+
+// serveHTTP serves /healthz, /readyz and /metrics on HTTP_ADDR, plus the
+// dashboard at /monitoring when DASHBOARD_USER is set and the API at /v1/
+// when API_TOKEN is set. It stops when ctx ends; the returned func releases
+// the dashboard's Redis connections.
+func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, rdb redis.UniversalClient,
+	reg *prometheus.Registry, log *zap.Logger) (func(), error) {
+	checks := []ops.Check{
+		{Name: "mysql", Fn: store.Ping},
+		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	}
+	mux := ops.NewMux(reg, checks)
+	closeAll := func() {}
+
+	if cfg.DashboardUser != "" {
+		d, err := dashboard.New(dashboard.Config{
+			User: cfg.DashboardUser, Password: cfg.DashboardPassword, ReadOnly: cfg.DashboardReadOnly, Redis: cfg.Redis,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("DASHBOARD_USER: %w", err)
+		}
+		mux.Handle(dashboard.Path, d)
+		mux.Handle(dashboard.Path+"/", d)
+		closeAll = func() { d.Close() }
+		log.Info("dashboard enabled", zap.String("path", dashboard.Path), zap.Bool("read_only", cfg.DashboardReadOnly))
+	}
+
+	if cfg.APIToken != "" {
+		var types []string
+		var targets []census.Target
+		for _, e := range cfg.Providers {
+			types = append(types, e.IntegrationType)
+			targets = append(targets, census.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
+		}
+		queue := task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
+		a, err := api.New(api.Config{Token: cfg.APIToken, IntegrationTypes: types},
+			store, queue, census.New(store, queue, targets), log)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("API_TOKEN: %w", err)
+		}
+		mux.Handle("/v1/", a)
+		log.Info("on-demand API enabled", zap.String("path", "/v1/"))
+	}
+
+	_, _, err := ops.Serve(ctx, cfg.HTTPAddr, mux, log)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	return closeAll, nil
+}

@@ -1,0 +1,183 @@
+// Package api is the refresher's on-demand API, for services and operators:
+//
+//	POST /v1/connections/{id}/refresh  refresh now, on the urgent queue
+//	GET  /v1/connections/summary       connections per provider by token state
+//
+// Every call needs "Authorization: Bearer <API_TOKEN>". Answers are JSON and
+// hold identifiers and counts only, never a credential or a token.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/census"
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// Store finds active connections.
+type Store interface {
+	FindActive(ctx context.Context, id int64, integrationTypes []string) (token.DueConnection, error)
+}
+
+// Queue takes on-demand refreshes.
+type Queue interface {
+	EnqueueForced(ctx context.Context, p task.Payload) (bool, error)
+}
+
+// Census counts connections.
+type Census interface {
+	Take(ctx context.Context) ([]census.Count, error)
+}
+
+// Config of the API.
+type Config struct {
+	// Token is the bearer token callers present; required.
+	Token string
+	// IntegrationTypes are the configured ones: a connection of another
+	// type is unknown to this service.
+	IntegrationTypes []string
+	// Timeout bounds one call's work (default 30s).
+	Timeout time.Duration
+}
+
+// API serves /v1/.
+type API struct {
+	cfg    Config
+	token  [sha256.Size]byte
+	store  Store
+	queue  Queue
+	census Census
+	log    *zap.Logger
+	mux    *http.ServeMux
+}
+
+var _ http.Handler = (*API)(nil)
+
+// New returns the API.
+func New(cfg Config, store Store, queue Queue, c Census, log *zap.Logger) (*API, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("api: a token is required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	a := &API{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token)), store: store, queue: queue, census: c,
+		log: log.Named("api"), mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /v1/connections/{id}/refresh", a.refresh)
+	a.mux.HandleFunc("GET /v1/connections/summary", a.summary)
+	return a, nil
+}
+
+// ServeHTTP checks the bearer token, then routes.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="token-refresher"`)
+		writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	a.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// authorized compares digests in constant time, so the token's length does
+// not show in timing either.
+func (a *API) authorized(r *http.Request) bool {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
+	match := subtle.ConstantTimeCompare(got[:], a.token[:]) == 1
+	return ok && strings.EqualFold(scheme, "Bearer") && match
+}
+
+// Queued is the answer to an accepted refresh.
+type Queued struct {
+	ConnectionID    int64  `json:"connection_id"`
+	IntegrationType string `json:"integration_type"`
+	TaskID          string `json:"task_id"`
+	Status          string `json:"status"`
+}
+
+func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, "the connection id must be a positive whole number")
+		return
+	}
+	log := a.log.With(zap.Int64("connection_id", id))
+	c, err := a.store.FindActive(r.Context(), id, a.cfg.IntegrationTypes)
+	if errors.Is(err, token.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "connection "+strconv.FormatInt(id, 10)+" is unknown or not active")
+		return
+	}
+	if err != nil {
+		log.Error("on-demand refresh: cannot read the connection", zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "the database is not answering; try again")
+		return
+	}
+	p := task.Payload{ConnectionID: c.ID, IntegrationType: c.IntegrationType, DueExpiry: c.ExpiresAt}
+	queued, err := a.queue.EnqueueForced(r.Context(), p)
+	if err != nil {
+		log.Error("on-demand refresh: cannot enqueue", zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "the queue is not answering; try again")
+		return
+	}
+	if !queued {
+		writeError(w, http.StatusConflict, "a refresh of connection "+strconv.FormatInt(id, 10)+" is already queued or running")
+		return
+	}
+	log.Info("on-demand refresh queued", zap.String("integration_type", c.IntegrationType))
+	writeJSON(w, http.StatusAccepted, Queued{
+		ConnectionID: c.ID, IntegrationType: c.IntegrationType, TaskID: task.ID(c.ID), Status: "queued",
+	})
+}
+
+// Summary is the answer of GET /v1/connections/summary.
+type Summary struct {
+	At        time.Time      `json:"at"`
+	Providers []census.Count `json:"providers"`
+	// Incomplete is set when some counts could not be taken; the
+	// providers listed are right, others are missing.
+	Incomplete bool `json:"incomplete,omitempty"`
+}
+
+func (a *API) summary(w http.ResponseWriter, r *http.Request) {
+	at := time.Now().UTC()
+	counts, err := a.census.Take(r.Context())
+	if err != nil {
+		a.log.Error("summary: census failed", zap.Error(err))
+		if len(counts) == 0 {
+			writeError(w, http.StatusServiceUnavailable, "cannot count connections now; try again")
+			return
+		}
+	}
+	if counts == nil {
+		counts = []census.Count{}
+	}
+	writeJSON(w, http.StatusOK, Summary{At: at, Providers: counts, Incomplete: err != nil})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

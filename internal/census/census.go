@@ -1,0 +1,143 @@
+// Package census counts every configured provider's active connections by
+// the state of their token (fresh, due, expired) and the failing ones (an
+// archived refresh). The refresher's summary API answers with it, and the
+// scanner takes it periodically for the gauges, whose expired count must
+// stay at 0.
+package census
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// Store counts connections by token state.
+type Store interface {
+	CountStates(ctx context.Context, integrationType string, now, dueBefore time.Time, failing map[int64]bool) (token.StateCounts, error)
+}
+
+// Archive lists the archived (failing) refreshes.
+type Archive interface {
+	ListArchived() (map[int64]task.Archived, error)
+}
+
+// Target is one configured provider.
+type Target struct {
+	IntegrationType string
+	Kind            string
+	RefreshBefore   time.Duration
+}
+
+// Count is one provider's connections at one moment. Fresh, Due and Expired
+// split the active connections; Failing (an archived refresh: credentials
+// rejected, malformed inputFields) overlaps them, and ExpiredFailing is the
+// overlap of Expired and Failing: Expired - ExpiredFailing is what the
+// service failed to keep fresh, and must stay 0.
+type Count struct {
+	IntegrationType string `json:"integration_type"`
+	Provider        string `json:"provider"`
+	Active          int    `json:"active"`
+	Fresh           int    `json:"fresh"`
+	Due             int    `json:"due"`
+	Expired         int    `json:"expired"`
+	Failing         int    `json:"failing"`
+	ExpiredFailing  int    `json:"expired_failing"`
+}
+
+// Census takes counts.
+type Census struct {
+	store   Store
+	archive Archive
+	targets []Target
+	now     func() time.Time
+}
+
+// New returns a census of targets. archive may be nil (no failing counts).
+func New(store Store, archive Archive, targets []Target) *Census {
+	return &Census{store: store, archive: archive, targets: targets, now: time.Now}
+}
+
+// Take counts every target. A target whose count fails is left out and its
+// error joined to the returned one, so one bad integration type does not
+// hide the others.
+func (c *Census) Take(ctx context.Context) ([]Count, error) {
+	failing := map[string]int{}
+	failingIDs := map[string]map[int64]bool{}
+	var errs []error
+	if c.archive != nil {
+		archived, err := c.archive.ListArchived()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for id, a := range archived {
+			failing[a.IntegrationType]++
+			if failingIDs[a.IntegrationType] == nil {
+				failingIDs[a.IntegrationType] = map[int64]bool{}
+			}
+			failingIDs[a.IntegrationType][id] = true
+		}
+	}
+	now := c.now()
+	out := make([]Count, 0, len(c.targets))
+	for _, tg := range c.targets {
+		st, err := c.store.CountStates(ctx, tg.IntegrationType, now, now.Add(tg.RefreshBefore), failingIDs[tg.IntegrationType])
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return out, err
+			}
+			errs = append(errs, fmt.Errorf("census of integration type %s: %w", tg.IntegrationType, err))
+			continue
+		}
+		out = append(out, Count{
+			IntegrationType: tg.IntegrationType, Provider: tg.Kind, Active: st.Active(),
+			Fresh: st.Fresh, Due: st.Due, Expired: st.Expired, Failing: failing[tg.IntegrationType],
+			ExpiredFailing: st.ExpiredFailing,
+		})
+	}
+	return out, errors.Join(errs...)
+}
+
+// Observer is told every count (the gauges).
+type Observer interface {
+	Counted(counts []Count)
+}
+
+// Watch takes a census now and then every interval until ctx ends, telling
+// obs. A failed census is logged; the gauges keep their last values for the
+// targets it could not count.
+func (c *Census) Watch(ctx context.Context, interval time.Duration, obs Observer, log *zap.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		c.RunOnce(ctx, obs, log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce is one turn of Watch.
+func (c *Census) RunOnce(ctx context.Context, obs Observer, log *zap.Logger) {
+	counts, err := c.Take(ctx)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("census of connections failed", zap.Error(err))
+	}
+	if len(counts) > 0 {
+		obs.Counted(counts)
+	}
+	for _, n := range counts {
+		if lapsed := n.Expired - n.ExpiredFailing; lapsed > 0 {
+			log.Warn("active connections hold an expired token that is not waiting for new credentials",
+				zap.String("provider", n.Provider), zap.String("integration_type", n.IntegrationType),
+				zap.Int("expired", lapsed))
+		}
+	}
+}

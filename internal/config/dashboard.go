@@ -1,0 +1,42 @@
+package config
+
+import (
+	"errors"
+
+	"github.com/hibiken/asynq"
+)
+
+// Dashboard holds the settings of the standalone dashboard (cmd/dashboard),
+// asynqmon in its own container.
+type Dashboard struct {
+	Redis     asynq.RedisConnOpt // REDIS_URL
+	HTTPAddr  string             // HTTP_ADDR
+	User      string             // DASHBOARD_USER
+	Password  string             // DASHBOARD_PASSWORD
+	ReadOnly  bool               // DASHBOARD_READ_ONLY
+	LogLevel  string             // LOG_LEVEL
+	LogFormat string             // LOG_FORMAT
+}
+
+// LoadDashboard reads the standalone dashboard's settings. Unlike the
+// refresher's embedded one it cannot be switched off: user and password are
+// required.
+func LoadDashboard(get Getenv) (Dashboard, error) {
+	r := &reader{get: get}
+	var d Dashboard
+	opt, err := parseRedisURL(r.str("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	if err != nil {
+		r.fail("REDIS_URL", err)
+	}
+	d.Redis = opt
+	d.HTTPAddr = r.str("HTTP_ADDR", ":8080")
+	d.User = r.str("DASHBOARD_USER", "")
+	d.Password = r.str("DASHBOARD_PASSWORD", "")
+	if d.User == "" || d.Password == "" {
+		r.fail("DASHBOARD_PASSWORD", errors.New("DASHBOARD_USER and DASHBOARD_PASSWORD are required (asynqmon has no auth of its own)"))
+	}
+	d.ReadOnly = r.boolean("DASHBOARD_READ_ONLY", false)
+	d.LogLevel = r.str("LOG_LEVEL", "info")
+	d.LogFormat = r.str("LOG_FORMAT", "json")
+	return d, r.err
+}

@@ -1,0 +1,146 @@
+// Package dashboard embeds asynqmon, the web UI of the refresh queues, behind
+// basic auth (asynqmon has none of its own). Its formatters show a refresh
+// task as "connection 11 · type 16 · due expiry …" and a permanent failure as
+// its reason: the payload holds identifiers only, and nothing else of a task
+// (another application's payload, the credentials' fingerprint) is shown.
+package dashboard
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/eshopbox/token-refresher/internal/task"
+)
+
+// Path is where the refresher serves the dashboard.
+const Path = "/monitoring"
+
+// Config of a dashboard.
+type Config struct {
+	// User and Password are the basic-auth credentials; both are required.
+	User, Password string
+	// ReadOnly lets users look but not run, delete or archive tasks.
+	ReadOnly bool
+	// Redis is asynq's Redis.
+	Redis asynq.RedisConnOpt
+	// RootPath is the URL path it is served under (default Path; "/" for a
+	// dashboard on its own).
+	RootPath string
+}
+
+// Dashboard is asynqmon behind basic auth.
+type Dashboard struct {
+	mon      *asynqmon.HTTPHandler
+	user     [sha256.Size]byte
+	password [sha256.Size]byte
+}
+
+var _ http.Handler = (*Dashboard)(nil)
+
+// New returns the dashboard. It opens its own Redis connections; Close
+// releases them.
+func New(cfg Config) (*Dashboard, error) {
+	if cfg.User == "" || cfg.Password == "" {
+		return nil, errors.New("dashboard: a user and a password are required")
+	}
+	if cfg.Redis == nil {
+		return nil, errors.New("dashboard: a Redis connection is required")
+	}
+	// asynqmon panics on a connection it cannot use; refuse it here instead.
+	c, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("dashboard: unsupported Redis connection %T", cfg.Redis)
+	}
+	c.Close()
+	if cfg.RootPath == "" {
+		cfg.RootPath = Path
+	}
+	if cfg.RootPath == "/" {
+		cfg.RootPath = ""
+	}
+	mon := asynqmon.New(asynqmon.Options{
+		RootPath:         cfg.RootPath,
+		RedisConnOpt:     cfg.Redis,
+		ReadOnly:         cfg.ReadOnly,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(FormatPayload),
+		ResultFormatter:  asynqmon.ResultFormatterFunc(FormatResult),
+	})
+	return &Dashboard{mon: mon, user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
+}
+
+// ServeHTTP asks for basic auth, then serves asynqmon.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !d.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="token-refresher dashboard", charset="UTF-8"`)
+		http.Error(w, "authentication required", http.StatusUnauthorized)
+		return
+	}
+	// The SPA's pages must not be cached by shared proxies: they are behind
+	// auth.
+	w.Header().Set("Cache-Control", "no-store")
+	d.mon.ServeHTTP(w, r)
+}
+
+// authorized compares digests in constant time, user and password both
+// always, so neither their length nor which one was wrong shows in timing.
+func (d *Dashboard) authorized(r *http.Request) bool {
+	user, password, ok := r.BasicAuth()
+	u := sha256.Sum256([]byte(user))
+	p := sha256.Sum256([]byte(password))
+	match := subtle.ConstantTimeCompare(u[:], d.user[:]) & subtle.ConstantTimeCompare(p[:], d.password[:])
+	return ok && match == 1
+}
+
+// Close releases asynqmon's Redis connections.
+func (d *Dashboard) Close() error { return d.mon.Close() }
+
+// FormatPayload shows a refresh task's payload as its identifiers. Payloads
+// of other task types (another application sharing the Redis) are not
+// shown: nothing says they are free of secrets.
+func FormatPayload(taskType string, payload []byte) string {
+	if taskType != task.TypeRefresh {
+		return fmt.Sprintf("%d-byte payload of task type %q (not shown)", len(payload), taskType)
+	}
+	p, err := task.Parse(asynq.NewTask(taskType, payload))
+	if err != nil {
+		return fmt.Sprintf("malformed refresh payload (%d bytes, not shown)", len(payload))
+	}
+	s := fmt.Sprintf("connection %d · type %s · due expiry %s", p.ConnectionID, p.IntegrationType, expiry(p.DueExpiry))
+	if p.Forced {
+		s += " · on demand"
+	}
+	return s
+}
+
+// FormatResult shows a permanent failure's reason and time; the
+// fingerprint of the credentials stays out of sight.
+func FormatResult(_ string, result []byte) string {
+	if len(result) == 0 {
+		return ""
+	}
+	f, err := task.ParseFailure(result)
+	if err != nil || f.Reason == "" {
+		return fmt.Sprintf("%d-byte result (not shown)", len(result))
+	}
+	s := "failed: " + strings.TrimSpace(f.Reason)
+	if !f.At.IsZero() {
+		s += " (at " + f.At.UTC().Format(time.RFC3339) + ")"
+	}
+	return s
+}
+
+func expiry(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "never (no token yet)"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
