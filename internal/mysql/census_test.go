@@ -13,19 +13,10 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-func open(t *testing.T, env *testenv.Env) *mysql.Store {
-	t.Helper()
-	// A chunk of 3 makes the census page through channels.
-	s, err := mysql.Open(context.Background(), env.WMSDSN, env.IEDSN, mysql.Options{ChunkSize: 3})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestCountStates(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
-	store := open(t, env)
+	store := open(t, env, mysql.Options{ChunkSize: 3}) // a chunk of 3 makes the census page through channels
 	now := time.Now().UTC().Truncate(time.Second)
 	at := func(d time.Duration) *time.Time { return testenv.Time(now.Add(d)) }
 	env.Insert(t,
@@ -68,7 +59,7 @@ func TestCountStates(t *testing.T) {
 func TestFindActive(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
-	store := open(t, env)
+	store := open(t, env, mysql.Options{ChunkSize: 3}) // a chunk of 3 makes the census page through channels
 	exp := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
 	env.Insert(t,
 		testenv.Row{ID: 1, ExpiresAt: &exp, InputFields: testenv.Str(`{"username":"u","password":"p"}`)},
