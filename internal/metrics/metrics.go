@@ -89,7 +89,7 @@ func NewRefresher(reg prometheus.Registerer) *Refresher {
 			Help: "Time one refresh attempt took (load, marketplace call, write).", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)},
 			[]string{"provider"}),
 		remaining: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "token_remaining_seconds_at_refresh",
-			Help: "Lifetime the stored token had left when its refresh started (negative: already expired).",
+			Help:    "Lifetime the stored token had left when its refresh started (negative: already expired).",
 			Buckets: []float64{-3600, -60, 0, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 86400}}, []string{"provider"}),
 	}
 	reg.MustRegister(m.attempts, m.duration, m.remaining)
