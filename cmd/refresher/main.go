@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
@@ -23,7 +24,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
-	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
@@ -53,17 +53,6 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	defer log.Sync()
 
-	httpClient := provider.NewHTTPClient(cfg.Concurrency)
-	providers := make(map[string]refresh.Provider, len(cfg.Providers))
-	for _, e := range cfg.Providers {
-		p, err := registry.Build(e, httpClient)
-		if err != nil {
-			fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
-			return 2
-		}
-		providers[e.IntegrationType] = refresh.Provider{Kind: e.Kind, RefreshBefore: e.Before(), Client: p}
-	}
-
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
 		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns,
 	})
@@ -84,6 +73,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		return 1
 	}
 
+	providers, err := refresh.Marketplaces(cfg.Providers, provider.NewHTTPClient(cfg.Concurrency), rdb, cfg.Queue,
+		breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown}, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
+		return 2
+	}
 	reg := metrics.NewRegistry()
 	handler := refresh.New(store, providers, refresh.Config{}, log, metrics.NewRefresher(reg))
 
@@ -104,6 +99,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
 		StrictPriority:           true,
 		RetryDelayFunc:           refresh.RetryDelay(time.Second, cfg.RetryMaxDelay),
+		IsFailure:                refresh.IsFailure, // breaker open or no rate slot: wait, spend no retry
 		ShutdownTimeout:          cfg.DrainTimeout,
 		DelayedTaskCheckInterval: time.Second,
 		TaskCheckInterval:        200 * time.Millisecond,

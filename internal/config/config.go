@@ -65,6 +65,8 @@ type Refresher struct {
 	Concurrency       int           // REFRESH_CONCURRENCY
 	RetryMaxDelay     time.Duration // RETRY_MAX_DELAY
 	DrainTimeout      time.Duration // DRAIN_TIMEOUT
+	BreakerFailures   int           // BREAKER_FAILURES: consecutive transient failures that open a marketplace's breaker
+	BreakerCooldown   time.Duration // BREAKER_COOLDOWN: how long it stays open before a probe
 	APIToken          string        // API_TOKEN
 	DashboardUser     string        // DASHBOARD_USER
 	DashboardPassword string        // DASHBOARD_PASSWORD
@@ -244,6 +246,8 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	s.Concurrency = r.integer("REFRESH_CONCURRENCY", 50, 1, 10000)
 	s.RetryMaxDelay = r.duration("RETRY_MAX_DELAY", time.Minute)
 	s.DrainTimeout = r.duration("DRAIN_TIMEOUT", 25*time.Second)
+	s.BreakerFailures = r.integer("BREAKER_FAILURES", 5, 1, 1000)
+	s.BreakerCooldown = r.duration("BREAKER_COOLDOWN", 30*time.Second)
 	s.APIToken = r.str("API_TOKEN", "")
 	s.DashboardUser = r.str("DASHBOARD_USER", "")
 	s.DashboardPassword = r.str("DASHBOARD_PASSWORD", "")
