@@ -365,11 +365,37 @@ func (s *system) startRefresher(extra ...string) *proc {
 // for its first scan.
 func (s *system) startScanner(extra ...string) *proc {
 	s.t.Helper()
-	env := append(s.common(s.providersFile("providers.yaml", s.kinds)),
-		"IE_DB_DSN="+s.env.IEDSN, "SCAN_INTERVAL=1s", "FAILURE_COOLDOWN=1h")
-	p := startProc(s.t, "scanner", bin.scanner, append(env, extra...))
+	p := s.launchScanner(extra...)
 	p.waitLog(30*time.Second, `"msg":"scanned"`)
 	return p
+}
+
+// launchScanner starts a scanner loop without waiting for it.
+func (s *system) launchScanner(extra ...string) *proc {
+	s.t.Helper()
+	env := append(s.common(s.providersFile("providers.yaml", s.kinds)),
+		"IE_DB_DSN="+s.env.IEDSN, "SCAN_INTERVAL=1s", "FAILURE_COOLDOWN=1h")
+	return startProc(s.t, "scanner", bin.scanner, append(env, extra...))
+}
+
+// scanTotals sums a scanner's logged scan results.
+func scanTotals(p *proc) (scans, enqueued, alreadyQueued, retried int) {
+	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	for sc.Scan() {
+		var l struct {
+			Msg           string `json:"msg"`
+			Enqueued      int    `json:"enqueued"`
+			AlreadyQueued int    `json:"already_queued"`
+			Retried       int    `json:"retried"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "scanned" {
+			scans++
+			enqueued += l.Enqueued
+			alreadyQueued += l.AlreadyQueued
+			retried += l.Retried
+		}
+	}
+	return
 }
 
 // scanOnce runs scanner --once and requires it to succeed.
