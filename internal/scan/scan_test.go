@@ -65,22 +65,25 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	const cooldown = time.Hour
 	failed := func(ago time.Duration, fp string) task.Archived {
-		return task.Archived{LastFailedAt: now.Add(-ago), Failure: &task.Failure{Reason: "rejected", Fingerprint: fp}}
+		return task.Archived{LastFailedAt: now.Add(-ago).Truncate(time.Second),
+			Failure: &task.Failure{Reason: "rejected", Fingerprint: fp, At: now.Add(-ago)}}
 	}
 	store := &fakeStore{fingerprints: map[int64]string{
-		2: "fp-2", 3: "fp-3", 4: "fp-4-new", 7: "fp-7",
+		2: "fp-2", 3: "fp-3", 4: "fp-4-new", 7: "fp-7", 9: "fp-9",
 	}}
-	for id := int64(1); id <= 7; id++ {
+	for id := int64(1); id <= 9; id++ {
 		store.due = append(store.due, token.DueConnection{ID: id, IntegrationType: "16"})
 	}
 	queue := &fakeQueue{archived: map[int64]task.Archived{
 		// 1: never failed: enqueued.
-		2: failed(10*time.Minute, "fp-2"),         // cooling down, same credentials
-		3: failed(cooldown+time.Second, "fp-3"),   // cooldown over
-		4: failed(time.Minute, "fp-4-old"),        // credentials changed
-		5: {LastFailedAt: now.Add(-time.Minute)},  // archived without a record: waits
-		6: {LastFailedAt: now.Add(-2 * cooldown)}, // ... until the cooldown ends
-		7: failed(time.Minute, ""),                // no fingerprint (no inputFields read): waits
+		2: failed(10*time.Minute, "fp-2"),            // cooling down, same credentials
+		3: failed(cooldown+time.Second, "fp-3"),      // cooldown over
+		4: failed(time.Minute, "fp-4-old"),           // credentials changed
+		5: {LastFailedAt: now.Add(-time.Minute)},     // archived without a record: waits
+		6: {LastFailedAt: now.Add(-2 * cooldown)},    // ... until the cooldown ends
+		7: failed(time.Minute, ""),                   // no fingerprint (no inputFields read): waits
+		8: {LastFailedAt: now.Add(-cooldown)},        // whole seconds: the failure may be up to 1s later
+		9: failed(cooldown-time.Millisecond, "fp-9"), // exact record: a millisecond short
 	}}
 	s := New(store, queue, Config{
 		Targets:  []Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
@@ -93,7 +96,7 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 	sort.Slice(queue.retried, func(i, j int) bool { return queue.retried[i] < queue.retried[j] })
 	assert.Equal(t, []int64{1}, queue.enqueued)
 	assert.Equal(t, []int64{3, 4, 6}, queue.retried)
-	assert.Equal(t, 3, res[0].Failing, "2, 5 and 7 still cool down")
+	assert.Equal(t, 5, res[0].Failing, "2, 5, 7, 8 and 9 still cool down")
 	assert.Equal(t, 3, res[0].Retried)
 	assert.Equal(t, 1, res[0].Enqueued)
 }
