@@ -166,7 +166,7 @@ func (p *proc) count(substr string) int {
 	return strings.Count(p.out.String(), substr)
 }
 
-// eventually polls cond every 50ms until it holds or timeout passes.
+// eventually polls cond every 100ms until it holds or timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -174,7 +174,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

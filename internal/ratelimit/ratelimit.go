@@ -22,11 +22,19 @@ type Limiter struct {
 	rate  float64
 }
 
+// Headroom is the share by which calls are spaced wider than the configured
+// rate. A slot is granted on Redis's clock, but the marketplace counts
+// arrivals, which jitter by the time between the grant and the request on
+// the wire (scheduling, connection reuse, a loaded host); without headroom
+// two calls granted exactly 1/rate apart can arrive closer, and a second at
+// the marketplace can hold one call too many.
+const Headroom = 0.1
+
 // New returns the limiter of perSecond calls per second under key; every
 // process using the same key on the same Redis shares it. The burst is one:
-// calls are spaced at least 1/perSecond apart, so no wall-clock second ever
-// holds more than perSecond of them. It returns nil when perSecond is not
-// positive (no limit).
+// calls are spaced (1+Headroom)/perSecond apart, so no second holds more
+// than perSecond of them even when their arrival jitters. It returns nil
+// when perSecond is not positive (no limit).
 func New(rdb redis.UniversalClient, key string, perSecond float64) *Limiter {
 	if perSecond <= 0 || math.IsInf(perSecond, 0) || math.IsNaN(perSecond) {
 		return nil
@@ -35,7 +43,7 @@ func New(rdb redis.UniversalClient, key string, perSecond float64) *Limiter {
 		l:   redis_rate.NewLimiter(rdb),
 		key: key,
 		// One event per emission interval: fractional rates (0.5/s) work.
-		limit: redis_rate.Limit{Rate: 1, Burst: 1, Period: time.Duration(float64(time.Second) / perSecond)},
+		limit: redis_rate.Limit{Rate: 1, Burst: 1, Period: time.Duration((1 + Headroom) * float64(time.Second) / perSecond)},
 		rate:  perSecond,
 	}
 }
