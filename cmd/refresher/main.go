@@ -98,10 +98,10 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		// On-demand refreshes (a service just got a 401) go first.
 		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
 		StrictPriority:           true,
-		RetryDelayFunc:           refresh.RetryDelay(time.Second, cfg.RetryMaxDelay),
+		RetryDelayFunc:           refresh.RetryDelay(cfg.RetryBaseDelay, cfg.RetryMaxDelay),
 		IsFailure:                refresh.IsFailure, // breaker open or no rate slot: wait, spend no retry
 		ShutdownTimeout:          cfg.DrainTimeout,
-		DelayedTaskCheckInterval: time.Second,
+		DelayedTaskCheckInterval: cfg.RetryCheck,
 		TaskCheckInterval:        200 * time.Millisecond,
 		Logger:                   logging.Asynq{L: log.Named("asynq").Sugar()},
 		LogLevel:                 asynq.WarnLevel,

@@ -161,6 +161,17 @@ func (p *proc) waitLog(timeout time.Duration, substr string) {
 	})
 }
 
+// linesWith returns the output lines holding substr.
+func (p *proc) linesWith(substr string) []string {
+	var out []string
+	for _, l := range strings.Split(p.out.String(), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // count is how many output lines hold substr.
 func (p *proc) count(substr string) int {
 	return strings.Count(p.out.String(), substr)
@@ -345,13 +356,16 @@ func (s *system) common(providersFile string) []string {
 }
 
 // startRefresher starts a refresher (test defaults: 10 workers, retries
-// capped at 2s, breaker of 5 failures and 2s) and waits until it works.
+// within 250ms at first and capped at 2s, checked every 250ms, breaker of 5
+// failures and 2s) and waits until it works.
 func (s *system) startRefresher(extra ...string) *proc {
 	s.t.Helper()
 	env := append(s.common(s.providersFile("providers.yaml", s.kinds)),
 		"IE_DB_DSN="+s.ieDSN,
 		"REFRESH_CONCURRENCY=10",
+		"RETRY_BASE_DELAY=250ms",
 		"RETRY_MAX_DELAY=2s",
+		"RETRY_CHECK_INTERVAL=250ms",
 		"BREAKER_FAILURES=5",
 		"BREAKER_COOLDOWN=2s",
 		"DRAIN_TIMEOUT=5s",

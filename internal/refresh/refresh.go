@@ -63,6 +63,18 @@ type DeferredError struct {
 
 func (d *DeferredError) Error() string { return "deferred: " + d.Reason }
 
+// expiringError is a transient failure of a connection whose stored token is
+// still live: RetryDelay keeps its backoff within a share of the lifetime
+// left, so a token is not allowed to lapse while the backoff sleeps.
+type expiringError struct {
+	err  error
+	left time.Duration
+}
+
+func (e *expiringError) Error() string { return e.err.Error() }
+
+func (e *expiringError) Unwrap() error { return e.err }
+
 // IsFailure is asynq's Config.IsFailure: a deferred attempt is not a failure.
 func IsFailure(err error) bool {
 	var d *DeferredError
@@ -187,6 +199,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		log.Warn("refresh failed; will retry", append(fields, zap.String("reason", err.Error()))...)
+		if left := remaining - took; hadToken && left > 0 {
+			return &expiringError{err: err, left: left}
+		}
 		return err
 	}
 }

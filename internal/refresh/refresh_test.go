@@ -108,6 +108,27 @@ func TestBreakerOpenDefersWithoutCalling(t *testing.T) {
 	assert.EqualValues(t, 2, b.provider.calls.Load(), "no call while the breaker is open")
 }
 
+func TestTransientFailureOfLiveTokenCarriesLifetime(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	exp := time.Now().Add(40 * time.Second)
+	b.store.conn.ExpiresAt = &exp
+	b.provider.RefreshFn = func(context.Context, token.Connection) (token.Token, error) {
+		return token.Token{}, token.Transient("ajio answered HTTP 500")
+	}
+	err := b.handler.ProcessTask(context.Background(), refreshTask(t))
+	var e *expiringError
+	require.ErrorAs(t, err, &e)
+	assert.InDelta(t, 40*time.Second, e.left, float64(2*time.Second))
+	assert.Equal(t, "transient: ajio answered HTTP 500", err.Error(), "the reason shown is unchanged")
+	assert.True(t, IsFailure(err))
+
+	expired := time.Now().Add(-time.Minute)
+	b.store.conn.ExpiresAt = &expired
+	err = b.handler.ProcessTask(context.Background(), refreshTask(t))
+	assert.False(t, errors.As(err, &e), "an expired token: plain backoff")
+}
+
 func TestRejectionKeepsBreakerClosed(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil, Config{})

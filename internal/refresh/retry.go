@@ -14,11 +14,16 @@ import (
 // misbehaving header must not freeze a connection.
 const MaxRetryAfter = time.Hour
 
+// LifetimeShare: a retry of a connection whose token is still live waits at
+// most 1/LifetimeShare of the lifetime left.
+const LifetimeShare = 4
+
 // RetryDelay returns asynq's retry policy. Transient failures back off
 // exponentially with full jitter: retry n (from 0) waits a uniform time in
-// (0, min(base·2ⁿ, maxDelay)], so the first retry comes within base. A
-// marketplace's Retry-After is honoured when it asks for longer (up to
-// MaxRetryAfter). A deferred attempt (breaker open, no rate slot) comes back
+// (0, min(base·2ⁿ, maxDelay)], so the first retry comes within base; while
+// the stored token is live, the ceiling is also at most a quarter of its
+// remaining lifetime (never under base/4). A marketplace's Retry-After is
+// honoured when it asks for longer (up to MaxRetryAfter). A deferred attempt (breaker open, no rate slot) comes back
 // after the time it named, with a little jitter so a crowd of deferred tasks
 // does not return at the same instant.
 func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
@@ -39,6 +44,14 @@ func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 			if d := base << n; d > 0 && d < maxDelay {
 				ceiling = d
 			}
+		}
+		// While the stored token is live, a retry never waits more than a
+		// share of the lifetime it has left (but not less than base/4, so
+		// the last moments are not a hot loop): a token near expiry gets
+		// its retries while they can still help.
+		var exp *expiringError
+		if errors.As(err, &exp) {
+			ceiling = min(ceiling, max(exp.left/LifetimeShare, base/4))
 		}
 		// Full jitter spreads a fleet's retries after an outage, so the
 		// marketplace is not hit by all of them at the same instant.

@@ -34,6 +34,10 @@ func TestRetryDelay(t *testing.T) {
 		{"Retry-After past the cap is honoured too", 10, withRA(3 * time.Minute), 3 * time.Minute, 3*time.Minute + time.Second},
 		{"Retry-After is bounded", 0, withRA(48 * time.Hour), MaxRetryAfter, MaxRetryAfter + time.Second},
 		{"wrapped Retry-After", 0, fmt.Errorf("x: %w", withRA(5*time.Second)), 5 * time.Second, 6 * time.Second},
+		{"a live token caps the backoff at a quarter of its lifetime left", 10, &expiringError{err: plain, left: 20 * time.Second}, 1, 5 * time.Second},
+		{"but not below base/4", 10, &expiringError{err: plain, left: 100 * time.Millisecond}, 1, base / 4},
+		{"a long lifetime left leaves the cap", 10, &expiringError{err: plain, left: time.Hour}, 1, capDelay},
+		{"Retry-After wins over the lifetime cap", 0, &expiringError{err: withRA(3 * time.Second), left: 4 * time.Second}, 3 * time.Second, 4 * time.Second},
 		{"deferred: its own time plus a little", 7, &DeferredError{Reason: "open", After: 4 * time.Second}, 4 * time.Second, 5*time.Second + 100*time.Millisecond},
 		{"deferred for nothing still waits a moment", 0, &DeferredError{Reason: "x"}, time.Millisecond, 102 * time.Millisecond},
 	} {
