@@ -179,7 +179,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	o, remaining, hadToken, err := h.refresh(ctx, t, p, prov)
 	took := time.Since(start)
 	if h.obs != nil {
-		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken)
+		// A deferred attempt made no call: the lifetime left is observed
+		// when the refresh really starts, not at every deferral.
+		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken && o != Deferred)
 	}
 	fields := []zap.Field{zap.String("outcome", string(o)), zap.Duration("duration", took)}
 	switch o {
