@@ -255,20 +255,36 @@ func (m *marketplace) owners(tokens []string) map[string]string {
 	return o
 }
 
-// mix spreads a total fault rate p evenly over 500s, 429s with Retry-After,
-// slow answers past the caller's timeout and hangs. The sandbox draws them
-// in the order hang, slow, 429, error, so each later draw is conditioned on
-// the earlier ones missing.
-func mix(p float64, retryAfter int) sandbox.Faults {
-	q := p / 4
-	return sandbox.Faults{
-		HangRate:          q,
-		SlowRate:          q / (1 - q),
-		SlowLatency:       3 * time.Second,
-		RateLimitRate:     q / (1 - 2*q),
-		RetryAfterSeconds: retryAfter,
-		ErrorRate:         q / (1 - 3*q),
+// shares are the parts of all calls each fault answers.
+type shares struct{ hang, slow, tooMany, errors, html, garbage float64 }
+
+// faults turns shares into the sandbox's switches. The sandbox draws them in
+// the order hang, slow, 429, error, HTML, garbage, so each later draw is
+// conditioned on the earlier ones missing. Slow answers come after 3s, past
+// every test's call timeout; 429s ask for Retry-After seconds.
+func faults(sh shares, retryAfter int) sandbox.Faults {
+	left := 1.0
+	cond := func(p float64) float64 {
+		r := p / left
+		left -= p
+		return r
 	}
+	return sandbox.Faults{
+		HangRate:          cond(sh.hang),
+		SlowRate:          cond(sh.slow),
+		SlowLatency:       3 * time.Second,
+		RateLimitRate:     cond(sh.tooMany),
+		RetryAfterSeconds: retryAfter,
+		ErrorRate:         cond(sh.errors),
+		HTMLRate:          cond(sh.html),
+		GarbageRate:       cond(sh.garbage),
+	}
+}
+
+// mix spreads a total fault rate p evenly over 500s, 429s with Retry-After,
+// answers slower than the caller's timeout and hangs.
+func mix(p float64, retryAfter int) sandbox.Faults {
+	return faults(shares{hang: p / 4, slow: p / 4, tooMany: p / 4, errors: p / 4}, retryAfter)
 }
 
 // kind is one provider in a test's providers file.
