@@ -54,10 +54,11 @@ func TestRefresherKilledMidRefresh(t *testing.T) {
 	require.Zero(t, s.market.stats().Calls, "killed before any marketplace call")
 	proxy.Open()
 
-	// 2. Killed after the call, before the write: the calls are slow; once
+	// 2. Killed after the call, before the write: the calls are slow (3s,
+	// time enough to stall the database after seeing them in flight); once
 	// all five are in flight the database stalls, the marketplace issues
 	// the tokens, and the refresher dies while it tries to store them.
-	s.market.setFaults(sandbox.Faults{Latency: 2 * time.Second})
+	s.market.setFaults(sandbox.Faults{Latency: 3 * time.Second})
 	after := s.conns(101, 5, "16")
 	r2 := s.startRefresher()
 	s.scanOnce()
@@ -158,7 +159,8 @@ func TestMySQLUnreachableDuringWrite(t *testing.T) {
 	s.ieDSN = proxy.DSN(t, s.env.IEDSN)
 	users := s.conns(1, 10, "16")
 	r := s.startRefresher()
-	s.market.setFaults(sandbox.Faults{Latency: 1500 * time.Millisecond})
+	// 3s calls: time enough to cut the database after seeing them in flight.
+	s.market.setFaults(sandbox.Faults{Latency: 3 * time.Second})
 	s.scanOnce()
 
 	eventually(t, 30*time.Second, "ten calls in flight", func() bool { return s.market.stats().InFlight == 10 })
