@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build test lint services tools schema run sandbox clean
+.PHONY: all build test fault soak lint services tools schema run sandbox clean
 
 all: build
 
@@ -23,6 +23,16 @@ build:
 test: services tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## fault: the fault-injection suite alone, verbose, then its measured figures (docs/reliability.md)
+fault: services
+	@mkdir -p $(BIN)
+	$(GO) test -count=1 -timeout 20m -v ./e2e/fault/ > $(BIN)/fault.log 2>&1 || (tail -100 $(BIN)/fault.log; exit 1)
+	@grep -h 'FIGURE' $(BIN)/fault.log | sed 's/^ *[a-z_]*_test.go:[0-9]*: //'
+
+## soak: only the two-minute soak (also part of make test)
+soak: services
+	$(GO) test -count=1 -timeout 10m -v -run 'TestSoak$$' ./e2e/fault/
 
 ## lint: gofmt and go vet must be clean
 lint:

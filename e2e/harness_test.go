@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/provider"
@@ -95,19 +96,16 @@ func (b *bundle) scanOnce(t *testing.T) scan.Result {
 // test ends.
 func (b *bundle) startRefresher(t *testing.T) {
 	t.Helper()
-	client := provider.NewHTTPClient(10)
-	providers := map[string]refresh.Provider{}
-	for _, e := range b.providers {
-		p, err := registry.Build(e, client)
-		require.NoError(t, err)
-		providers[e.IntegrationType] = refresh.Provider{Kind: e.Kind, RefreshBefore: e.Before(), Client: p}
-	}
+	providers, err := refresh.Marketplaces(b.providers, provider.NewHTTPClient(10), nil, b.env.Redis, b.env.Queue,
+		breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond}, b.log)
+	require.NoError(t, err)
 	h := refresh.New(b.store, providers, refresh.Config{SaveRetryFor: time.Second}, b.log, nil)
 	srv := asynq.NewServerFromRedisClient(b.env.Redis, asynq.Config{
 		Concurrency:              8,
 		Queues:                   map[string]int{task.UrgentQueue(b.env.Queue): 10, b.env.Queue: 1},
 		StrictPriority:           true,
 		RetryDelayFunc:           refresh.RetryDelay(20*time.Millisecond, 200*time.Millisecond),
+		IsFailure:                refresh.IsFailure,
 		TaskCheckInterval:        20 * time.Millisecond,
 		DelayedTaskCheckInterval: 100 * time.Millisecond,
 		ShutdownTimeout:          2 * time.Second,

@@ -16,13 +16,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
-	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
@@ -52,19 +52,6 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	defer log.Sync()
 
-	reg := metrics.NewRegistry()
-	m := metrics.NewRefresher(reg)
-	httpClient := provider.NewHTTPClient(cfg.Concurrency)
-	providers := make(map[string]refresh.Provider, len(cfg.Providers))
-	for _, e := range cfg.Providers {
-		p, err := registry.Build(e, provider.Observed(httpClient, e.Kind, m))
-		if err != nil {
-			fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
-			return 2
-		}
-		providers[e.IntegrationType] = refresh.Provider{Kind: e.Kind, RefreshBefore: e.Before(), Client: p}
-	}
-
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
 		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns,
 	})
@@ -85,6 +72,14 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		return 1
 	}
 
+	reg := metrics.NewRegistry()
+	m := metrics.NewRefresher(reg)
+	providers, err := refresh.Marketplaces(cfg.Providers, provider.NewHTTPClient(cfg.Concurrency), m, rdb, cfg.Queue,
+		breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown}, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
+		return 2
+	}
 	handler := refresh.New(store, providers, refresh.Config{}, log, m)
 
 	if cfg.HTTPAddr != "" {
@@ -101,9 +96,10 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		// On-demand refreshes (a service just got a 401) go first.
 		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
 		StrictPriority:           true,
-		RetryDelayFunc:           refresh.RetryDelay(time.Second, cfg.RetryMaxDelay),
+		RetryDelayFunc:           refresh.RetryDelay(cfg.RetryBaseDelay, cfg.RetryMaxDelay),
+		IsFailure:                refresh.IsFailure, // breaker open or no rate slot: wait, spend no retry
 		ShutdownTimeout:          cfg.DrainTimeout,
-		DelayedTaskCheckInterval: time.Second,
+		DelayedTaskCheckInterval: cfg.RetryCheck,
 		TaskCheckInterval:        200 * time.Millisecond,
 		Logger:                   logging.Asynq{L: log.Named("asynq").Sugar()},
 		LogLevel:                 asynq.WarnLevel,

@@ -37,6 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.Float64Var(&f.HTMLRate, "html-rate", 0, "share of calls answered by an HTML 502 page")
 	fs.Float64Var(&f.GarbageRate, "garbage-rate", 0, "share of calls answered HTTP 200 with garbage")
 	fs.Float64Var(&f.HangRate, "hang-rate", 0, "share of calls that hang until the caller gives up")
+	fs.Float64Var(&f.SlowRate, "slow-rate", 0, "share of calls answered only after --slow-latency")
+	fs.DurationVar(&f.SlowLatency, "slow-latency", 15*time.Second, "delay of a slow answer")
 	fs.Float64Var(&f.RateLimitRate, "rate-limit-rate", 0, "share of calls answered HTTP 429")
 	fs.IntVar(&f.RetryAfterSeconds, "retry-after", 1, "Retry-After seconds of a 429")
 	fs.BoolVar(&f.RejectAll, "reject-all", false, "reject every credential")
@@ -46,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	for _, r := range []float64{f.ErrorRate, f.HTMLRate, f.GarbageRate, f.HangRate, f.RateLimitRate} {
+	for _, r := range []float64{f.ErrorRate, f.HTMLRate, f.GarbageRate, f.HangRate, f.SlowRate, f.RateLimitRate} {
 		if r < 0 || r > 1 {
 			fmt.Fprintln(stderr, "sandbox: rates are between 0 and 1")
 			return 2

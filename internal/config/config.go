@@ -64,7 +64,11 @@ type Refresher struct {
 	Common
 	Concurrency       int           // REFRESH_CONCURRENCY
 	RetryMaxDelay     time.Duration // RETRY_MAX_DELAY
+	RetryBaseDelay    time.Duration // RETRY_BASE_DELAY: the first retry comes within it
+	RetryCheck        time.Duration // RETRY_CHECK_INTERVAL: how often due retries are moved back to the queue
 	DrainTimeout      time.Duration // DRAIN_TIMEOUT
+	BreakerFailures   int           // BREAKER_FAILURES: consecutive transient failures that open a marketplace's breaker
+	BreakerCooldown   time.Duration // BREAKER_COOLDOWN: how long it stays open before a probe
 	APIToken          string        // API_TOKEN
 	DashboardUser     string        // DASHBOARD_USER
 	DashboardPassword string        // DASHBOARD_PASSWORD
@@ -243,7 +247,14 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	s := Refresher{Common: r.common()}
 	s.Concurrency = r.integer("REFRESH_CONCURRENCY", 50, 1, 10000)
 	s.RetryMaxDelay = r.duration("RETRY_MAX_DELAY", time.Minute)
+	s.RetryBaseDelay = r.duration("RETRY_BASE_DELAY", time.Second)
+	s.RetryCheck = r.duration("RETRY_CHECK_INTERVAL", time.Second)
+	if r.err == nil && s.RetryBaseDelay > s.RetryMaxDelay {
+		r.fail("RETRY_BASE_DELAY", fmt.Errorf("%s is longer than RETRY_MAX_DELAY %s", s.RetryBaseDelay, s.RetryMaxDelay))
+	}
 	s.DrainTimeout = r.duration("DRAIN_TIMEOUT", 25*time.Second)
+	s.BreakerFailures = r.integer("BREAKER_FAILURES", 5, 1, 1000)
+	s.BreakerCooldown = r.duration("BREAKER_COOLDOWN", 30*time.Second)
 	s.APIToken = r.str("API_TOKEN", "")
 	s.DashboardUser = r.str("DASHBOARD_USER", "")
 	s.DashboardPassword = r.str("DASHBOARD_PASSWORD", "")

@@ -4,28 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 )
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"":                              0,
-		"7":                             7 * time.Second,
-		"-3":                            0,
-		"soon":                          0,
-		"Mon, 23 Nov 2026 12:00:30 GMT": 30 * time.Second,
-		"Mon, 23 Nov 2026 11:00:00 GMT": 0,
-	} {
-		h := http.Header{}
-		if v != "" {
-			h.Set("Retry-After", v)
-		}
-		if got := RetryAfter(h, now); got != want {
-			t.Errorf("Retry-After %q = %v, want %v", v, got, want)
-		}
-	}
-}
 
 func TestRedact(t *testing.T) {
 	u, _ := url.Parse("https://user:pw@mp.example.com/authToken?username=a&password=secret#x")

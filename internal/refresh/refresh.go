@@ -1,19 +1,24 @@
 // Package refresh is the asynq handler of a refresh task: load the
-// connection, skip it if it is no longer due, call its marketplace, store the
-// new token with a guarded write, and classify what went wrong as permanent
-// (archived with a reason, not retried in a loop) or transient (retried with
-// backoff until it heals).
+// connection, skip it if it is no longer due, wait for the marketplace's
+// circuit breaker and fleet-wide rate limit, call it, store the new token
+// with a guarded write, and classify what went wrong as permanent (archived
+// with a reason, not retried in a loop), transient (retried with backoff
+// until it heals) or deferred (waiting for the breaker or a rate slot: put
+// back without counting as a failure).
 package refresh
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -24,11 +29,56 @@ type Store interface {
 	Save(ctx context.Context, read token.Connection, t token.Token) error
 }
 
+// Limiter is a marketplace's call rate shared by every refresher replica
+// (internal/ratelimit).
+type Limiter interface {
+	// Take takes a slot and returns zero, or takes nothing and returns how
+	// long until the next slot frees.
+	Take(ctx context.Context) (time.Duration, error)
+	PerSecond() float64
+}
+
 // Provider is one configured marketplace flow.
 type Provider struct {
 	Kind          string
 	RefreshBefore time.Duration
 	Client        token.Provider
+	// CallTimeout is the deadline of one marketplace call; waiting for a
+	// rate slot leaves that much of the task's deadline for the call.
+	CallTimeout time.Duration
+	// Limiter is nil when the marketplace has no rate limit.
+	Limiter Limiter
+	// Breaker is nil when calls are never held back.
+	Breaker *breaker.Breaker
+}
+
+// DeferredError is the error of an attempt that made no marketplace call because
+// the marketplace's circuit breaker is open or its rate limit has no slot
+// soon. It is not a failure (IsFailure): asynq puts the task back for After
+// without spending a retry, and RetryDelay honours After.
+type DeferredError struct {
+	Reason string
+	After  time.Duration
+}
+
+func (d *DeferredError) Error() string { return "deferred: " + d.Reason }
+
+// expiringError is a transient failure of a connection whose stored token is
+// still live: RetryDelay keeps its backoff within a share of the lifetime
+// left, so a token is not allowed to lapse while the backoff sleeps.
+type expiringError struct {
+	err  error
+	left time.Duration
+}
+
+func (e *expiringError) Error() string { return e.err.Error() }
+
+func (e *expiringError) Unwrap() error { return e.err }
+
+// IsFailure is asynq's Config.IsFailure: a deferred attempt is not a failure.
+func IsFailure(err error) bool {
+	var d *DeferredError
+	return !errors.As(err, &d)
 }
 
 // Outcome names what a refresh attempt came to; it is a metric label and a
@@ -44,6 +94,7 @@ const (
 	Permanent  Outcome = "permanent"   // rejected credentials, malformed inputFields
 	Transient  Outcome = "transient"   // marketplace or network trouble; retried
 	StoreError Outcome = "store_error" // database trouble; retried
+	Deferred   Outcome = "deferred"    // breaker open or no rate slot: put back, not a failure
 )
 
 // Observer is told about every attempt (metrics). remaining is the stored
@@ -60,6 +111,13 @@ type Config struct {
 	// token in hand may be the only valid one (a rotated refresh token), so
 	// losing it to a brief database blip is worth avoiding.
 	SaveRetryFor time.Duration
+	// RateWait is how long a worker waits in place for a rate slot before
+	// the task is deferred instead (default 2s). Waiting in place is the
+	// cheapest wait, but a waiting worker serves no other marketplace, so
+	// it is kept short, and at most RateWait × rate workers of a process
+	// wait for one marketplace at once: the rest are deferred to about when
+	// their turn comes.
+	RateWait time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -68,6 +126,7 @@ type Config struct {
 type Handler struct {
 	store     Store
 	providers map[string]Provider
+	waiting   map[string]*atomic.Int64 // workers waiting for a rate slot, by integration type
 	cfg       Config
 	log       *zap.Logger
 	obs       Observer
@@ -81,10 +140,17 @@ func New(store Store, providers map[string]Provider, cfg Config, log *zap.Logger
 	if cfg.SaveRetryFor <= 0 {
 		cfg.SaveRetryFor = 30 * time.Second
 	}
+	if cfg.RateWait <= 0 {
+		cfg.RateWait = 2 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{store: store, providers: providers, cfg: cfg, log: log, obs: obs}
+	waiting := make(map[string]*atomic.Int64, len(providers))
+	for it := range providers {
+		waiting[it] = new(atomic.Int64)
+	}
+	return &Handler{store: store, providers: providers, waiting: waiting, cfg: cfg, log: log, obs: obs}
 }
 
 // ProcessTask implements asynq.Handler.
@@ -113,7 +179,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	o, remaining, hadToken, err := h.refresh(ctx, t, p, prov)
 	took := time.Since(start)
 	if h.obs != nil {
-		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken)
+		// A deferred attempt made no call: the lifetime left is observed
+		// when the refresh really starts, not at every deferral.
+		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken && o != Deferred)
 	}
 	fields := []zap.Field{zap.String("outcome", string(o)), zap.Duration("duration", took)}
 	switch o {
@@ -124,12 +192,18 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log.Error("refresh failed permanently; not retried until credentials change, the cooldown ends or an operator retries",
 			append(fields, zap.String("reason", err.Error()))...)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	case Deferred:
+		log.Debug("refresh deferred; not a failure", append(fields, zap.String("reason", err.Error()))...)
+		return err
 	default:
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
 			log.Info("refresh interrupted by shutdown; it goes back to the queue", fields...)
 			return err
 		}
 		log.Warn("refresh failed; will retry", append(fields, zap.String("reason", err.Error()))...)
+		if left := remaining - took; hadToken && left > 0 {
+			return &expiringError{err: err, left: left}
+		}
 		return err
 	}
 }
@@ -153,7 +227,16 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 		return NotDue, remaining, hadToken, nil
 	}
 
+	report, err := h.admit(ctx, p.IntegrationType, prov)
+	if err != nil {
+		var d *DeferredError
+		if errors.As(err, &d) {
+			return Deferred, remaining, hadToken, err
+		}
+		return Transient, remaining, hadToken, err
+	}
 	tok, err := prov.Client.Refresh(ctx, c)
+	report(breakerResult(ctx, err))
 	if err != nil {
 		if token.IsPermanent(err) {
 			h.recordFailure(t, err.Error(), c.InputFields)
@@ -179,6 +262,89 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 		return Stale, remaining, hadToken, nil
 	default:
 		return StoreError, remaining, hadToken, err
+	}
+}
+
+// admit holds the call back while the marketplace's breaker is open, and
+// waits for a slot of its rate limit. It returns the function that reports
+// the call's result to the breaker, or a *DeferredError when the task should come
+// back later.
+func (h *Handler) admit(ctx context.Context, integrationType string, prov Provider) (func(breaker.Result), error) {
+	report := func(breaker.Result) {}
+	if prov.Breaker != nil {
+		done, wait := prov.Breaker.Acquire()
+		if done == nil {
+			return nil, &DeferredError{Reason: fmt.Sprintf("%s circuit breaker is open", prov.Kind), After: wait}
+		}
+		report = done
+	}
+	if prov.Limiter == nil {
+		return report, nil
+	}
+	if err := h.waitForSlot(ctx, integrationType, prov); err != nil {
+		report(breaker.Ignore)
+		return nil, err
+	}
+	return report, nil
+}
+
+func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov Provider) error {
+	rate := prov.Limiter.PerSecond()
+	waiting := h.waiting[integrationType]
+	n := waiting.Add(1)
+	defer waiting.Add(-1)
+	if maxWaiting := int64(math.Ceil(rate * h.cfg.RateWait.Seconds())); n > max(maxWaiting, 1) {
+		// More workers already wait than slots come in RateWait: come
+		// back about when this one's turn would be.
+		return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls waiting", prov.Kind, rate, n-1),
+			After: time.Duration(float64(n-1) / rate * float64(time.Second))}
+	}
+	budget := h.cfg.RateWait
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)-prov.CallTimeout)
+	}
+	start := time.Now()
+	for {
+		wait, err := prov.Limiter.Take(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
+		}
+		if wait == 0 {
+			return nil
+		}
+		if time.Since(start)+wait > budget {
+			return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): no slot within %s", prov.Kind, rate, h.cfg.RateWait),
+				After: wait}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// breakerResult is what a call's outcome says about the marketplace: a
+// transient failure counts against it; an answer, even a rejection,
+// shows it is up; a failure before any answer (malformed inputFields, a
+// shutdown) says nothing.
+func breakerResult(ctx context.Context, err error) breaker.Result {
+	var f *token.Failure
+	switch {
+	case err == nil:
+		return breaker.Success
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+		return breaker.Ignore
+	case errors.As(err, &f) && f.Permanent:
+		if f.Status != 0 {
+			return breaker.Success
+		}
+		return breaker.Ignore
+	default:
+		return breaker.Failure
 	}
 }
 

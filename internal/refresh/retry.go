@@ -1,6 +1,7 @@
 package refresh
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -9,9 +10,22 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// RetryDelay returns asynq's retry policy for transient failures: capped
-// exponential backoff with full jitter (first retry within base), and a
-// marketplace's Retry-After honoured when it asks for longer.
+// MaxRetryAfter bounds how long a marketplace's Retry-After is honoured: a
+// misbehaving header must not freeze a connection.
+const MaxRetryAfter = time.Hour
+
+// LifetimeShare: a retry of a connection whose token is still live waits at
+// most 1/LifetimeShare of the lifetime left.
+const LifetimeShare = 4
+
+// RetryDelay returns asynq's retry policy. Transient failures back off
+// exponentially with full jitter: retry n (from 0) waits a uniform time in
+// (0, min(base·2ⁿ, maxDelay)], so the first retry comes within base; while
+// the stored token is live, the ceiling is also at most a quarter of its
+// remaining lifetime (never under base/4). A marketplace's Retry-After is
+// honoured when it asks for longer (up to MaxRetryAfter). A deferred attempt (breaker open, no rate slot) comes back
+// after the time it named, with a little jitter so a crowd of deferred tasks
+// does not return at the same instant.
 func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 	if base <= 0 {
 		base = time.Second
@@ -20,19 +34,30 @@ func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 		maxDelay = base
 	}
 	return func(n int, err error, _ *asynq.Task) time.Duration {
+		var deferred *DeferredError
+		if errors.As(err, &deferred) {
+			after := max(deferred.After, time.Millisecond)
+			return after + time.Duration(rand.Int64N(int64(after/4+100*time.Millisecond)))
+		}
 		ceiling := maxDelay
-		if n < 40 {
+		if n >= 0 && n < 40 {
 			if d := base << n; d > 0 && d < maxDelay {
 				ceiling = d
 			}
+		}
+		// While the stored token is live, a retry never waits more than a
+		// share of the lifetime it has left (but not less than base/4, so
+		// the last moments are not a hot loop): a token near expiry gets
+		// its retries while they can still help.
+		var exp *expiringError
+		if errors.As(err, &exp) {
+			ceiling = min(ceiling, max(exp.left/LifetimeShare, base/4))
 		}
 		// Full jitter spreads a fleet's retries after an outage, so the
 		// marketplace is not hit by all of them at the same instant.
 		d := time.Duration(rand.Int64N(int64(ceiling))) + 1
 		if ra, ok := token.RetryAfter(err); ok && ra > d {
-			// Asked-for delays are honoured but not beyond an hour: a
-			// misbehaving header must not freeze a connection.
-			d = min(ra, time.Hour) + time.Duration(rand.Int64N(int64(time.Second)))
+			d = min(ra, MaxRetryAfter) + time.Duration(rand.Int64N(int64(time.Second)))
 		}
 		return d
 	}

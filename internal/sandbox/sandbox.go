@@ -23,10 +23,15 @@ import (
 )
 
 // Faults are the switches. Rates are probabilities in [0,1], drawn per call
-// in the order hang, 429, error, HTML, garbage.
+// in the order hang, slow, 429, error, HTML, garbage.
 type Faults struct {
-	Latency           time.Duration `json:"latency"`
-	HangRate          float64       `json:"hang_rate"`
+	Latency  time.Duration `json:"latency"`
+	HangRate float64       `json:"hang_rate"`
+	// SlowRate answers a share of calls normally but only after
+	// SlowLatency: a caller with a shorter deadline times out while the
+	// token is issued anyway.
+	SlowRate          float64       `json:"slow_rate"`
+	SlowLatency       time.Duration `json:"slow_latency"`
 	RateLimitRate     float64       `json:"rate_limit_rate"`
 	RetryAfterSeconds int           `json:"retry_after_seconds"`
 	ErrorRate         float64       `json:"error_rate"`
@@ -110,6 +115,11 @@ type Stats struct {
 	ByFlow   map[string]int `json:"by_flow"`
 	// PeakPerSecond is the most calls started within one wall-clock second.
 	PeakPerSecond int `json:"peak_per_second"`
+	// PeakInAnySecond is the most calls started within any one-second
+	// window (sliding; at least PeakPerSecond).
+	PeakInAnySecond int `json:"peak_in_any_second"`
+	// InFlight is how many calls are being answered now.
+	InFlight int `json:"in_flight"`
 }
 
 // Server is the sandbox marketplace.
@@ -125,6 +135,7 @@ type Server struct {
 	second  int64
 	inSec   int
 	now     func() time.Time // the clock of the rotation grace
+	recent  []time.Time      // call starts of the last second, oldest first
 }
 
 // grant is what an OAuth refresh token stands for.
@@ -199,6 +210,17 @@ func (s *Server) Faults() Faults {
 	return s.faults
 }
 
+// CallsByUser returns how many token calls each username made.
+func (s *Server) CallsByUser() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for u, n := range s.calls {
+		out[u] = n
+	}
+	return out
+}
+
 // Calls returns how many token calls a username made.
 func (s *Server) Calls(username string) int {
 	s.mu.Lock()
@@ -233,6 +255,8 @@ func (s *Server) IssuedTo(accessToken string) (string, bool) {
 //	POST /oauth/token        OAuth2 refresh_token grant, form or JSON body
 //	GET  /_sandbox/faults    the switches; PUT replaces them (JSON)
 //	GET  /_sandbox/stats     the counters
+//	GET  /_sandbox/calls     token calls by username
+//	POST /_sandbox/owners    JSON array of access tokens → {token: username} of those it issued
 //	POST /_sandbox/sellers   register {username,password}
 //	POST /_sandbox/oauth/clients         register {client_id,client_secret}
 //	POST /_sandbox/oauth/refresh_tokens  register {client_id,subject,refresh_token}
@@ -281,6 +305,23 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /_sandbox/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
+	mux.HandleFunc("GET /_sandbox/calls", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.CallsByUser())
+	})
+	mux.HandleFunc("POST /_sandbox/owners", func(w http.ResponseWriter, r *http.Request) {
+		var tokens []string
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<24)).Decode(&tokens); err != nil {
+			http.Error(w, "want a JSON array of access tokens", http.StatusBadRequest)
+			return
+		}
+		owners := make(map[string]string, len(tokens))
+		for _, t := range tokens {
+			if u, ok := s.IssuedTo(t); ok {
+				owners[t] = u
+			}
+		}
+		writeJSON(w, http.StatusOK, owners)
+	})
 	mux.HandleFunc("POST /_sandbox/sellers", func(w http.ResponseWriter, r *http.Request) {
 		var c struct{ Username, Password string }
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&c); err != nil || c.Username == "" || c.Password == "" {
@@ -308,6 +349,13 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, flow, username st
 	}
 	s.inSec++
 	s.stats.PeakPerSecond = max(s.stats.PeakPerSecond, s.inSec)
+	start := time.Now()
+	drop := 0
+	for drop < len(s.recent) && start.Sub(s.recent[drop]) >= time.Second {
+		drop++
+	}
+	s.recent = append(s.recent[drop:], start)
+	s.stats.PeakInAnySecond = max(s.stats.PeakInAnySecond, len(s.recent))
 	f := s.faults
 	s.mu.Unlock()
 
@@ -328,6 +376,14 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, flow, username st
 		case <-time.After(5 * time.Minute):
 		}
 		return false
+	case hit(f.SlowRate):
+		s.mu.Lock()
+		s.stats.Faulted++
+		s.mu.Unlock()
+		// The answer comes, late: the token is issued even if the caller
+		// has given up.
+		time.Sleep(f.SlowLatency)
+		return true
 	case hit(f.RateLimitRate):
 		fault()
 		ra := f.RetryAfterSeconds
@@ -355,6 +411,18 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, flow, username st
 		return false
 	}
 	return true
+}
+
+// inFlight counts a call being answered until the returned func runs.
+func (s *Server) inFlight() func() {
+	s.mu.Lock()
+	s.stats.InFlight++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.stats.InFlight--
+		s.mu.Unlock()
+	}
 }
 
 func (s *Server) accepts(username, password string) bool {
@@ -394,6 +462,7 @@ func (s *Server) ajio(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	decodeErr := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req)
+	defer s.inFlight()()
 	if !s.begin(w, r, "ajio", req.Username) {
 		return
 	}

@@ -262,7 +262,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 			fresh = append(fresh, payload(d))
 			continue
 		}
-		if now.Sub(a.LastFailedAt) >= s.cfg.Cooldown {
+		if now.Sub(failedAt(a)) >= s.cfg.Cooldown {
 			retry = append(retry, payload(d))
 			continue
 		}
@@ -293,6 +293,16 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 		failing++
 	}
 	return fresh, retry, failing, nil
+}
+
+// failedAt is when an archived task last failed. asynq keeps LastFailedAt in
+// whole seconds, so it is rounded up (a cooldown must never be counted from
+// before the failure); the handler's own record is exact and wins.
+func failedAt(a task.Archived) time.Time {
+	if a.Failure != nil && !a.Failure.At.IsZero() {
+		return a.Failure.At
+	}
+	return a.LastFailedAt.Add(time.Second)
 }
 
 func payload(d token.DueConnection) task.Payload {

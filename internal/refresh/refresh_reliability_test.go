@@ -1,0 +1,234 @@
+package refresh
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/breaker"
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+type fakeStore struct {
+	mu    sync.Mutex
+	conn  token.Connection
+	saved []token.Token
+}
+
+func (s *fakeStore) Load(context.Context, int64) (token.Connection, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn, nil
+}
+
+func (s *fakeStore) Save(_ context.Context, _ token.Connection, t token.Token) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saved = append(s.saved, t)
+	return nil
+}
+
+type fakeProvider struct {
+	calls     atomic.Int64
+	RefreshFn func(ctx context.Context, c token.Connection) (token.Token, error)
+}
+
+func (p *fakeProvider) Refresh(ctx context.Context, c token.Connection) (token.Token, error) {
+	p.calls.Add(1)
+	return p.RefreshFn(ctx, c)
+}
+
+type fakeLimiter struct {
+	rate   float64
+	TakeFn func(ctx context.Context) (time.Duration, error)
+}
+
+func (l *fakeLimiter) Take(ctx context.Context) (time.Duration, error) { return l.TakeFn(ctx) }
+func (l *fakeLimiter) PerSecond() float64                              { return l.rate }
+
+type bundle struct {
+	store    *fakeStore
+	provider *fakeProvider
+	breaker  *breaker.Breaker
+	handler  *Handler
+}
+
+func setup(t *testing.T, limiter Limiter, cfg Config) *bundle {
+	t.Helper()
+	b := &bundle{
+		store: &fakeStore{conn: token.Connection{ID: 7, InputFields: []byte(`{}`)}},
+		provider: &fakeProvider{RefreshFn: func(context.Context, token.Connection) (token.Token, error) {
+			return token.Token{AccessToken: "at", ExpiresAt: time.Now().Add(time.Hour)}, nil
+		}},
+		breaker: breaker.New(breaker.Config{Failures: 2, Cooldown: time.Minute}),
+	}
+	b.handler = New(b.store, map[string]Provider{"16": {
+		Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: b.provider,
+		CallTimeout: time.Second, Limiter: limiter, Breaker: b.breaker,
+	}}, cfg, zap.NewNop(), nil)
+	return b
+}
+
+func refreshTask(t *testing.T) *asynq.Task {
+	t.Helper()
+	payload, err := json.Marshal(task.Payload{ConnectionID: 7, IntegrationType: "16"})
+	require.NoError(t, err)
+	return asynq.NewTask(task.TypeRefresh, payload)
+}
+
+func TestBreakerOpenDefersWithoutCalling(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	b.provider.RefreshFn = func(context.Context, token.Connection) (token.Token, error) {
+		return token.Token{}, token.Transient("ajio answered HTTP 503")
+	}
+	ctx := context.Background()
+	for range 2 {
+		err := b.handler.ProcessTask(ctx, refreshTask(t))
+		require.Error(t, err)
+		assert.True(t, IsFailure(err), "a marketplace failure is a failure")
+	}
+	require.Equal(t, breaker.Open, b.breaker.State())
+
+	err := b.handler.ProcessTask(ctx, refreshTask(t))
+	var d *DeferredError
+	require.ErrorAs(t, err, &d)
+	assert.False(t, IsFailure(err), "waiting for the breaker spends no retry")
+	assert.InDelta(t, time.Minute, d.After, float64(time.Second), "comes back when the cool-off ends")
+	assert.EqualValues(t, 2, b.provider.calls.Load(), "no call while the breaker is open")
+}
+
+func TestTransientFailureOfLiveTokenCarriesLifetime(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	exp := time.Now().Add(40 * time.Second)
+	b.store.conn.ExpiresAt = &exp
+	b.provider.RefreshFn = func(context.Context, token.Connection) (token.Token, error) {
+		return token.Token{}, token.Transient("ajio answered HTTP 500")
+	}
+	err := b.handler.ProcessTask(context.Background(), refreshTask(t))
+	var e *expiringError
+	require.ErrorAs(t, err, &e)
+	assert.InDelta(t, 40*time.Second, e.left, float64(2*time.Second))
+	assert.Equal(t, "transient: ajio answered HTTP 500", err.Error(), "the reason shown is unchanged")
+	assert.True(t, IsFailure(err))
+
+	expired := time.Now().Add(-time.Minute)
+	b.store.conn.ExpiresAt = &expired
+	err = b.handler.ProcessTask(context.Background(), refreshTask(t))
+	assert.False(t, errors.As(err, &e), "an expired token: plain backoff")
+}
+
+func TestRejectionKeepsBreakerClosed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil, Config{})
+	b.provider.RefreshFn = func(context.Context, token.Connection) (token.Token, error) {
+		f := token.Permanent("ajio rejected the credentials")
+		f.Status = 200
+		return token.Token{}, f
+	}
+	for range 5 {
+		err := b.handler.ProcessTask(context.Background(), refreshTask(t))
+		assert.ErrorIs(t, err, asynq.SkipRetry)
+	}
+	assert.Equal(t, breaker.Closed, b.breaker.State(), "a marketplace that answers is up")
+}
+
+func TestRateLimitWaitsInPlace(t *testing.T) {
+	t.Parallel()
+	var takes atomic.Int64
+	lim := &fakeLimiter{rate: 10, TakeFn: func(context.Context) (time.Duration, error) {
+		if takes.Add(1) < 3 {
+			return 20 * time.Millisecond, nil
+		}
+		return 0, nil
+	}}
+	b := setup(t, lim, Config{})
+	require.NoError(t, b.handler.ProcessTask(context.Background(), refreshTask(t)))
+	assert.EqualValues(t, 3, takes.Load(), "waited for two slots, then called")
+	assert.EqualValues(t, 1, b.provider.calls.Load())
+	assert.Len(t, b.store.saved, 1)
+}
+
+func TestRateLimitDefersWhenNoSlotSoon(t *testing.T) {
+	t.Parallel()
+	lim := &fakeLimiter{rate: 0.1, TakeFn: func(context.Context) (time.Duration, error) { return 9 * time.Second, nil }}
+	b := setup(t, lim, Config{RateWait: time.Second})
+	err := b.handler.ProcessTask(context.Background(), refreshTask(t))
+	var d *DeferredError
+	require.ErrorAs(t, err, &d)
+	assert.False(t, IsFailure(err))
+	assert.Equal(t, 9*time.Second, d.After)
+	assert.Zero(t, b.provider.calls.Load())
+	done, wait := b.breaker.Acquire()
+	assert.Zero(t, wait, "the breaker is not held by a deferred attempt")
+	done(breaker.Ignore)
+}
+
+func TestRateLimitDeadlineBoundsTheWait(t *testing.T) {
+	t.Parallel()
+	lim := &fakeLimiter{rate: 1, TakeFn: func(context.Context) (time.Duration, error) { return 500 * time.Millisecond, nil }}
+	b := setup(t, lim, Config{RateWait: time.Minute})
+	// 1.2s left, of which the call needs 1s: no room to wait 500ms.
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	err := b.handler.ProcessTask(ctx, refreshTask(t))
+	var d *DeferredError
+	require.ErrorAs(t, err, &d)
+	assert.Zero(t, b.provider.calls.Load())
+}
+
+func TestRateLimitCapsWaitingWorkers(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var waiting atomic.Int64
+	lim := &fakeLimiter{rate: 2, TakeFn: func(ctx context.Context) (time.Duration, error) {
+		select {
+		case <-release:
+			return 0, nil
+		default:
+			waiting.Add(1)
+			<-release
+			return 0, nil
+		}
+	}}
+	b := setup(t, lim, Config{RateWait: time.Second})
+	// 2/s × 1s: two workers may wait; a third is deferred at once.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { assert.NoError(t, b.handler.ProcessTask(context.Background(), refreshTask(t))) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for waiting.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	require.EqualValues(t, 2, waiting.Load())
+	err := b.handler.ProcessTask(context.Background(), refreshTask(t))
+	var d *DeferredError
+	require.ErrorAs(t, err, &d)
+	assert.Equal(t, time.Second, d.After, "two ahead at 2/s: about a second")
+	close(release)
+	wg.Wait()
+	assert.EqualValues(t, 2, b.provider.calls.Load())
+}
+
+func TestRateLimiterDownIsTransient(t *testing.T) {
+	t.Parallel()
+	lim := &fakeLimiter{rate: 5, TakeFn: func(context.Context) (time.Duration, error) { return 0, errors.New("redis: connection refused") }}
+	b := setup(t, lim, Config{})
+	err := b.handler.ProcessTask(context.Background(), refreshTask(t))
+	require.Error(t, err)
+	assert.True(t, IsFailure(err))
+	assert.NotErrorIs(t, err, asynq.SkipRetry)
+	assert.Zero(t, b.provider.calls.Load(), "no slot, no call")
+}

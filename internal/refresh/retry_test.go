@@ -1,0 +1,79 @@
+package refresh
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+func TestRetryDelay(t *testing.T) {
+	t.Parallel()
+	const base, capDelay = time.Second, time.Minute
+	f := RetryDelay(base, capDelay)
+	plain := token.Transient("ajio answered HTTP 500")
+	withRA := func(d time.Duration) error { e := token.Transient("ajio is rate limiting"); e.RetryAfter = d; return e }
+
+	for _, tc := range []struct {
+		name     string
+		n        int
+		err      error
+		min, max time.Duration
+	}{
+		{"first retry within base", 0, plain, 1, base},
+		{"second within 2×base", 1, plain, 1, 2 * base},
+		{"fifth within 16×base", 4, plain, 1, 16 * base},
+		{"capped", 10, plain, 1, capDelay},
+		{"far past the cap stays capped", 1 << 20, plain, 1, capDelay},
+		{"Retry-After longer than the backoff is honoured", 0, withRA(30 * time.Second), 30 * time.Second, 31 * time.Second},
+		{"Retry-After past the cap is honoured too", 10, withRA(3 * time.Minute), 3 * time.Minute, 3*time.Minute + time.Second},
+		{"Retry-After is bounded", 0, withRA(48 * time.Hour), MaxRetryAfter, MaxRetryAfter + time.Second},
+		{"wrapped Retry-After", 0, fmt.Errorf("x: %w", withRA(5*time.Second)), 5 * time.Second, 6 * time.Second},
+		{"a live token caps the backoff at a quarter of its lifetime left", 10, &expiringError{err: plain, left: 20 * time.Second}, 1, 5 * time.Second},
+		{"but not below base/4", 10, &expiringError{err: plain, left: 100 * time.Millisecond}, 1, base / 4},
+		{"a long lifetime left leaves the cap", 10, &expiringError{err: plain, left: time.Hour}, 1, capDelay},
+		{"Retry-After wins over the lifetime cap", 0, &expiringError{err: withRA(3 * time.Second), left: 4 * time.Second}, 3 * time.Second, 4 * time.Second},
+		{"deferred: its own time plus a little", 7, &DeferredError{Reason: "open", After: 4 * time.Second}, 4 * time.Second, 5*time.Second + 100*time.Millisecond},
+		{"deferred for nothing still waits a moment", 0, &DeferredError{Reason: "x"}, time.Millisecond, 102 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var lo, hi time.Duration = 1<<63 - 1, 0
+			for range 2000 {
+				d := f(tc.n, tc.err, asynq.NewTask("x", nil))
+				lo, hi = min(lo, d), max(hi, d)
+				if d < tc.min || d > tc.max {
+					t.Fatalf("delay %s outside [%s, %s]", d, tc.min, tc.max)
+				}
+			}
+			if tc.max-tc.min >= time.Second {
+				// Full jitter: the draws cover the range, not one point.
+				assert.Less(t, lo, tc.min+(tc.max-tc.min)/4, "jitter reaches the low end")
+				assert.Greater(t, hi, tc.max-(tc.max-tc.min)/4, "jitter reaches the high end")
+			}
+		})
+	}
+}
+
+func TestRetryDelayDefaults(t *testing.T) {
+	t.Parallel()
+	f := RetryDelay(0, 0)
+	for range 100 {
+		d := f(5, errors.New("x"), nil)
+		assert.Positive(t, d)
+		assert.LessOrEqual(t, d, time.Second)
+	}
+}
+
+func TestIsFailure(t *testing.T) {
+	t.Parallel()
+	assert.True(t, IsFailure(token.Transient("down")))
+	assert.True(t, IsFailure(errors.New("x")))
+	assert.False(t, IsFailure(&DeferredError{Reason: "open"}))
+	assert.False(t, IsFailure(fmt.Errorf("wrapped: %w", &DeferredError{Reason: "open"})))
+}
