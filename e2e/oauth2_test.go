@@ -207,3 +207,33 @@ func TestOAuth2TransientFailureHeals(t *testing.T) {
 	assert.Contains(t, logs, "rate limiting (HTTP 429)")
 	assertNoSecrets(t, b, []string{sandbox.DefaultClientSecret, rt0, *row.RefreshToken, *row.AccessToken})
 }
+
+// TestOAuth2NewRefreshTokenEndsTheCooldown: after invalid_grant the
+// connection waits out the cooldown, unless an operator stores a new refresh
+// token: the next scan then tries again at once (the failure's fingerprint
+// covers the refresh token as well as inputFields).
+func TestOAuth2NewRefreshTokenEndsTheCooldown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{providers: providersYAML(t, oauthProviders)})
+	expired := time.Now().UTC().Add(-time.Hour)
+	b.env.Insert(t, testenv.Row{ID: 1, IntegrationType: "42", InputFields: testenv.Str(`{}`),
+		RefreshToken: testenv.Str("rt-revoked"), AccessToken: testenv.Str("keep-1"), ExpiresAt: &expired})
+	b.scanOnce(t)
+	b.startRefresher(t)
+	testenv.Eventually(t, 20*time.Second, "the refresh to fail", b.settled)
+	require.Contains(t, b.archived(t)[1].LastErr, "invalid_grant")
+
+	r := b.scanOnce(t)
+	assert.Equal(t, 1, r.Failing, "same refresh token: cooling down")
+	assert.Equal(t, 0, r.Retried)
+
+	b.env.IE.MustExec(`UPDATE ie_appinstall_connection SET refreshToken = ? WHERE id = 1`, sandbox.RefreshToken("fixed-1"))
+	r = b.scanOnce(t)
+	assert.Equal(t, 1, r.Retried, "a new refresh token is tried at once")
+	testenv.Eventually(t, 20*time.Second, "the connection to be refreshed", func() bool {
+		row := b.env.Get(t, 1)
+		owner, _ := b.sandbox.IssuedTo(*row.AccessToken)
+		return owner == "fixed-1"
+	})
+	assert.Empty(t, b.archived(t))
+}

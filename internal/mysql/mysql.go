@@ -251,8 +251,9 @@ func (s *Store) dueAmong(ctx context.Context, integrationType string, ids []int6
 	return due, nil
 }
 
-// Fingerprints returns token.Fingerprint of the inputFields of the given
-// connections. Only the digest leaves this function.
+// Fingerprints returns token.Fingerprint of the credentials (inputFields
+// and refresh token) of the given connections. Only the digest leaves this
+// function.
 func (s *Store) Fingerprints(ctx context.Context, ids []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
 	if len(ids) == 0 {
@@ -260,7 +261,7 @@ func (s *Store) Fingerprints(ctx context.Context, ids []int64) (map[int64]string
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()
-	q, args, err := sqlx.In(`SELECT id, inputFields FROM ie_appinstall_connection WHERE id IN (?)`, ids)
+	q, args, err := sqlx.In(`SELECT id, inputFields, COALESCE(refreshToken, '') FROM ie_appinstall_connection WHERE id IN (?)`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -272,10 +273,11 @@ func (s *Store) Fingerprints(ctx context.Context, ids []int64) (map[int64]string
 	for rows.Next() {
 		var id int64
 		var fields sql.RawBytes
-		if err := rows.Scan(&id, &fields); err != nil {
+		var refresh string
+		if err := rows.Scan(&id, &fields, &refresh); err != nil {
 			return nil, fmt.Errorf("read connection fingerprints: %w", err)
 		}
-		out[id] = token.Fingerprint(fields)
+		out[id] = token.Fingerprint(fields, refresh)
 	}
 	return out, rows.Err()
 }

@@ -239,7 +239,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	report(breakerResult(ctx, err))
 	if err != nil {
 		if token.IsPermanent(err) {
-			h.recordFailure(t, err.Error(), c.InputFields)
+			h.recordFailure(t, err.Error(), &c)
 			return Permanent, remaining, hadToken, err
 		}
 		var f *token.Failure
@@ -372,10 +372,11 @@ func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Tok
 
 // recordFailure leaves the permanent failure's reason and the credentials'
 // fingerprint on the task, so the scanner can try again when they change.
-func (h *Handler) recordFailure(t *asynq.Task, reason string, inputFields []byte) {
+// c is nil when the failure is not the connection's (no provider).
+func (h *Handler) recordFailure(t *asynq.Task, reason string, c *token.Connection) {
 	f := task.Failure{Reason: reason, At: h.cfg.Now().UTC()}
-	if inputFields != nil {
-		f.Fingerprint = token.Fingerprint(inputFields)
+	if c != nil {
+		f.Fingerprint = token.Fingerprint(c.InputFields, c.RefreshToken)
 	}
 	if w := t.ResultWriter(); w != nil {
 		if _, err := w.Write(f.Marshal()); err != nil {

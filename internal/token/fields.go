@@ -61,12 +61,16 @@ func (f Fields) Required(name string) (string, error) {
 	return s, nil
 }
 
-// Fingerprint is a one-way digest of a connection's inputFields, kept beside
-// a permanent failure so a later scan can tell that the credentials were
-// changed. It is domain-separated so it matches no plain hash of the input.
-func Fingerprint(inputFields []byte) string {
+// Fingerprint is a one-way digest of what a connection authenticates with:
+// its inputFields and its refresh token. It is kept beside a permanent
+// failure so a later scan can tell that an operator fixed either (a new
+// password, or a new refresh token after invalid_grant). It is
+// domain-separated so it matches no plain hash of the input.
+func Fingerprint(inputFields []byte, refreshToken string) string {
 	h := sha256.New()
-	h.Write([]byte("token-refresher/inputFields/v1\x00"))
+	h.Write([]byte("token-refresher/credentials/v2\x00"))
 	h.Write(bytes.TrimSpace(inputFields))
+	h.Write([]byte{0})
+	h.Write([]byte(refreshToken))
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

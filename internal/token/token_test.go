@@ -59,9 +59,15 @@ func TestParseFieldsNeverQuotesInput(t *testing.T) {
 }
 
 func TestFingerprint(t *testing.T) {
-	a := Fingerprint([]byte(`{"username":"u","password":"p1"}`))
-	b := Fingerprint([]byte(` {"username":"u","password":"p1"} `))
-	c := Fingerprint([]byte(`{"username":"u","password":"p2"}`))
+	a := Fingerprint([]byte(`{"username":"u","password":"p1"}`), "")
+	b := Fingerprint([]byte(` {"username":"u","password":"p1"} `), "")
+	c := Fingerprint([]byte(`{"username":"u","password":"p2"}`), "")
+	if Fingerprint([]byte(`{}`), "rt-1") == Fingerprint([]byte(`{}`), "rt-2") {
+		t.Error("a new refresh token must change the fingerprint")
+	}
+	if Fingerprint([]byte(`{"a":1}`), "") == Fingerprint([]byte(`{"a":`), "1}") {
+		t.Error("the two parts must not run into each other")
+	}
 	if a != b {
 		t.Error("surrounding space must not change the fingerprint")
 	}

@@ -168,8 +168,8 @@ func TestStoreOnEmbeddedMySQL(t *testing.T) {
 	fps, err := store.Fingerprints(ctx, []int64{11, 12, 404})
 	require.NoError(t, err)
 	assert.Equal(t, map[int64]string{
-		11: token.Fingerprint([]byte(`{"username":"abc@itc.com","password":"abc123"}`)),
-		12: token.Fingerprint([]byte(`{"username":"u12","password":"p12"}`)),
+		11: token.Fingerprint([]byte(`{"username":"abc@itc.com","password":"abc123"}`), "rt-11"),
+		12: token.Fingerprint([]byte(`{"username":"u12","password":"p12"}`), ""),
 	}, fps)
 
 	// After the saves, the due scan no longer finds 11, 12 and 13.
