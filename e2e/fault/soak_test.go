@@ -23,15 +23,26 @@ type soakKind struct {
 // soakKinds are the providers the soak spreads its connections over. A new
 // kind is one line here (with its row function).
 var soakKinds = []soakKind{
-	{kind{IntegrationType: "16", Kind: "ajio"}, ajioRow},
-	{kind{IntegrationType: "116", Kind: "ajio"}, ajioRow},
-	{kind{IntegrationType: "216", Kind: "ajio"}, ajioRow},
+	{kind{IntegrationType: "16", Kind: "ajio"}, sellerRow},
+	{kind{IntegrationType: "42", Kind: "oauth2_refresh"}, oauthRow},
+	{kind{IntegrationType: "43", Kind: "unicommerce"}, sellerRow},
 }
 
-func ajioRow(id int64, expires time.Time, queue string) (testenv.Row, string) {
+// sellerRow is a connection with a username and password (Ajio, Unicommerce).
+func sellerRow(id int64, expires time.Time, queue string) (testenv.Row, string) {
 	u, p := seller(fmt.Sprintf("soak%d-%s", id, queue))
 	return testenv.Row{ID: id, InputFields: creds(u, p), ExpiresAt: &expires,
 		AccessToken: testenv.Str(fmt.Sprintf("seed-%d", id))}, u
+}
+
+// oauthRow is a connection with the sandbox's client and a refresh token of
+// its own grant; the sandbox rotates it on every refresh.
+func oauthRow(id int64, expires time.Time, queue string) (testenv.Row, string) {
+	subject := fmt.Sprintf("soak%d-%s", id, queue)
+	return testenv.Row{ID: id,
+		InputFields:  testenv.Str(`{"client_id":"` + sandbox.DefaultClientID + `","client_secret":"` + sandbox.DefaultClientSecret + `"}`),
+		RefreshToken: testenv.Str(sandbox.RefreshToken(subject)), ExpiresAt: &expires,
+		AccessToken: testenv.Str(fmt.Sprintf("seed-%d", id))}, subject
 }
 
 // TestSoak — pass condition: for about two minutes, 200 connections spread
@@ -75,7 +86,11 @@ func TestSoak(t *testing.T) {
 	// are a smaller part here than in TestMarketplaceMisbehaving (up to
 	// 25% of calls there): each costs a whole call timeout of the 8-second
 	// window, see docs/reliability.md.
-	s.market.setFaults(faults(shares{hang: 0.02, slow: 0.02, tooMany: 0.06, errors: 0.06, html: 0.02, garbage: 0.02}, 1))
+	f := faults(shares{hang: 0.02, slow: 0.02, tooMany: 0.06, errors: 0.06, html: 0.02, garbage: 0.02}, 1)
+	// OAuth answers carry the soak's lifetime, and rotate the refresh token
+	// (a rotated-away one stays valid for a minute, as in bin/sandbox).
+	f.OAuthExpiresIn, f.Rotate, f.RotationGrace = int(ttl/time.Second), true, time.Minute
+	s.market.setFaults(f)
 	r1 := s.startRefresher("REFRESH_CONCURRENCY=20")
 	r2 := s.startRefresher("REFRESH_CONCURRENCY=20")
 	sc := s.startScanner()
@@ -102,7 +117,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	st := s.market.stats()
-	s.market.setFaults(sandbox.Faults{})
+	s.market.setFaults(sandbox.Faults{OAuthExpiresIn: int(ttl / time.Second), Rotate: true, RotationGrace: time.Minute})
 	eventually(t, 60*time.Second, "every connection to hold a token the sandbox issued", func() bool {
 		return s.refreshed(users) == n
 	})
