@@ -74,3 +74,20 @@ func Fingerprint(inputFields []byte, refreshToken string) string {
 	h.Write([]byte(refreshToken))
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// Login parses inputFields and returns the seller's username and password,
+// both required: the credentials of the username/password flows (Ajio,
+// Unicommerce).
+func Login(inputFields []byte) (username, password string, err error) {
+	fields, err := ParseFields(inputFields)
+	if err != nil {
+		return "", "", err
+	}
+	if username, err = fields.Required("username"); err != nil {
+		return "", "", err
+	}
+	if password, err = fields.Required("password"); err != nil {
+		return "", "", err
+	}
+	return username, password, nil
+}

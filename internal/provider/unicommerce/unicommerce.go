@@ -79,15 +79,7 @@ type response struct {
 
 // Refresh requests a new token with the connection's inputFields.
 func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token, error) {
-	fields, err := token.ParseFields(c.InputFields)
-	if err != nil {
-		return token.Token{}, err
-	}
-	username, err := fields.Required("username")
-	if err != nil {
-		return token.Token{}, err
-	}
-	password, err := fields.Required("password")
+	username, password, err := token.Login(c.InputFields)
 	if err != nil {
 		return token.Token{}, err
 	}
