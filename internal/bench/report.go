@@ -279,7 +279,7 @@ func (r *Report) latencySection(w writer) {
 	ceiling := median(rates(r.Drain.Product))
 	w("## 3. Latency-bound throughput against concurrency ÷ latency\n\n")
 	w("`bin/refresher` at REFRESH_CONCURRENCY c (other settings default: DB_MAX_OPEN_CONNS 32, an HTTP client\n")
-	w("keeping c idle connections) refreshing N = %d × c connections against the sandbox answering after\n", 20)
+	w("keeping c idle connections) refreshing N = %d × c connections against the sandbox answering after\n", r.Latency[0].N/r.Latency[0].Concurrency)
 	w("the given latency. The bound is the ideal c ÷ latency, or the 0 ms ceiling of figure 2 (%s/s) where\n", rate(ceiling))
 	w("that is lower.\n\n")
 	w("| c | latency | N | refreshes/s (runs) | ideal | ÷ ideal | ÷ min(ideal, ceiling) | target |\n|---|---|---|---|---|---|---|---|\n")
