@@ -59,7 +59,7 @@ func TestQuickRun(t *testing.T) {
 		"**Quick smoke run**",
 		"## Machine", "| MariaDB |", "| Redis |",
 		"## Headlines",
-		"## 1. Scan + enqueue", "## 2. End-to-end refresh", "bare single-row UPDATE by primary key, 32 connection(s)",
+		"## 1. Scan + enqueue", "## 2. End-to-end refresh", "bare single-row UPDATE by primary key (product's driver settings), 32 connection(s)",
 		"## 3. Latency-bound", "## 4. The naive floor", "## 5. Freshness", "## 6. Memory", "## 7. Under a 429-heavy marketplace",
 		"no limiter configured", "peak ≤ rate_limit_per_second",
 	} {

@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	r := &runner{cfg: cfg, sz: sizesFor(cfg), log: cfg.Log}
-	rep := &Report{Quick: cfg.Quick, Runs: cfg.Runs, Million: cfg.Million, Started: time.Now().UTC()}
+	rep := &Report{Quick: cfg.Quick, Runs: cfg.Runs, Million: cfg.Million, Started: time.Now().UTC(), Load: map[string]string{}}
 
 	var err error
 	if r.env, err = newEnv(ctx, cfg.MySQLDSN, cfg.RedisAddr); err != nil {
@@ -204,6 +204,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		start := time.Now()
+		rep.Load[s.name] = loadAvg()
 		r.logf("%s …", s.name)
 		if err := s.fn(ctx, rep); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)

@@ -26,19 +26,40 @@ type drainRun struct {
 // against the sandbox at 0 ms (load, call, guarded write) against asynq
 // draining the same N tasks with a handler that does nothing, at the same
 // concurrency. BareProductQueues is asynq with the refresher's queue set
-// (urgent + main, strict priority): a dequeue tries the empty urgent queue
-// first.
+// (task.ServerQueues), BareStrict with the strict-priority set it had
+// before, where every take tried the empty urgent queue first.
 type DrainResult struct {
 	N                 int
 	Concurrency       int
 	Bare              []drainRun
 	BareProductQueues []drainRun
+	BareStrict        []drainRun
 	Product           []drainRun
 	Updates           []UpdateRow
 }
 
-// Ratio is the median product rate over the median bare rate.
-func (d DrainResult) Ratio() float64 { return median(rates(d.Product)) / median(rates(d.Bare)) }
+// queueSet is the queues an in-process bare asynq server serves.
+type queueSet int
+
+const (
+	oneQueue queueSet = iota
+	productQueues
+	strictQueues
+)
+
+// Ratio is the median over runs of the product rate over the bare rate of
+// the same run.
+func (d DrainResult) Ratio() float64 { return pairedRatio(rates(d.Product), rates(d.Bare)) }
+
+// othersShare is the share of the machine's CPU time that other processes
+// (other users of the shared machine) took during a run.
+func (d drainRun) othersShare(cpus int) float64 {
+	wall := d.CPU["wall"]
+	if wall <= 0 {
+		return 0
+	}
+	return float64(d.CPU["other"]) / (float64(wall) * float64(cpus))
+}
 
 // UpdateRow is the rate of bare single-row UPDATEs by primary key.
 type UpdateRow struct {
@@ -58,11 +79,15 @@ func (r *runner) drainSection(ctx context.Context, rep *Report) error {
 	f := r.sz.mainFleet()
 	d := DrainResult{N: f.N, Concurrency: r.sz.drainConc}
 	for run := range r.cfg.Runs {
-		bare, err := r.drainBare(ctx, f, d.Concurrency, false)
+		bare, err := r.drainBare(ctx, f, d.Concurrency, oneQueue)
 		if err != nil {
 			return err
 		}
-		bare2, err := r.drainBare(ctx, f, d.Concurrency, true)
+		bare2, err := r.drainBare(ctx, f, d.Concurrency, productQueues)
+		if err != nil {
+			return err
+		}
+		strict, err := r.drainBare(ctx, f, d.Concurrency, strictQueues)
 		if err != nil {
 			return err
 		}
@@ -72,9 +97,10 @@ func (r *runner) drainSection(ctx context.Context, rep *Report) error {
 		}
 		d.Bare = append(d.Bare, bare)
 		d.BareProductQueues = append(d.BareProductQueues, bare2)
+		d.BareStrict = append(d.BareStrict, strict)
 		d.Product = append(d.Product, prod)
-		r.logf("drain N=%d c=%d run %d: bare %.0f/s, bare with urgent queue %.0f/s, product %.0f/s",
-			f.N, d.Concurrency, run+1, bare.Rate, bare2.Rate, prod.Rate)
+		r.logf("drain N=%d c=%d run %d: bare %.0f/s, bare with the refresher's queues %.0f/s, strict %.0f/s, product %.0f/s",
+			f.N, d.Concurrency, run+1, bare.Rate, bare2.Rate, strict.Rate, prod.Rate)
 	}
 	for _, conns := range []int{1, 32} {
 		row := UpdateRow{Conns: conns}
@@ -173,20 +199,23 @@ func (r *runner) drain(ctx context.Context, q string, n int, meter *cpuMeter, ti
 
 // drainBare drains f's tasks with an in-process asynq server whose handler
 // does nothing, configured as the refresher configures its own.
-func (r *runner) drainBare(ctx context.Context, f fleet, conc int, productQueues bool) (drainRun, error) {
+func (r *runner) drainBare(ctx context.Context, f fleet, conc int, set queueSet) (drainRun, error) {
 	q := r.env.newQueue("b")
 	defer r.env.dropQueue(q)
 	if err := r.enqueue(ctx, q, f); err != nil {
 		return drainRun{}, err
 	}
 	queues := map[string]int{q: 1}
-	if productQueues {
+	switch set {
+	case productQueues:
+		queues = task.ServerQueues(q)
+	case strictQueues:
 		queues = map[string]int{task.UrgentQueue(q): 10, q: 1}
 	}
 	srv := asynq.NewServerFromRedisClient(r.env.rdb, asynq.Config{
 		Concurrency:              conc,
 		Queues:                   queues,
-		StrictPriority:           productQueues,
+		StrictPriority:           set == strictQueues,
 		DelayedTaskCheckInterval: time.Second,
 		TaskCheckInterval:        200 * time.Millisecond,
 		Logger:                   asynqLog{r},
@@ -283,9 +312,10 @@ func (r *runner) startRefresher(ctx context.Context, q, providers string, conc i
 }
 
 // updates is the rate of bare single-row UPDATEs by primary key on conns
-// connections: the write a refresh makes, without the guard.
+// connections: the write a refresh makes, without the guard, with the
+// product's driver settings.
 func (r *runner) updates(ctx context.Context, f fleet, conns, total int) (float64, error) {
-	db, err := sqlx.Open("mysql", r.env.ieDSN)
+	db, err := sqlx.Open("mysql", r.env.productIE)
 	if err != nil {
 		return 0, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eshopbox/token-refresher/deploy"
+	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
@@ -27,13 +28,16 @@ type env struct {
 	id            string
 	wmsDB, ieDB   string
 	wmsDSN, ieDSN string
-	root          *sqlx.DB
-	wms, ie       *sqlx.DB
-	rdb           *redis.Client
-	redisURL      string
-	inspector     *asynq.Inspector
-	tmp           string
-	queueSeq      atomic.Int64
+	// productIE is ieDSN with the driver settings the product's store
+	// uses (mysql.ParseDSN), for the figures that compare with it.
+	productIE string
+	root      *sqlx.DB
+	wms, ie   *sqlx.DB
+	rdb       *redis.Client
+	redisURL  string
+	inspector *asynq.Inspector
+	tmp       string
+	queueSeq  atomic.Int64
 
 	mu     sync.Mutex
 	queues []string
@@ -71,6 +75,9 @@ func newEnv(ctx context.Context, mysqlDSN, redisAddr string) (_ *env, err error)
 		return e, err
 	}
 	if e.ieDSN, err = dsnFor(mysqlDSN, e.ieDB); err != nil {
+		return e, err
+	}
+	if e.productIE, err = mysql.ParseDSN(e.ieDSN, time.UTC); err != nil {
 		return e, err
 	}
 	e.wms = sqlx.MustOpen("mysql", e.wmsDSN)

@@ -64,7 +64,8 @@ func (r *runner) naive(ctx context.Context, f fleet, latency time.Duration) (flo
 		return 0, err
 	}
 	defer wms.Close()
-	ie, err := sqlx.Open("mysql", r.env.ieDSN)
+	// The product's driver settings, so the figure compares the flows.
+	ie, err := sqlx.Open("mysql", r.env.productIE)
 	if err != nil {
 		return 0, err
 	}

@@ -16,6 +16,8 @@ type Report struct {
 	Started time.Time
 	Took    time.Duration
 	Machine Machine
+	// Load is the load average when each figure started (by name).
+	Load map[string]string
 
 	Scan          []ScanRow
 	ScannerMemory []MemRow
@@ -57,7 +59,8 @@ func (r *Report) Markdown() string {
 		r.Started.Format("2006-01-02 15:04"), r.Runs, r.Took.Round(time.Second))
 	w("Every product figure sits beside the ceiling it is compared with, measured in the same run, run for run\n")
 	w("(ceiling, then product), because the machine is shared and loaded: absolute rates move from run to run,\n")
-	w("ratios much less.\n\n")
+	w("ratios much less. A ratio to a same-run ceiling is the median over runs of product ÷ the ceiling measured\n")
+	w("just before it.\n\n")
 
 	m := r.Machine
 	w("## Machine\n\n| | |\n|---|---|\n")
@@ -210,7 +213,7 @@ func (r *Report) scanSection(w writer) {
 	w("One full scan by the product's scanner (`scan.Scanner.RunOnce`, in-process, default chunk size and\n")
 	w("pool) of an integration type whose N active connections are all due, enqueueing one task each into a\n")
 	w("fresh queue, against asynq's client enqueueing the same N tasks (same type, id, payload, options)\n")
-	w("from as many goroutines, with nothing else to do. Rates are tasks enqueued per second.\n\n")
+	w("from as many goroutines, with nothing else to do. Rates are tasks enqueued per second.%s\n\n", r.loadNote("scan"))
 	w("| N | concurrency | bare asynq enqueue (runs) | scan + enqueue (runs) | ratio | target |\n|---|---|---|---|---|---|\n")
 	for _, s := range r.Scan {
 		w("| %s | %d | %s (%s) | %s (%s) | **%.2f** | ≥ %.1f %s |\n", count(s.N), s.Concurrency,
@@ -234,16 +237,19 @@ func (r *Report) drainSection(w writer) {
 	w("(REFRESH_CONCURRENCY=%d, all other settings default: load the row, call the sandbox at 0 ms, guarded\n", d.Concurrency)
 	w("UPDATE, log a line) and by an in-process asynq server with the same concurrency whose handler does\n")
 	w("nothing. The clock runs from the first dequeue to the empty queue; every run checks that all N rows\n")
-	w("hold a new token and that the sandbox issued exactly N.\n\n")
+	w("hold a new token and that the sandbox issued exactly N.%s\n\n", r.loadNote("drain"))
 	w("| | tasks/s (runs) | ratio |\n|---|---|---|\n")
 	w("| bare asynq drain, one queue | %s (%s) | 1 |\n", rate(median(rates(d.Bare))), rateList(rates(d.Bare)))
-	w("| bare asynq drain, the refresher's queues (urgent + main, strict) | %s (%s) | %.2f |\n",
+	w("| bare asynq drain, the refresher's queues (urgent 1 : scan 9, task.ServerQueues) | %s (%s) | %.2f |\n",
 		rate(median(rates(d.BareProductQueues))), rateList(rates(d.BareProductQueues)),
-		median(rates(d.BareProductQueues))/median(rates(d.Bare)))
+		pairedRatio(rates(d.BareProductQueues), rates(d.Bare)))
+	w("| bare asynq drain, urgent queue first (strict priority, the refresher's set before this issue) | %s (%s) | %.2f |\n",
+		rate(median(rates(d.BareStrict))), rateList(rates(d.BareStrict)),
+		pairedRatio(rates(d.BareStrict), rates(d.Bare)))
 	w("| **product: load, call, guarded write** | %s (%s) | **%.2f** (target ≥ %.1f %s) |\n",
 		rate(median(rates(d.Product))), rateList(rates(d.Product)), d.Ratio(), targetDrainRatio, verdict(d.Ratio() >= targetDrainRatio))
 	for _, u := range d.Updates {
-		w("| bare single-row UPDATE by primary key, %d connection(s) | %s (%s) | %.2f |\n",
+		w("| bare single-row UPDATE by primary key (product's driver settings), %d connection(s) | %s (%s) | %.2f |\n",
 			u.Conns, rate(median(u.Rates)), rateList(u.Rates), median(u.Rates)/median(rates(d.Bare)))
 	}
 	w("\nCPU time per task, by process (median of the runs; MariaDB and Redis are shared, so their share\n")
@@ -251,6 +257,11 @@ func (r *Report) drainSection(w writer) {
 	w("| | %s | total | wall per task × CPUs |\n|---|%s---|---|\n", strings.Join(cpuParts, " | "), strings.Repeat("---|", len(cpuParts)))
 	cpuRow(w, "bare asynq drain", d.Bare, d.N, r.Machine.CPUs)
 	cpuRow(w, "product", d.Product, d.N, r.Machine.CPUs)
+	others := make([]float64, len(d.Product))
+	for i, x := range d.Product {
+		others[i] = x.othersShare(r.Machine.CPUs)
+	}
+	w("\nOther users of the machine took %.0f%% of its CPU time during the product runs (median).\n", median(others)*100)
 	w("\n%s\n\n", verdictDrain(r))
 }
 
@@ -281,13 +292,17 @@ func (r *Report) latencySection(w writer) {
 	w("`bin/refresher` at REFRESH_CONCURRENCY c (other settings default: DB_MAX_OPEN_CONNS 32, an HTTP client\n")
 	w("keeping c idle connections) refreshing N = %d × c connections against the sandbox answering after\n", r.Latency[0].N/r.Latency[0].Concurrency)
 	w("the given latency. The bound is the ideal c ÷ latency, or the 0 ms ceiling of figure 2 (%s/s) where\n", rate(ceiling))
-	w("that is lower.\n\n")
-	w("| c | latency | N | refreshes/s (runs) | ideal | ÷ ideal | ÷ min(ideal, ceiling) | target |\n|---|---|---|---|---|---|---|---|\n")
+	w("that is lower. The last column is the share of the machine's CPU time other users took meanwhile.%s\n\n", r.loadNote("latency"))
+	w("| c | latency | N | refreshes/s (runs) | ideal | ÷ ideal | ÷ min(ideal, ceiling) | target | others' CPU |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, l := range r.Latency {
 		ratio := l.Rate() / l.Bound(ceiling)
-		w("| %d | %s | %s | %s (%s) | %s | %.2f | **%.2f** | ≥ %.1f %s |\n", l.Concurrency, l.Latency, count(l.N),
+		others := make([]float64, len(l.Runs))
+		for i, x := range l.Runs {
+			others[i] = x.othersShare(r.Machine.CPUs)
+		}
+		w("| %d | %s | %s | %s (%s) | %s | %.2f | **%.2f** | ≥ %.1f %s | %.0f%% |\n", l.Concurrency, l.Latency, count(l.N),
 			rate(l.Rate()), rateList(rates(l.Runs)), rate(l.Ideal()), l.Rate()/l.Ideal(), ratio, targetLatencyRatio,
-			verdict(ratio >= targetLatencyRatio))
+			verdict(ratio >= targetLatencyRatio), median(others)*100)
 	}
 	w("\n%s\n\n", verdictLatency(r))
 }
@@ -310,10 +325,11 @@ func (r *Report) naiveSection(w writer) {
 		w("| %s, N = %s | %s (%s) | %s (figure 3, c=%d) | **%.0f×** |\n", n.Latency, count(n.SlowN), rate(median(n.Slow)),
 			rateList(n.Slow), rate(slow.Rate()), slow.Concurrency, slow.Rate()/median(n.Slow))
 	}
-	w("\nAt a real marketplace's latency the naive loop is bound by one call at a time: a fleet of 10,000\n")
 	if len(n.Slow) > 0 {
-		w("sellers at %s takes the naive flow %s per pass.\n\n", n.Latency, (time.Duration(float64(10_000)/median(n.Slow)) * time.Second).Round(time.Second))
+		w("\nAt a real marketplace's latency the naive loop is bound by one call at a time: a fleet of 10,000\n")
+		w("sellers at %s takes it %s per pass.\n", n.Latency, (time.Duration(float64(10_000)/median(n.Slow)) * time.Second).Round(time.Second))
 	}
+	w("\n%s\n\n", verdictNaive(r))
 }
 
 func (r *Report) freshSection(w writer) {
@@ -424,6 +440,14 @@ func (r *Report) fullEstimate() string {
 		return "15 minutes"
 	}
 	return r.Took.Round(time.Minute).String()
+}
+
+// loadNote names the load average when a figure started.
+func (r *Report) loadNote(figure string) string {
+	if l, ok := r.Load[figure]; ok {
+		return " Load average (1, 5, 15 min) when this figure started: " + l + "."
+	}
+	return ""
 }
 
 func count(n int) string {

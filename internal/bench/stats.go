@@ -31,6 +31,16 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[min(max(rank, 1), len(sorted))-1]
 }
 
+// pairedRatio is the median over runs of num[i] ÷ den[i]: each product
+// figure over the ceiling measured just before it, under the same load.
+func pairedRatio(num, den []float64) float64 {
+	v := make([]float64, 0, len(num))
+	for i := range min(len(num), len(den)) {
+		v = append(v, num[i]/den[i])
+	}
+	return median(v)
+}
+
 func ints(v []int64) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
