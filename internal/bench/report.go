@@ -106,11 +106,11 @@ func (r *Report) headlines(w writer) {
 			l.Concurrency, l.Latency, rate(l.Ideal()), ratio, rate(l.Rate()), l.Rate()/l.Ideal(), targetLatencyRatio, verdict(ratio >= targetLatencyRatio))
 	}
 	if n := r.Naive; len(n.Rates) > 0 {
-		w("| 4 | product ÷ naive sequential flow, 0 ms | %.0f× (%s vs %s refreshes/s) | | |\n",
-			ceiling/median(n.Rates), rate(ceiling), rate(median(n.Rates)))
+		w("| 4 | product ÷ naive sequential flow, 0 ms | %s (%s vs %s refreshes/s) | | |\n",
+			times(ceiling/median(n.Rates)), rate(ceiling), rate(median(n.Rates)))
 		if slow := r.latencyAt(n.Latency); slow != nil {
-			w("| 4 | product (c=%d) ÷ naive sequential flow, %s | %.0f× (%s vs %s refreshes/s) | | |\n",
-				slow.Concurrency, n.Latency, slow.Rate()/median(n.Slow), rate(slow.Rate()), rate(median(n.Slow)))
+			w("| 4 | product (c=%d) ÷ naive sequential flow, %s | %s (%s vs %s refreshes/s) | | |\n",
+				slow.Concurrency, n.Latency, times(slow.Rate()/median(n.Slow)), rate(slow.Rate()), rate(median(n.Slow)))
 		}
 	}
 	if fr := r.Fresh; len(fr.Runs) > 0 {
@@ -319,11 +319,11 @@ func (r *Report) naiveSection(w writer) {
 	w("WHERE id IN (all of them)`, then for each due row a POST to the sandbox and an `UPDATE … WHERE id = ?`\n")
 	w("(the seed's UPDATE has no WHERE at all). Same rows, same sandbox.\n\n")
 	w("| | naive refreshes/s (runs) | product refreshes/s | product ÷ naive |\n|---|---|---|---|\n")
-	w("| 0 ms, N = %s | %s (%s) | %s (figure 2, c=%d) | **%.0f×** |\n", count(n.N), rate(median(n.Rates)), rateList(n.Rates),
-		rate(ceiling), r.Drain.Concurrency, ceiling/median(n.Rates))
+	w("| 0 ms, N = %s | %s (%s) | %s (figure 2, c=%d) | **%s** |\n", count(n.N), rate(median(n.Rates)), rateList(n.Rates),
+		rate(ceiling), r.Drain.Concurrency, times(ceiling/median(n.Rates)))
 	if slow := r.latencyAt(n.Latency); slow != nil {
-		w("| %s, N = %s | %s (%s) | %s (figure 3, c=%d) | **%.0f×** |\n", n.Latency, count(n.SlowN), rate(median(n.Slow)),
-			rateList(n.Slow), rate(slow.Rate()), slow.Concurrency, slow.Rate()/median(n.Slow))
+		w("| %s, N = %s | %s (%s) | %s (figure 3, c=%d) | **%s** |\n", n.Latency, count(n.SlowN), rate(median(n.Slow)),
+			rateList(n.Slow), rate(slow.Rate()), slow.Concurrency, times(slow.Rate()/median(n.Slow)))
 	}
 	if len(n.Slow) > 0 {
 		w("\nAt a real marketplace's latency the naive loop is bound by one call at a time: a fleet of 10,000\n")
@@ -448,6 +448,15 @@ func (r *Report) loadNote(figure string) string {
 		return " Load average (1, 5, 15 min) when this figure started: " + l + "."
 	}
 	return ""
+}
+
+// times prints a speed-up; below 10 with one decimal, so 0.7× is not
+// rounded to 1×.
+func times(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.1f×", v)
+	}
+	return fmt.Sprintf("%.0f×", v)
 }
 
 func count(n int) string {
