@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build test fault soak lint services tools schema run sandbox clean
+.PHONY: all build test fault soak lint services tools schema run sandbox bench clean
 
 all: build
 
@@ -55,6 +55,13 @@ schema: services
 ## run: the whole system on this machine (sandbox, refresher, scanner) against the dev schema
 run: build services
 	@bash scripts/run-local.sh
+
+## bench: measure against the same-run ceilings on this machine and rewrite docs/benchmarks.md
+##        (about 10 minutes; BENCH_QUICK=1 for a smoke run into bin/, BENCH_FLAGS=-million for N = 1M)
+BENCH_OUT   = $(if $(filter-out 0,$(BENCH_QUICK)),$(BIN)/benchmarks-quick.md,docs/benchmarks.md)
+BENCH_FLAGS ?=
+bench: build services
+	$(BIN)/bench -bin $(BIN) -out $(BENCH_OUT) $(if $(filter-out 0,$(BENCH_QUICK)),-quick) $(BENCH_FLAGS) >/dev/null
 
 clean:
 	rm -rf $(BIN)

@@ -102,8 +102,7 @@ func (b *bundle) startRefresher(t *testing.T) {
 	h := refresh.New(b.store, providers, refresh.Config{SaveRetryFor: time.Second}, b.log, nil)
 	srv := asynq.NewServerFromRedisClient(b.env.Redis, asynq.Config{
 		Concurrency:              8,
-		Queues:                   map[string]int{task.UrgentQueue(b.env.Queue): 10, b.env.Queue: 1},
-		StrictPriority:           true,
+		Queues:                   task.ServerQueues(b.env.Queue),
 		RetryDelayFunc:           refresh.RetryDelay(20*time.Millisecond, 200*time.Millisecond),
 		IsFailure:                refresh.IsFailure,
 		TaskCheckInterval:        20 * time.Millisecond,

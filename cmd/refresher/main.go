@@ -93,9 +93,9 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: cfg.Concurrency,
-		// On-demand refreshes (a service just got a 401) go first.
-		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
-		StrictPriority:           true,
+		// On-demand refreshes (a service just got a 401) overtake any
+		// backlog of scanned ones, at one Redis round trip per take.
+		Queues:                   task.ServerQueues(cfg.Queue),
 		RetryDelayFunc:           refresh.RetryDelay(cfg.RetryBaseDelay, cfg.RetryMaxDelay),
 		IsFailure:                refresh.IsFailure, // breaker open or no rate slot: wait, spend no retry
 		ShutdownTimeout:          cfg.DrainTimeout,

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -55,8 +56,19 @@ type Store struct {
 }
 
 // ParseDSN checks a go-sql-driver DSN and returns it with the settings the
-// store relies on: DATETIME parsed into the configured zone. Its error never
-// repeats the DSN, which holds a password.
+// store relies on: DATETIME parsed into the configured zone, and query
+// arguments interpolated by the driver. Its error never repeats the DSN,
+// which holds a password.
+//
+// Without interpolation every query with arguments is a server-side
+// prepared statement: prepare, execute and close, three round trips where
+// one does. A refresh makes two such queries, and on a small machine the
+// extra round trips (system calls on both sides, and MariaDB's work to
+// prepare and drop the statement) cost more CPU than the refresh's own
+// work (docs/benchmarks.md, figure 2). The driver escapes each argument for
+// the connection's character set; it refuses interpolation with the few
+// multi-byte collations where that escaping is unsafe, and so does
+// ParseDSN, as it does when the DSN sets interpolateParams itself.
 func ParseDSN(dsn string, loc *time.Location) (string, error) {
 	if dsn == "" {
 		return "", errors.New("empty")
@@ -82,6 +94,12 @@ func ParseDSN(dsn string, loc *time.Location) (string, error) {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 60 * time.Second
+	}
+	if !strings.Contains(dsn, "interpolateParams=") {
+		cfg.InterpolateParams = true
+		if _, err := driver.ParseDSN(cfg.FormatDSN()); err != nil {
+			cfg.InterpolateParams = false // an unsafe collation
+		}
 	}
 	return cfg.FormatDSN(), nil
 }

@@ -184,6 +184,36 @@ func TestSaveIsGuarded(t *testing.T) {
 	assert.Equal(t, "AT3", *env.Get(t, 1).AccessToken)
 }
 
+// TestSaveOddCharacters: with arguments interpolated by the driver
+// (ParseDSN), tokens holding quotes, backslashes, SQL and non-ASCII text are
+// stored as they are, and the guard still matches a refresh token read back
+// with them.
+func TestSaveOddCharacters(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	old := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	odd := `it's a \'token\' "quoted"; DROP TABLE x; -- é ☃ \x00`
+	env.Insert(t,
+		testenv.Row{ID: 1, InputFields: testenv.Str(`{}`), ExpiresAt: &old, RefreshToken: testenv.Str(odd)},
+		testenv.Row{ID: 2, InputFields: testenv.Str(`{}`), ExpiresAt: &old, AccessToken: testenv.Str("other")},
+	)
+	s := open(t, env, mysql.Options{})
+	ctx := context.Background()
+	c, err := s.Load(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, odd, c.RefreshToken)
+
+	exp := time.Now().UTC().Add(30 * time.Minute).Truncate(time.Second)
+	require.NoError(t, s.Save(ctx, c, token.Token{AccessToken: odd + "A", RefreshToken: odd + "R", ExpiresAt: exp}))
+	row := env.Get(t, 1)
+	assert.Equal(t, odd+"A", *row.AccessToken)
+	assert.Equal(t, odd+"R", *row.RefreshToken)
+	assert.Equal(t, "other", *env.Get(t, 2).AccessToken, "exactly one row is written")
+
+	// The guard compares the odd refresh token too: a stale read fails.
+	assert.ErrorIs(t, s.Save(ctx, c, token.Token{AccessToken: "late", ExpiresAt: exp.Add(time.Second)}), token.ErrStale)
+}
+
 func TestLoadInactiveIsNotFound(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
@@ -230,6 +260,15 @@ func TestParseDSN(t *testing.T) {
 	dsn, err := mysql.ParseDSN("root@tcp(127.0.0.1:3306)/db", nil)
 	require.NoError(t, err)
 	assert.True(t, strings.Contains(dsn, "parseTime=true"))
+	assert.True(t, strings.Contains(dsn, "interpolateParams=true"), "one round trip per query, not prepare+execute+close")
+
+	// An explicit choice is kept, and an unsafe collation turns it off.
+	dsn, err = mysql.ParseDSN("root@tcp(127.0.0.1:3306)/db?interpolateParams=false", nil)
+	require.NoError(t, err)
+	assert.NotContains(t, dsn, "interpolateParams=true")
+	dsn, err = mysql.ParseDSN("root@tcp(127.0.0.1:3306)/db?collation=gbk_chinese_ci", nil)
+	require.NoError(t, err)
+	assert.NotContains(t, dsn, "interpolateParams=true")
 }
 
 func TestOpenUnreachable(t *testing.T) {

@@ -169,6 +169,11 @@ func (s *Scanner) RunOnce(ctx context.Context) ([]Result, error) {
 	return results, errors.Join(errs...)
 }
 
+// readAhead is how many due connections may wait for a worker: about 30 ms
+// of enqueues at the rates a small machine reaches, several times what a
+// chunk's queries take, and a few tens of kB.
+const readAhead = 1024
+
 func (s *Scanner) scanTarget(ctx context.Context, tg Target, archived map[int64]task.Archived) (Result, error) {
 	start := time.Now()
 	now := s.cfg.Now()
@@ -194,7 +199,11 @@ func (s *Scanner) scanTarget(ctx context.Context, tg Target, archived map[int64]
 		}
 	}
 
-	work := make(chan task.Payload, s.cfg.Concurrency*4)
+	// The queue holds a whole chunk and more, so handing a chunk to the
+	// workers returns at once and the next chunk's queries run while they
+	// enqueue this one. With a short queue the workers sat idle through
+	// every chunk's two queries (docs/benchmarks.md, figure 1).
+	work := make(chan task.Payload, max(s.cfg.Concurrency*4, readAhead))
 	var wg sync.WaitGroup
 	if !s.cfg.DryRun {
 		for range s.cfg.Concurrency {

@@ -142,3 +142,79 @@ func TestEnqueueErrorsFailTheScan(t *testing.T) {
 	assert.Contains(t, err.Error(), "3 of 3 enqueues failed")
 	assert.Equal(t, 3, res[0].Errors)
 }
+
+// chunkStore serves due connections in chunks and signals each chunk read.
+type chunkStore struct {
+	chunks [][]token.DueConnection
+	read   chan int // the index of each chunk as it is read
+}
+
+func (s *chunkStore) ScanDue(_ context.Context, _ string, _ time.Time, fn func([]token.DueConnection) error) (token.ScanStats, error) {
+	n := 0
+	for i, c := range s.chunks {
+		s.read <- i
+		if err := fn(c); err != nil {
+			return token.ScanStats{}, err
+		}
+		n += len(c)
+	}
+	return token.ScanStats{Active: n, Due: n}, nil
+}
+
+func (s *chunkStore) Fingerprints(context.Context, []int64) (map[int64]string, error) {
+	return map[int64]string{}, nil
+}
+
+// gatedQueue holds every enqueue until release is closed.
+type gatedQueue struct {
+	*fakeQueue
+	release chan struct{}
+}
+
+func (q gatedQueue) Enqueue(ctx context.Context, p task.Payload) (bool, error) {
+	<-q.release
+	return q.fakeQueue.Enqueue(ctx, p)
+}
+
+// TestNextChunkIsReadWhileWorkersEnqueue: handing a chunk to the workers
+// does not wait for its enqueues, so the next chunk's queries overlap them
+// instead of leaving the workers idle at every chunk boundary.
+func TestNextChunkIsReadWhileWorkersEnqueue(t *testing.T) {
+	t.Parallel()
+	var ids []int64
+	for i := int64(1); i <= 1500; i++ {
+		ids = append(ids, i)
+	}
+	all := dues("16", ids...)
+	store := &chunkStore{chunks: [][]token.DueConnection{all[:500], all[500:1000], all[1000:]}, read: make(chan int, 3)}
+	q := gatedQueue{fakeQueue: &fakeQueue{taken: map[int64]bool{}}, release: make(chan struct{})}
+	var once sync.Once
+	release := func() { once.Do(func() { close(q.release) }) }
+	t.Cleanup(release) // a failed test must not leave the scan blocked
+	s := scan.New(store, q, scan.Config{
+		Targets: []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}},
+	}, zap.NewNop(), nil)
+
+	type result struct {
+		res []scan.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := s.RunOnce(context.Background())
+		done <- result{res, err}
+	}()
+	for want := range 2 {
+		select {
+		case got := <-store.read:
+			require.Equal(t, want, got)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("chunk %d was not read while the enqueues of the chunk before it were still waiting", want)
+		}
+	}
+	release()
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, 1500, r.res[0].Enqueued)
+	assert.Len(t, q.enqueued, 1500)
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/eshopbox/token-refresher/internal/testenv"
+)
+
+// TestQuickRun runs the bench program in quick mode against the real
+// MariaDB, Redis and freshly built product binaries: every figure is
+// produced, and the run leaves no database or queue behind. It asserts what
+// the bench did, never how fast.
+func TestQuickRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries and runs every figure once")
+	}
+	bin := t.TempDir()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	// The same flags as make build, so the build cache it filled is used.
+	build := exec.Command(goBin, "build", "-trimpath", "-o", bin+string(filepath.Separator), "../scanner", "../refresher")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build the product binaries: %s", out)
+
+	report := filepath.Join(t.TempDir(), "benchmarks.md")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := map[string]string{
+		"BENCH_QUICK":      "1",
+		"BENCH_MYSQL_DSN":  testenv.MySQLDSN(),
+		"BENCH_REDIS_ADDR": testenv.RedisAddr(),
+	}
+	code := run(ctx, []string{"-bin", bin, "-out", report}, func(k string) string { return env[k] }, &stdout, &stderr)
+	require.Equal(t, 0, code, "bench failed: %s", stderr.String())
+
+	md, err := os.ReadFile(report)
+	require.NoError(t, err)
+	assert.Equal(t, stdout.String(), string(md), "the report goes to stdout and to -out")
+	for _, want := range []string{
+		"**Quick smoke run**",
+		"## Machine", "| MariaDB |", "| Redis |",
+		"## Headlines",
+		"## 1. Scan + enqueue", "## 2. End-to-end refresh", "bare single-row UPDATE by primary key (product's driver settings), 32 connection(s)",
+		"## 3. Latency-bound", "## 4. The naive floor", "## 5. Freshness", "## 6. Memory", "## 7. Under a 429-heavy marketplace",
+		"no limiter configured", "peak ≤ rate_limit_per_second",
+	} {
+		assert.Contains(t, string(md), want)
+	}
+	assert.NotContains(t, string(md), "NaN")
+
+	// The run's databases and queues are gone.
+	m := regexp.MustCompile(`databases (bench_([0-9a-f]+)_wms)`).FindStringSubmatch(stderr.String())
+	require.NotNil(t, m, "the log names the run's databases: %s", stderr.String())
+	db, err := sqlx.Open("mysql", testenv.MySQLDSN())
+	require.NoError(t, err)
+	defer db.Close()
+	var left []string
+	require.NoError(t, db.Select(&left, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", "bench\\_"+m[2]+"\\_%"))
+	assert.Empty(t, left, "the run's databases are dropped")
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
+	defer rdb.Close()
+	keys, err := rdb.Keys(context.Background(), "asynq:{bench_"+m[2]+"*").Result()
+	require.NoError(t, err)
+	assert.Empty(t, keys, "the run's queues are deleted")
+	queues, err := rdb.SMembers(context.Background(), "asynq:queues").Result()
+	require.NoError(t, err)
+	for _, q := range queues {
+		assert.False(t, strings.HasPrefix(q, "bench_"+m[2]), "queue %s left registered", q)
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	none := func(string) string { return "" }
+	assert.Equal(t, 2, run(context.Background(), []string{"extra"}, none, &stdout, &stderr))
+	assert.Equal(t, 2, run(context.Background(), []string{"-nope"}, none, &stdout, &stderr))
+	stderr.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"-only", "scan,speed"}, none, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `unknown figure "speed"`)
+}
