@@ -33,9 +33,10 @@ func (s *system) queueInfo() *asynq.QueueInfo {
 
 // TestRefresherKilledMidRefresh — pass condition: a refresher SIGKILLed
 // before its marketplace call, and another SIGKILLed after the call but
-// before the write, lose nothing: the next worker refreshes every one of the
-// connections, and no row ends with a wrong or empty token (a token that was
-// issued but never written is simply never used).
+// before the write, lose nothing: every one of the connections ends with a
+// token issued to its own seller (written by the killed worker's in-flight
+// UPDATE, or by the next worker), and no row ends with a wrong or empty token
+// (a token that was issued but never written is simply never used).
 func TestRefresherKilledMidRefresh(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
@@ -92,7 +93,13 @@ func TestRefresherKilledMidRefresh(t *testing.T) {
 		assert.Equal(t, 1, calls[u], "connection %d: one call, by the next worker", id)
 	}
 	for id, u := range after {
-		assert.Equal(t, 2, calls[u], "connection %d: the lost token's call and the next worker's", id)
+		// The killed worker's UPDATE may already sit in the stalled proxy
+		// (one packet with interpolated arguments) and land when the
+		// database answers again, as a write in flight on a real network
+		// would: then that token is stored (guarded) and the next worker
+		// finds the connection fresh. Either way nothing is lost and no
+		// third call is made.
+		assert.Contains(t, []int{1, 2}, calls[u], "connection %d: the first call, and the next worker's only if the first token was lost", id)
 	}
 	st := s.market.stats()
 	figure(t, "connections=%d calls=%d issued=%d lapses_after_heal=0 heal_after_first_kill=%s heal_after_second_kill=%s",
