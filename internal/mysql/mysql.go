@@ -355,7 +355,7 @@ func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) 
 		t.AccessToken, t.RefreshToken, t.ExpiresAt.Truncate(time.Second),
 		read.ID, prevExpiry, read.RefreshToken)
 	if err != nil {
-		return fmt.Errorf("store token of connection %d: %w", read.ID, err)
+		return fmt.Errorf("store token of connection %d: %w", read.ID, valueFree(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -365,4 +365,16 @@ func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) 
 		return token.ErrStale
 	}
 	return nil
+}
+
+// valueFree drops the message of a server error, which may quote a value
+// the statement sent ("Incorrect string value: '\xF0\x9F...' for column
+// 'accessToken'"): here the values are tokens. The number and SQL state name
+// the fault; transport errors carry no value and pass through.
+func valueFree(err error) error {
+	var me *driver.MySQLError
+	if errors.As(err, &me) {
+		return fmt.Errorf("MySQL error %d (SQLSTATE %s); message withheld, it may quote a token", me.Number, string(me.SQLState[:]))
+	}
+	return err
 }

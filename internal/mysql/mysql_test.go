@@ -279,3 +279,21 @@ func TestOpenUnreachable(t *testing.T) {
 	assert.Contains(t, err.Error(), "WMS_DB_DSN: cannot reach the database")
 	assert.NotContains(t, err.Error(), "hunter2")
 }
+
+// TestSaveErrorQuotesNoToken: a server error about the stored value (here a
+// 4-byte character in a 3-byte column) must not carry the token into logs
+// and the dashboard.
+func TestSaveErrorQuotesNoToken(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	env.IE.MustExec(`ALTER TABLE ie_appinstall_connection MODIFY accessToken TEXT CHARACTER SET utf8mb3 NULL`)
+	env.Insert(t, testenv.Row{ID: 1, InputFields: testenv.Str(`{}`)})
+	s := open(t, env, mysql.Options{})
+	c, err := s.Load(context.Background(), 1)
+	require.NoError(t, err)
+	err = s.Save(context.Background(), c, token.Token{AccessToken: "\U0001F600-secret-token-value", ExpiresAt: time.Now().Add(time.Hour)})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "MySQL error 1366")
+	assert.NotContains(t, err.Error(), "secret-token-value")
+	assert.NotContains(t, err.Error(), `\xF0`)
+}
