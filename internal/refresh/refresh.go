@@ -93,6 +93,7 @@ const (
 	Stale      Outcome = "stale"       // another worker stored a newer token first
 	Permanent  Outcome = "permanent"   // rejected credentials, malformed inputFields
 	Transient  Outcome = "transient"   // marketplace or network trouble; retried
+	Unusable   Outcome = "unusable"    // an answer the product cannot place; retried, backoff growing to hours
 	StoreError Outcome = "store_error" // database trouble; retried
 	Deferred   Outcome = "deferred"    // breaker open or no rate slot: put back, not a failure
 )
@@ -247,6 +248,9 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 			// A provider must classify; an unclassified error is treated
 			// as transient, and its text is not trusted to be secret-free.
 			err = token.Transient("%s call failed", prov.Kind)
+		}
+		if token.IsUnusable(err) {
+			return Unusable, remaining, hadToken, err
 		}
 		return Transient, remaining, hadToken, err
 	}

@@ -14,6 +14,12 @@ import (
 // misbehaving header must not freeze a connection.
 const MaxRetryAfter = time.Hour
 
+// UnusableMaxDelay caps the backoff of an answer the product cannot place
+// (token.Failure.Unusable): it keeps doubling past RETRY_MAX_DELAY up to
+// this, so a marketplace that changed its answer's shape is asked about
+// once every few hours, not every minute.
+const UnusableMaxDelay = 6 * time.Hour
+
 // LifetimeShare: a retry of a connection whose token is still live waits at
 // most 1/LifetimeShare of the lifetime left.
 const LifetimeShare = 4
@@ -23,7 +29,10 @@ const LifetimeShare = 4
 // (0, min(base·2ⁿ, maxDelay)], so the first retry comes within base; while
 // the stored token is live, the ceiling is also at most a quarter of its
 // remaining lifetime (never under base/4). A marketplace's Retry-After is
-// honoured when it asks for longer (up to MaxRetryAfter). A deferred attempt (breaker open, no rate slot) comes back
+// honoured when it asks for longer (up to MaxRetryAfter). An unusable
+// answer (token.Failure.Unusable) backs off the same way but its ceiling
+// keeps doubling up to UnusableMaxDelay (hours), with equal jitter (at
+// least half the ceiling). A deferred attempt (breaker open, no rate slot) comes back
 // after the time it named, with a little jitter so a crowd of deferred tasks
 // does not return at the same instant.
 func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
@@ -39,9 +48,14 @@ func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 			after := max(deferred.After, time.Millisecond)
 			return after + time.Duration(rand.Int64N(int64(after/4+100*time.Millisecond)))
 		}
-		ceiling := maxDelay
+		unusable := token.IsUnusable(err)
+		limit := maxDelay
+		if unusable {
+			limit = max(maxDelay, UnusableMaxDelay)
+		}
+		ceiling := limit
 		if n >= 0 && n < 40 {
-			if d := base << n; d > 0 && d < maxDelay {
+			if d := base << n; d > 0 && d < limit {
 				ceiling = d
 			}
 		}
@@ -56,6 +70,11 @@ func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 		// Full jitter spreads a fleet's retries after an outage, so the
 		// marketplace is not hit by all of them at the same instant.
 		d := time.Duration(rand.Int64N(int64(ceiling))) + 1
+		if unusable {
+			// Equal jitter: never less than half the ceiling, so the
+			// retries of an unplaceable answer never bunch up.
+			d = ceiling/2 + time.Duration(rand.Int64N(int64(ceiling/2)+1)) + 1
+		}
 		if ra, ok := token.RetryAfter(err); ok && ra > d {
 			d = min(ra, MaxRetryAfter) + time.Duration(rand.Int64N(int64(time.Second)))
 		}

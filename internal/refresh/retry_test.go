@@ -17,6 +17,7 @@ func TestRetryDelay(t *testing.T) {
 	const base, capDelay = time.Second, time.Minute
 	f := RetryDelay(base, capDelay)
 	plain := token.Transient("ajio answered HTTP 500")
+	unusable := token.Unusable("ajio answered HTTP 200 JSON that is not a token response")
 	withRA := func(d time.Duration) error { e := token.Transient("ajio is rate limiting"); e.RetryAfter = d; return e }
 
 	for _, tc := range []struct {
@@ -38,6 +39,11 @@ func TestRetryDelay(t *testing.T) {
 		{"but not below base/4", 10, &expiringError{err: plain, left: 100 * time.Millisecond}, 1, base / 4},
 		{"a long lifetime left leaves the cap", 10, &expiringError{err: plain, left: time.Hour}, 1, capDelay},
 		{"Retry-After wins over the lifetime cap", 0, &expiringError{err: withRA(3 * time.Second), left: 4 * time.Second}, 3 * time.Second, 4 * time.Second},
+		{"unusable: first retry in [base/2, base]", 0, unusable, base / 2, base + 1},
+		{"unusable: keeps doubling past the cap", 10, unusable, 512 * base, 1024*base + 1},
+		{"unusable: grows to hours", 20, unusable, UnusableMaxDelay / 2, UnusableMaxDelay + 1},
+		{"unusable: never past UnusableMaxDelay", 1 << 20, unusable, UnusableMaxDelay / 2, UnusableMaxDelay + 1},
+		{"unusable: a live token still caps it", 20, &expiringError{err: unusable, left: 40 * time.Minute}, 5 * time.Minute, 10*time.Minute + 1},
 		{"deferred: its own time plus a little", 7, &DeferredError{Reason: "open", After: 4 * time.Second}, 4 * time.Second, 5*time.Second + 100*time.Millisecond},
 		{"deferred for nothing still waits a moment", 0, &DeferredError{Reason: "x"}, time.Millisecond, 102 * time.Millisecond},
 	} {

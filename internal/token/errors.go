@@ -26,12 +26,19 @@ type Failure struct {
 	Status int
 	// RetryAfter is the marketplace's Retry-After, 0 when it gave none.
 	RetryAfter time.Duration
+	// Unusable marks a transient failure whose answer the product cannot
+	// place (a 2xx of an unknown shape): it is retried with a backoff that
+	// grows to hours, not seconds, and counted apart. Never with Permanent.
+	Unusable bool
 }
 
 func (f *Failure) Error() string {
 	kind := "transient"
-	if f.Permanent {
+	switch {
+	case f.Permanent:
 		kind = "permanent"
+	case f.Unusable:
+		kind = "unusable"
 	}
 	return kind + ": " + f.Reason
 }
@@ -45,6 +52,18 @@ func Permanent(format string, args ...any) *Failure {
 // Transient returns a failure that heals by retrying.
 func Transient(format string, args ...any) *Failure {
 	return &Failure{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Unusable returns a transient failure of an answer the product cannot
+// place: retried, but with a backoff growing to hours.
+func Unusable(format string, args ...any) *Failure {
+	return &Failure{Unusable: true, Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsUnusable reports whether err is, or wraps, an unusable-answer failure.
+func IsUnusable(err error) bool {
+	var f *Failure
+	return errors.As(err, &f) && f.Unusable && !f.Permanent
 }
 
 // IsPermanent reports whether err is, or wraps, a permanent failure.
