@@ -85,7 +85,7 @@ func TestUnicommercePipeline(t *testing.T) {
 
 	archived := b.archived(t)
 	require.Len(t, archived, 2)
-	assert.Contains(t, archived[4].LastErr, "unicommerce rejected the credentials (status FAILED)")
+	assert.Contains(t, archived[4].LastErr, "unicommerce rejected the credentials (status FAILED, HTTP 200)")
 	assert.Contains(t, archived[5].LastErr, `"password" is missing`)
 	assertNoSecrets(t, b, secrets)
 	assert.NotContains(t, b.logs.String(), "password=")
@@ -123,7 +123,7 @@ func TestUnicommerceTransientFailureHeals(t *testing.T) {
 	})
 	assert.Empty(t, b.archived(t), "a transient failure is never archived")
 	logs := b.logs.String()
-	assert.Contains(t, logs, "not a valid token response")
+	assert.Contains(t, logs, "(garbage) that is not a token response")
 	assert.Contains(t, logs, "did not answer within 300ms")
 	assert.Contains(t, logs, "HTML")
 	assert.NotContains(t, logs, "password=")

@@ -1,6 +1,7 @@
 // Package provider holds what every marketplace client shares: one bounded,
-// deadline-bound HTTP call, and the verdict that turns its outcome into a
-// token.Failure (permanent or transient) with a reason that never quotes a
+// deadline-bound HTTP call, and the verdict tables' machinery (Read, Row,
+// Decide) that turns an answer into a stored token or a token.Failure
+// (permanent, transient or unusable) with a reason that never quotes a
 // credential, a token, a query string or a response body. The clients of the
 // three token flows live in its sub-packages.
 package provider
@@ -8,9 +9,7 @@ package provider
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -144,54 +143,6 @@ func scrub(msg string, u *url.URL) string {
 		return "the answer redirects to an unparsable Location"
 	}
 	return msg
-}
-
-// StatusFailure classifies a non-2xx answer. 401 and 403 mean the
-// credentials were rejected; 408, 429 and 5xx are the marketplace's trouble
-// and heal; any other 4xx is a request the marketplace will keep refusing, so
-// it is not retried in a loop either.
-func StatusFailure(name string, r *Response) *token.Failure {
-	var f *token.Failure
-	switch {
-	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:
-		f = token.Permanent("%s rejected the credentials (HTTP %d)", name, r.Status)
-	case r.Status == http.StatusTooManyRequests:
-		f = token.Transient("%s is rate limiting (HTTP 429)", name)
-	case r.Status == http.StatusRequestTimeout || r.Status >= 500:
-		f = token.Transient("%s answered HTTP %d%s", name, r.Status, describeBody(r))
-	default:
-		f = token.Permanent("%s refused the request (HTTP %d)%s", name, r.Status, describeBody(r))
-	}
-	f.Status = r.Status
-	f.RetryAfter = RetryAfter(r.Header, time.Now())
-	return f
-}
-
-// NotJSON is the transient failure of a 2xx answer that is not the expected
-// JSON: an HTML error page behind a proxy, or garbage.
-func NotJSON(name string, r *Response) *token.Failure {
-	f := token.Transient("%s answered HTTP %d%s that is not a valid token response", name, r.Status, describeBody(r))
-	f.Status = r.Status
-	return f
-}
-
-// describeBody names the body's type and size, never its content: an error
-// page may echo the request, credentials included.
-func describeBody(r *Response) string {
-	if len(r.Body) == 0 {
-		return " with an empty body"
-	}
-	ct := r.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err == nil {
-		ct = mt
-	}
-	if ct == "" {
-		ct = "untyped"
-	}
-	if ct != "application/json" && looksLikeHTML(r.Body) {
-		ct += ", HTML"
-	}
-	return fmt.Sprintf(" with a %d-byte %s body", len(r.Body), ct)
 }
 
 func looksLikeHTML(b []byte) bool {

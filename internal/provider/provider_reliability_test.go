@@ -34,14 +34,18 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-func TestStatusFailureCarriesRetryAfter(t *testing.T) {
+func TestFailCarriesRetryAfter(t *testing.T) {
 	t.Parallel()
 	h := http.Header{}
 	h.Set("Retry-After", "7")
-	f := StatusFailure("ajio", &Response{Status: http.StatusTooManyRequests, Header: h})
-	assert.False(t, f.Permanent)
-	assert.Equal(t, 7*time.Second, f.RetryAfter)
-	f = StatusFailure("ajio", &Response{Status: http.StatusServiceUnavailable, Header: h})
-	assert.False(t, f.Permanent)
-	assert.Equal(t, 7*time.Second, f.RetryAfter, "a 503 may carry Retry-After too")
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		a := Answer{Status: status, Header: h}
+		f := a.Fail(Transient, "x")
+		assert.False(t, f.Permanent)
+		assert.Equal(t, 7*time.Second, f.RetryAfter, "HTTP %d", status)
+		assert.Equal(t, status, f.Status)
+	}
+	a := Answer{Status: 200, Header: h}
+	assert.Equal(t, 7*time.Second, a.Fail(Unusable, "x").RetryAfter, "an unusable answer honours Retry-After too")
+	assert.Zero(t, a.Fail(Permanent, "x").RetryAfter, "a refusal is not retried, whatever the header says")
 }

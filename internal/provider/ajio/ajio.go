@@ -8,13 +8,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
+
+const name = "ajio"
 
 // DefaultBaseURL is Ajio's production seller API.
 const DefaultBaseURL = "https://api-seller.services.ajio.com"
@@ -74,13 +78,100 @@ type request struct {
 	Password string `json:"password"`
 }
 
-type response struct {
-	Success    *bool `json:"success"`
-	StatusCode *int  `json:"statusCode"`
+// body is the JSON of an Ajio answer. statusCode is raw: a number, or a
+// numeric string from some gateways.
+type body struct {
+	Success    *bool           `json:"success"`
+	StatusCode json.RawMessage `json:"statusCode"`
 	Result     struct {
 		AccessToken  string `json:"accessToken"`
 		RefreshToken string `json:"refreshToken"`
 	} `json:"result"`
+}
+
+// answer is an Ajio answer as the verdict table sees it.
+type answer struct {
+	provider.Answer
+	body
+	// code is the body's statusCode; hasCode is false when it is absent
+	// or null, and code is -1 when it is not a number.
+	code    int
+	hasCode bool
+}
+
+func (a *answer) refused() bool { return a.Body == provider.JSON && a.Success != nil && !*a.Success }
+
+func (a *answer) token() bool {
+	return a.OK() && a.Body == provider.JSON && a.Success != nil && *a.Success &&
+		strings.TrimSpace(a.Result.AccessToken) != ""
+}
+
+func read(resp *provider.Response) *answer {
+	a := &answer{}
+	a.Answer = provider.Read(resp, &a.body)
+	raw := strings.TrimSpace(string(a.StatusCode))
+	if raw == "" || raw == "null" {
+		return a
+	}
+	a.hasCode, a.code = true, -1
+	if unq, err := strconv.Unquote(raw); err == nil {
+		raw = strings.TrimSpace(unq)
+	}
+	if n, err := strconv.Atoi(raw); err == nil && n >= 0 && n < 1000 {
+		a.code = n
+	}
+	return a
+}
+
+// Verdicts is Ajio's answer table, read top to bottom: the first row that
+// matches decides. A refusal in the body with a 4xx statusCode is a
+// refusal whatever the HTTP status; success:false with a server-side
+// statusCode (408, 429, 5xx: "please retry") is the marketplace's trouble
+// even under HTTP 200; success:false without a statusCode defers to the
+// HTTP status.
+var Verdicts = []provider.Row[answer]{
+	provider.Rule("HTTP 3xx", provider.Permanent,
+		func(a *answer) bool { return a.Redirect() },
+		func(a *answer) string { return provider.RedirectReason(name, &a.Answer) }),
+	provider.Rule("success:false, statusCode 408/429/5xx (any HTTP status)", provider.Transient,
+		func(a *answer) bool { return a.refused() && provider.ServerTroubleCode(a.code) },
+		func(a *answer) string {
+			return fmt.Sprintf("ajio failed on its side (success:false, statusCode %d, HTTP %d)", a.code, a.Status)
+		}),
+	provider.Rule("success:false, statusCode 4xx (any HTTP status)", provider.Permanent,
+		func(a *answer) bool { return a.refused() && a.code >= 400 && a.code < 500 },
+		func(a *answer) string {
+			return fmt.Sprintf("ajio rejected the credentials (success:false, statusCode %d)", a.code)
+		}),
+	provider.Rule("HTTP 408, 429, 5xx (any body)", provider.Transient,
+		func(a *answer) bool { return a.ServerTrouble() },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("success:false without statusCode", provider.Permanent,
+		func(a *answer) bool { return a.refused() && !a.hasCode },
+		func(a *answer) string {
+			return fmt.Sprintf("ajio rejected the credentials (success:false, no statusCode, HTTP %d)", a.Status)
+		}),
+	provider.Rule("HTTP 401, 403, other 4xx (any body)", provider.Permanent,
+		func(a *answer) bool { return a.Status >= 400 },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("success:false, another statusCode (0, 2xx, 3xx, not a number)", provider.Unusable,
+		func(a *answer) bool { return a.refused() },
+		func(a *answer) string {
+			return fmt.Sprintf("ajio answered success:false with a statusCode that is neither 4xx nor 5xx (HTTP %d)", a.Status)
+		}),
+	provider.Rule("2xx HTML, empty, truncated JSON", provider.Transient,
+		func(a *answer) bool { return a.Healing() },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("2xx success:true with result.accessToken", provider.Stored,
+		func(a *answer) bool { return a.token() }, nil),
+	provider.Rule("2xx success:true without accessToken", provider.Unusable,
+		func(a *answer) bool { return a.Body == provider.JSON && a.Success != nil && *a.Success },
+		func(a *answer) string {
+			return fmt.Sprintf("ajio answered success:true without an access token (HTTP %d)", a.Status)
+		}),
+	provider.Rule("anything else (2xx garbage, a form, JSON without success)", provider.Unusable,
+		provider.Always[answer],
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
 }
 
 // Refresh requests a new token with the connection's inputFields.
@@ -106,28 +197,11 @@ func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token
 		return token.Token{}, err
 	}
 
-	var out response
-	decodeErr := json.Unmarshal(resp.Body, &out)
-	switch {
-	case resp.Status >= 300:
-		// Ajio answers a rejected login with success:false, sometimes
-		// under a 4xx; the status decides permanence either way.
-		return token.Token{}, provider.StatusFailure("ajio", resp)
-	case decodeErr != nil || out.Success == nil:
-		return token.Token{}, provider.NotJSON("ajio", resp)
-	case !*out.Success:
-		code := -1
-		if out.StatusCode != nil {
-			code = *out.StatusCode
-		}
-		f := token.Permanent("ajio rejected the credentials (success:false, statusCode %d)", code)
-		f.Status = resp.Status
-		return token.Token{}, f
-	case strings.TrimSpace(out.Result.AccessToken) == "":
-		f := token.Transient("ajio answered success:true without an access token")
-		f.Status = resp.Status
-		return token.Token{}, f
+	a := read(resp)
+	if row := provider.Decide(Verdicts, a); row.Verdict != provider.Stored {
+		return token.Token{}, a.Fail(row.Verdict, row.Reason(a))
 	}
+	out := a.body
 	return token.Token{
 		AccessToken:  out.Result.AccessToken,
 		RefreshToken: out.Result.RefreshToken,

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
+	"github.com/eshopbox/token-refresher/internal/provider/providertest"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
@@ -24,146 +24,116 @@ const password = "s3cret-pa55"
 var conn = token.Connection{ID: 11, IntegrationType: "16",
 	InputFields: []byte(`{"username":"abc@itc.com","password":"` + password + `"}`)}
 
-func TestRefresh(t *testing.T) {
-	t.Parallel()
-	fixed := time.Date(2026, 11, 23, 10, 0, 0, 700_000_000, time.UTC)
-	tests := []struct {
-		name       string
-		handler    http.HandlerFunc
-		timeout    time.Duration
-		wantToken  string
-		permanent  bool
-		wantReason string
-		wantStatus int
-	}{
-		{
-			name: "success",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"success":true,"statusCode":0,"result":{"accessToken":"AT-1","refreshToken":"RT-1"}}`)
-			},
-			wantToken: "AT-1",
-		},
-		{
-			name: "success false is rejected credentials",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"success":false,"statusCode":401,"message":"bad password `+password+`"}`)
-			},
-			permanent: true, wantReason: "ajio rejected the credentials (success:false, statusCode 401)", wantStatus: 200,
-		},
-		{
-			name: "401",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusUnauthorized)
-				io.WriteString(w, `{"success":false}`)
-			},
-			permanent: true, wantReason: "ajio rejected the credentials (HTTP 401)", wantStatus: 401,
-		},
-		{
-			name: "5xx",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				io.WriteString(w, `{"error":"down"}`)
-			},
-			wantReason: "ajio answered HTTP 503", wantStatus: 503,
-		},
-		{
-			name: "HTML body with 200",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				io.WriteString(w, "<!DOCTYPE html><html><body>login "+password+"</body></html>")
-			},
-			wantReason: "text/html, HTML body that is not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "HTML error page",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				w.WriteHeader(http.StatusBadGateway)
-				io.WriteString(w, "<html><body>502</body></html>")
-			},
-			wantReason: "ajio answered HTTP 502 with a", wantStatus: 502,
-		},
-		{
-			name: "success true with empty token",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"success":true,"statusCode":0,"result":{"accessToken":"","refreshToken":"RT"}}`)
-			},
-			wantReason: "without an access token", wantStatus: 200,
-		},
-		{
-			name: "garbage",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, "{\"success\":tru\x00e")
-			},
-			wantReason: "not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "body over 1 MiB",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"success":true,"statusCode":0,"result":{"accessToken":"`)
-				io.WriteString(w, strings.Repeat("A", provider.MaxBody))
-				io.WriteString(w, `"}}`)
-			},
-			wantReason: "body over 1048576 bytes", wantStatus: 200,
-		},
-		{
-			name: "timeout",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				<-r.Context().Done()
-			},
-			timeout:    100 * time.Millisecond,
-			wantReason: "did not answer within 100ms",
-		},
-		{
-			name: "429 with Retry-After",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Retry-After", "7")
-				w.WriteHeader(http.StatusTooManyRequests)
-			},
-			wantReason: "rate limiting (HTTP 429)", wantStatus: 429,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			bodies := make(chan map[string]string, 1)
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				var got map[string]string
-				assert.Equal(t, http.MethodPost, r.Method)
-				assert.Equal(t, "/authToken", r.URL.Path)
-				assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-				assert.NoError(t, json.NewDecoder(r.Body).Decode(&got))
-				bodies <- got
-				tt.handler(w, r)
-			}))
-			defer srv.Close()
-			p, err := ajio.New(ajio.Config{BaseURL: srv.URL + "/", Timeout: tt.timeout, Client: provider.NewHTTPClient(2),
-				Now: func() time.Time { return fixed }})
+func kind() providertest.Kind {
+	return providertest.Kind{
+		Name: "ajio",
+		New: func(t *testing.T, cfg providertest.Config) token.Provider {
+			p, err := ajio.New(ajio.Config{BaseURL: cfg.BaseURL + "/", Timeout: cfg.Timeout, TokenTTL: cfg.TokenTTL,
+				Client: provider.NewHTTPClient(2), Now: func() time.Time { return providertest.Now }})
 			require.NoError(t, err)
-
-			tok, err := p.Refresh(context.Background(), conn)
-			assert.Equal(t, map[string]string{"username": "abc@itc.com", "password": password}, <-bodies)
-			if tt.wantToken != "" {
-				require.NoError(t, err)
-				assert.Equal(t, tt.wantToken, tok.AccessToken)
-				assert.Equal(t, "RT-1", tok.RefreshToken)
-				assert.Equal(t, fixed.Truncate(time.Second).Add(30*time.Minute), tok.ExpiresAt,
-					"expiry is obtained-at (before the call, whole seconds) + 30m")
-				return
-			}
-			require.Error(t, err)
-			var f *token.Failure
-			require.ErrorAs(t, err, &f)
-			assert.Equal(t, tt.permanent, f.Permanent, "permanence: %v", err)
-			assert.Contains(t, err.Error(), tt.wantReason)
-			assert.Equal(t, tt.wantStatus, f.Status)
-			assert.NotContains(t, err.Error(), password, "an error must never quote the password")
-			assert.Less(t, len(err.Error()), 300, "an error never quotes a body")
-			if tt.name == "429 with Retry-After" {
-				assert.Equal(t, 7*time.Second, f.RetryAfter)
-			}
-		})
+			return p
+		},
+		Conn:    conn,
+		Secrets: []string{password},
+		CheckRequest: func(t *testing.T, r *http.Request) {
+			var got map[string]string
+			assert.Equal(t, http.MethodPost, r.Method)
+			assert.Equal(t, "/authToken", r.URL.Path)
+			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+			assert.NoError(t, json.NewDecoder(r.Body).Decode(&got))
+			assert.Equal(t, map[string]string{"username": "abc@itc.com", "password": password}, got)
+		},
+		Token: func(w http.ResponseWriter, padding string) {
+			io.WriteString(w, `{"success":true,"statusCode":0,"result":{"accessToken":"AT-`+padding+`"}}`)
+		},
+		Rows: rows(),
 	}
+}
+
+// answer is a handler writing a JSON body under a status.
+func answer(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+// rows are Ajio's own shapes: one or more per row of ajio.Verdicts.
+func rows() []providertest.Case {
+	const (
+		P = provider.Permanent
+		T = provider.Transient
+		U = provider.Unusable
+	)
+	refused := "ajio rejected the credentials"
+	return []providertest.Case{
+		{Name: "success", Handler: answer(200, `{"success":true,"statusCode":0,"result":{"accessToken":"AT-1","refreshToken":"RT-1"}}`),
+			Verdict: provider.Stored, Token: "AT-1", Refresh: "RT-1", Lifetime: 30 * time.Minute},
+		{Name: "success labelled text/plain", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, `{"success":true,"result":{"accessToken":"AT-2"}}`)
+		}, Verdict: provider.Stored, Token: "AT-2", Lifetime: 30 * time.Minute},
+		{Name: "success with a configured lifetime", TokenTTL: 20 * time.Minute,
+			Handler: answer(200, `{"success":true,"result":{"accessToken":"AT-3"}}`),
+			Verdict: provider.Stored, Token: "AT-3", Lifetime: 20 * time.Minute},
+		{Name: "success:false statusCode 401 echoing the password", Handler: answer(200, `{"success":false,"statusCode":401,"message":"bad password `+password+`"}`),
+			Verdict: P, Reason: refused + " (success:false, statusCode 401)", Status: 200},
+		{Name: "success:false statusCode 403 under 500", Handler: answer(500, `{"success":false,"statusCode":403}`),
+			Verdict: P, Reason: refused + " (success:false, statusCode 403)", Status: 500},
+		{Name: "success:false statusCode \"400\" as a string", Handler: answer(200, `{"success":false,"statusCode":"400"}`),
+			Verdict: P, Reason: "statusCode 400", Status: 200},
+		{Name: "success:false statusCode 500 under 200: retry", Handler: answer(200, `{"success":false,"statusCode":500,"message":"Internal error, please retry"}`),
+			Verdict: T, Reason: "ajio failed on its side (success:false, statusCode 500, HTTP 200)", Status: 200},
+		{Name: "success:false statusCode 503 under 200 with Retry-After", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "30")
+			answer(200, `{"success":false,"statusCode":503}`)(w, r)
+		}, Verdict: T, Reason: "statusCode 503", Status: 200, RetryAfter: 30 * time.Second},
+		{Name: "success:false statusCode 429 under 200", Handler: answer(200, `{"success":false,"statusCode":429}`),
+			Verdict: T, Reason: "statusCode 429", Status: 200},
+		{Name: "success:false statusCode 408 under 400", Handler: answer(400, `{"success":false,"statusCode":408}`),
+			Verdict: T, Reason: "statusCode 408", Status: 400},
+		{Name: "success:false without statusCode under 200", Handler: answer(200, `{"success":false,"message":"invalid"}`),
+			Verdict: P, Reason: refused + " (success:false, no statusCode, HTTP 200)", Status: 200},
+		{Name: "success:false statusCode null under 400", Handler: answer(400, `{"success":false,"statusCode":null}`),
+			Verdict: P, Reason: "no statusCode, HTTP 400", Status: 400},
+		{Name: "success:false without statusCode under 502", Handler: answer(502, `{"success":false}`),
+			Verdict: T, Reason: "answered HTTP 502", Status: 502},
+		{Name: "success:false statusCode 0", Handler: answer(200, `{"success":false,"statusCode":0}`),
+			Verdict: U, Reason: "neither 4xx nor 5xx", Status: 200},
+		{Name: "success:false statusCode 200", Handler: answer(200, `{"success":false,"statusCode":200}`),
+			Verdict: U, Reason: "neither 4xx nor 5xx", Status: 200},
+		{Name: "success:false statusCode not a number", Handler: answer(200, `{"success":false,"statusCode":"`+password+`"}`),
+			Verdict: U, Reason: "neither 4xx nor 5xx", Status: 200},
+		{Name: "HTTP 401 success:false", Handler: answer(401, `{"success":false}`),
+			Verdict: P, Reason: refused + " (success:false, no statusCode, HTTP 401)", Status: 401},
+		{Name: "HTTP 403 empty", Handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(403) },
+			Verdict: P, Reason: refused + " (HTTP 403)", Status: 403},
+		{Name: "HTTP 400 garbage", Handler: answer(400, "nope"),
+			Verdict: P, Reason: "refused the request (HTTP 400", Status: 400},
+		{Name: "success:true with an empty token", Handler: answer(200, `{"success":true,"result":{"accessToken":" "}}`),
+			Verdict: U, Reason: "success:true without an access token", Status: 200},
+		{Name: "success:true without result", Handler: answer(200, `{"success":true}`),
+			Verdict: U, Reason: "success:true without an access token", Status: 200},
+		{Name: "JSON without success", Handler: answer(200, `{"result":{"accessToken":"AT-9"}}`),
+			Verdict: U, Reason: "(JSON) that is not a token response", Status: 200},
+		{Name: "success of another type", Handler: answer(200, `{"success":"true","result":{"accessToken":"AT-9"}}`),
+			Verdict: U, Reason: "(garbage)", Status: 200},
+		{Name: "a form", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
+			io.WriteString(w, "accessToken=AT-9&success=true")
+		}, Verdict: U, Reason: "(form)", Status: 200},
+		{Name: "success:true under 201", Handler: answer(201, `{"success":true,"result":{"accessToken":"AT-4"}}`),
+			Verdict: provider.Stored, Token: "AT-4", Lifetime: 30 * time.Minute},
+		{Name: "success:true under 500", Handler: answer(500, `{"success":true,"result":{"accessToken":"AT-5"}}`),
+			Verdict: T, Reason: "HTTP 500", Status: 500},
+	}
+}
+
+// TestVerdicts runs Ajio through the conformance kit and its own rows.
+func TestVerdicts(t *testing.T) {
+	t.Parallel()
+	providertest.Run(t, kind())
 }
 
 func TestRefreshMalformedInputFields(t *testing.T) {
@@ -190,18 +160,4 @@ func TestRefreshMalformedInputFields(t *testing.T) {
 		assert.NotContains(t, err.Error(), "12345", name)
 	}
 	assert.Zero(t, calls.Load(), "malformed inputFields never reach the marketplace")
-}
-
-func TestRefreshConnectionRefused(t *testing.T) {
-	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close()
-	p, err := ajio.New(ajio.Config{BaseURL: url, Client: provider.NewHTTPClient(2)})
-	require.NoError(t, err)
-	_, err = p.Refresh(context.Background(), conn)
-	require.Error(t, err)
-	assert.False(t, token.IsPermanent(err), "a network error is transient")
-	assert.Contains(t, err.Error(), "connection refused")
-	assert.NotContains(t, err.Error(), password)
 }

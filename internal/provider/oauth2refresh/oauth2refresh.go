@@ -35,10 +35,6 @@ const (
 	FormatJSON = "json"
 )
 
-// maxExpiresIn bounds a believable expires_in (ten years): anything larger is
-// a broken server, and would overflow a time.Duration soon after.
-const maxExpiresIn = 10 * 365 * 24 * 3600
-
 // Config of one OAuth2 refresh provider.
 type Config struct {
 	TokenURL string
@@ -88,9 +84,10 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{cfg: cfg}, nil
 }
 
-// response is a token endpoint's answer, success (RFC 6749 §5.1) or error
-// (§5.2). expires_in is raw: some servers send it as a string.
-type response struct {
+// body is a token endpoint's answer, success (RFC 6749 §5.1) or error
+// (§5.2), from JSON or a form. expires_in is raw: some servers send it as
+// a string.
+type body struct {
 	AccessToken  string          `json:"access_token"`
 	TokenType    string          `json:"token_type"`
 	ExpiresIn    json.RawMessage `json:"expires_in"`
@@ -98,6 +95,101 @@ type response struct {
 	Error        string          `json:"error"`
 	// error_description is deliberately not read: servers word it freely
 	// and some echo the request (the refresh token) into it.
+}
+
+// answer is a token endpoint's answer as the verdict table sees it.
+type answer struct {
+	provider.Answer
+	body
+	// code is the error member, lowercased (RFC 6749 codes are lowercase;
+	// some servers shout them); shown is it fit for a reason, or "".
+	code, shown string
+	// lifetime is the token's; bad says why it is unusable ("" when it is
+	// usable).
+	lifetime time.Duration
+	bad      string
+}
+
+func (a *answer) errorSuffix() string {
+	if a.shown == "" {
+		return ""
+	}
+	return " (error " + a.shown + ")"
+}
+
+func (a *answer) parsed() bool { return a.Body == provider.JSON || a.Body == provider.Form }
+
+func (a *answer) hasToken() bool {
+	return a.OK() && a.parsed() && a.code == "" && strings.TrimSpace(a.AccessToken) != ""
+}
+
+// Verdicts is the OAuth answer table, read top to bottom: the first row
+// that matches decides. An error member is the server's own word and
+// decides under any status: the two codes of a server in trouble are
+// transient, every other code a refusal (x/oauth2 likewise treats any error
+// member as a failed retrieval); only under 408, 429 or 5xx does an unknown
+// code defer to the status.
+var Verdicts = []provider.Row[answer]{
+	provider.Rule("HTTP 3xx", provider.Permanent,
+		func(a *answer) bool { return a.Redirect() },
+		func(a *answer) string { return provider.RedirectReason(name, &a.Answer) }),
+	provider.Rule("error temporarily_unavailable, server_error (any HTTP status)", provider.Transient,
+		func(a *answer) bool { return transientCodes[a.code] },
+		func(a *answer) string { return fmt.Sprintf("%s is in trouble: %s (HTTP %d)", name, a.code, a.Status) }),
+	provider.Rule("error invalid_grant, invalid_client, unauthorized_client, unsupported_grant_type, invalid_request, invalid_scope, access_denied (any HTTP status)", provider.Permanent,
+		func(a *answer) bool { return permanentCodes[a.code] },
+		func(a *answer) string {
+			return fmt.Sprintf("%s refused the refresh: %s (HTTP %d)", name, a.code, a.Status)
+		}),
+	provider.Rule("HTTP 408, 429, 5xx (any other body)", provider.Transient,
+		func(a *answer) bool { return a.ServerTrouble() },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) + a.errorSuffix() }),
+	provider.Rule("error with an unknown code under 2xx or 4xx", provider.Permanent,
+		func(a *answer) bool { return a.code != "" },
+		func(a *answer) string {
+			return fmt.Sprintf("%s refused the refresh with an unrecognised error code%s (HTTP %d)", name, a.errorSuffix(), a.Status)
+		}),
+	provider.Rule("HTTP 401, 403, other 4xx without an error member", provider.Permanent,
+		func(a *answer) bool { return a.Status >= 400 },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("2xx HTML, empty, truncated JSON", provider.Transient,
+		func(a *answer) bool { return a.Healing() },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("2xx access_token (JSON or form) with expires_in ≥ 1 s, number or string (over 10 years: clamped), or absent/0 with token_ttl", provider.Stored,
+		func(a *answer) bool { return a.hasToken() && a.bad == "" }, nil),
+	provider.Rule("2xx access_token, expires_in negative or not a number, or absent without token_ttl", provider.Unusable,
+		func(a *answer) bool { return a.hasToken() },
+		func(a *answer) string { return fmt.Sprintf("%s answered %s", name, a.bad) }),
+	provider.Rule("2xx JSON or form without access_token", provider.Unusable,
+		func(a *answer) bool { return a.parsed() },
+		func(a *answer) string {
+			return fmt.Sprintf("%s answered HTTP %d without an access token", name, a.Status)
+		}),
+	provider.Rule("anything else (2xx garbage)", provider.Unusable,
+		provider.Always[answer],
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+}
+
+// read parses an answer, JSON or form (as golang.org/x/oauth2 does).
+func (p *Provider) read(resp *provider.Response, secrets []string) *answer {
+	a := &answer{}
+	a.Answer = provider.Read(resp, &a.body)
+	if a.Body == provider.Form {
+		f := a.Form
+		a.body = body{AccessToken: f.Get("access_token"), TokenType: f.Get("token_type"),
+			RefreshToken: f.Get("refresh_token"), Error: f.Get("error")}
+		if v := f.Get("expires_in"); v != "" {
+			a.ExpiresIn = json.RawMessage(strconv.Quote(v))
+		}
+	}
+	a.code = strings.ToLower(strings.TrimSpace(a.Error))
+	if permanentCodes[a.code] || transientCodes[a.code] {
+		a.shown = a.code
+	} else if w := provider.SafeWord(a.code, secrets); w != "" {
+		a.shown = strconv.Quote(w)
+	}
+	a.lifetime, a.bad = p.lifetime(a.ExpiresIn)
+	return a
 }
 
 // Refresh exchanges the connection's refresh token for a new access token.
@@ -149,31 +241,15 @@ func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token
 		return token.Token{}, err
 	}
 
-	var out response
-	decodeErr := json.Unmarshal(resp.Body, &out)
-	if decodeErr != nil {
-		// Keep what a partly matching body may have filled in out of
-		// the verdict: only a fully parsed answer is trusted.
-		out = response{}
-	}
-	if f := errorFailure(resp, out, decodeErr == nil, secrets); f != nil {
-		return token.Token{}, f
-	}
-	if strings.TrimSpace(out.AccessToken) == "" {
-		f := token.Transient("%s answered HTTP %d without an access token", name, resp.Status)
-		f.Status = resp.Status
-		return token.Token{}, f
-	}
-	lifetime, f := p.lifetime(out.ExpiresIn)
-	if f != nil {
-		f.Status = resp.Status
-		return token.Token{}, f
+	a := p.read(resp, secrets)
+	if row := provider.Decide(Verdicts, a); row.Verdict != provider.Stored {
+		return token.Token{}, a.Fail(row.Verdict, row.Reason(a))
 	}
 	return token.Token{
-		AccessToken: out.AccessToken,
+		AccessToken: strings.TrimSpace(a.AccessToken),
 		// Empty when the server does not rotate: the stored one is kept.
-		RefreshToken: strings.TrimSpace(out.RefreshToken),
-		ExpiresAt:    obtainedAt.Add(lifetime),
+		RefreshToken: strings.TrimSpace(a.RefreshToken),
+		ExpiresAt:    obtainedAt.Add(a.lifetime),
 	}, nil
 }
 
@@ -239,76 +315,19 @@ var transientCodes = map[string]bool{
 	"server_error":            true,
 }
 
-// errorFailure classifies an answer that is not a token: a status of the
-// server's trouble (429, 5xx) is transient whatever the body says; an RFC
-// 6749 error code decides next; then the status; then a 2xx that is not JSON.
-// It returns nil for a 2xx JSON answer without an error code.
-func errorFailure(r *provider.Response, out response, parsed bool, secrets []string) *token.Failure {
-	// RFC 6749 codes are lowercase; some servers shout them.
-	code := strings.ToLower(strings.TrimSpace(out.Error))
-	suffix := ""
-	if shown := showCode(code, secrets); shown != "" {
-		suffix = " (error " + shown + ")"
-	}
-	switch {
-	case r.Status == http.StatusTooManyRequests || r.Status == http.StatusRequestTimeout || r.Status >= 500:
-		f := provider.StatusFailure(name, r)
-		f.Reason += suffix
-		return f
-	case permanentCodes[code]:
-		return withStatus(token.Permanent("%s refused the refresh: %s (HTTP %d)", name, code, r.Status), r)
-	case transientCodes[code]:
-		f := withStatus(token.Transient("%s is in trouble: %s (HTTP %d)", name, code, r.Status), r)
-		f.RetryAfter = provider.RetryAfter(r.Header, time.Now())
-		return f
-	case r.Status >= 300:
-		f := provider.StatusFailure(name, r)
-		f.Reason += suffix
-		return f
-	case code != "":
-		// A 2xx carrying an error code nobody defined: not a token, and
-		// not a clear refusal either.
-		return withStatus(token.Transient("%s answered HTTP %d with an unrecognised error code%s instead of a token", name, r.Status, suffix), r)
-	case !parsed:
-		return provider.NotJSON(name, r)
-	}
-	return nil
-}
-
-func withStatus(f *token.Failure, r *provider.Response) *token.Failure {
-	f.Status = r.Status
-	return f
-}
-
-// showCode returns an error code fit for a reason, or "" when it is not. The
-// standard codes are shown as they are; anything else only when it looks
-// like a code (a short lowercase word) and holds none of the request's
-// secrets, since a server may echo its input into any field.
-func showCode(code string, secrets []string) string {
-	if permanentCodes[code] || transientCodes[code] {
-		return code
-	}
-	if code == "" || len(code) > 40 {
-		return ""
-	}
-	for _, r := range code {
-		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' && r != '.' && r != '-' {
-			return ""
-		}
-	}
-	for _, s := range secrets {
-		if s != "" && (strings.Contains(code, s) || strings.Contains(s, code)) {
-			return ""
-		}
-	}
-	return strconv.Quote(code)
-}
+// MaxLifetime is the longest lifetime believed (ten years): a larger
+// expires_in is clamped to it, as golang.org/x/oauth2 clamps expires_in
+// (there at 2³¹−1 seconds) rather than refusing the token. Ten years keeps
+// the stored DATETIME and every duration derived from it far from overflow.
+const MaxLifetime = 10 * 365 * 24 * time.Hour
 
 // lifetime reads expires_in (a JSON number, or a numeric string as some
-// servers send). Without it the configured TokenTTL stands in; without that
-// the answer is a transient failure: a token of unknown lifetime cannot be
-// scheduled, and guessing one could leave the stored token lapsed.
-func (p *Provider) lifetime(raw json.RawMessage) (time.Duration, *token.Failure) {
+// servers and every form body send). Absent, 0 or under a second (what some
+// servers send for "not saying"), the configured TokenTTL stands in;
+// without that, or when expires_in is negative or not a number, it returns
+// why the lifetime is unusable: a token of unknown lifetime cannot be
+// scheduled, and guessing one could leave a lapsed token looking fresh.
+func (p *Provider) lifetime(raw json.RawMessage) (time.Duration, string) {
 	s := strings.TrimSpace(string(raw))
 	if unq, err := strconv.Unquote(s); err == nil {
 		s = strings.TrimSpace(unq)
@@ -317,17 +336,18 @@ func (p *Provider) lifetime(raw json.RawMessage) (time.Duration, *token.Failure)
 	if s != "" && s != "null" {
 		var err error
 		secs, err = strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(secs) || secs < 0 || secs > maxExpiresIn {
-			return 0, token.Transient("%s answered an unusable expires_in", name)
+		if err != nil || math.IsNaN(secs) || secs < 0 {
+			return 0, "an unusable expires_in (negative or not a number)"
 		}
 	}
-	// A whole second at least: 0 (or a fraction) is what some servers
-	// send for "not saying", so it counts as absent.
 	if secs < 1 {
 		if p.cfg.TokenTTL > 0 {
-			return p.cfg.TokenTTL, nil
+			return p.cfg.TokenTTL, ""
 		}
-		return 0, token.Transient("%s answered without expires_in, and the provider sets no token_ttl to assume", name)
+		return 0, "without expires_in, and the provider sets no token_ttl to assume"
 	}
-	return time.Duration(secs) * time.Second, nil
+	if secs >= MaxLifetime.Seconds() {
+		return MaxLifetime, ""
+	}
+	return time.Duration(secs) * time.Second, ""
 }

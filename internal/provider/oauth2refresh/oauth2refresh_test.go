@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
+	"github.com/eshopbox/token-refresher/internal/provider/providertest"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
@@ -28,7 +28,7 @@ const (
 var conn = token.Connection{ID: 42, IntegrationType: "42", RefreshToken: refreshToken,
 	InputFields: []byte(`{"client_id":"` + clientID + `","client_secret":"` + clientSecret + `"}`)}
 
-var fixed = time.Date(2026, 11, 23, 10, 0, 0, 700_000_000, time.UTC)
+var fixed = providertest.Now
 
 func wantParams() map[string]string {
 	return map[string]string{
@@ -73,293 +73,154 @@ func newProvider(t *testing.T, cfg oauth2refresh.Config) *oauth2refresh.Provider
 	return p
 }
 
-func TestRefresh(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name        string
-		format      string
-		ttl         time.Duration
-		timeout     time.Duration
-		handler     http.HandlerFunc
-		wantToken   string
-		wantRefresh string // "" = no rotation, keep the stored one
-		wantExpiry  time.Duration
-		permanent   bool
-		wantReason  string
-		wantStatus  int
-		wantRetry   time.Duration
-	}{
-		{
-			name: "success with rotation",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-1","token_type":"Bearer","expires_in":3600,"scope":"openid,profile","refresh_token":"RT-2"}`)
-			},
-			wantToken: "AT-1", wantRefresh: "RT-2", wantExpiry: time.Hour,
+func kind(format string, rows []providertest.Case) providertest.Kind {
+	return providertest.Kind{
+		Name: "oauth2_refresh/" + format,
+		New: func(t *testing.T, cfg providertest.Config) token.Provider {
+			return newProvider(t, oauth2refresh.Config{TokenURL: cfg.BaseURL + "/oauth/token", BodyFormat: format,
+				TokenTTL: cfg.TokenTTL, Timeout: cfg.Timeout})
 		},
-		{
-			name: "success without rotation",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-1","token_type":"Bearer","expires_in":1800}`)
-			},
-			wantToken: "AT-1", wantExpiry: 30 * time.Minute,
+		Conn:    conn,
+		Secrets: []string{clientSecret, refreshToken, "AT-", "RT-", "expired"},
+		CheckRequest: func(t *testing.T, r *http.Request) {
+			assert.Equal(t, "/oauth/token", r.URL.Path)
+			assert.Equal(t, wantParams(), readParams(t, r, format))
 		},
-		{
-			name:   "JSON body",
-			format: oauth2refresh.FormatJSON,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-J","token_type":"Bearer","expires_in":600}`)
-			},
-			wantToken: "AT-J", wantExpiry: 10 * time.Minute,
+		Token: func(w http.ResponseWriter, padding string) {
+			io.WriteString(w, `{"access_token":"AT-`+padding+`","expires_in":3600}`)
 		},
-		{
-			name: "expires_in as a string",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-S","expires_in":"7200"}`)
-			},
-			wantToken: "AT-S", wantExpiry: 2 * time.Hour,
-		},
-		{
-			name: "no expires_in: token_ttl is assumed",
-			ttl:  45 * time.Minute,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-T","token_type":"Bearer"}`)
-			},
-			wantToken: "AT-T", wantExpiry: 45 * time.Minute,
-		},
-		{
-			name: "expires_in 0: token_ttl is assumed",
-			ttl:  45 * time.Minute,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-T","expires_in":0}`)
-			},
-			wantToken: "AT-T", wantExpiry: 45 * time.Minute,
-		},
-		{
-			name: "no expires_in and no token_ttl",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-X","token_type":"Bearer","refresh_token":"RT-X"}`)
-			},
-			wantReason: "without expires_in, and the provider sets no token_ttl", wantStatus: 200,
-		},
-		{
-			name: "negative expires_in",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-X","expires_in":-5}`)
-			},
-			wantReason: "unusable expires_in", wantStatus: 200,
-		},
-		{
-			name: "absurd expires_in",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-X","expires_in":1e300}`)
-			},
-			wantReason: "unusable expires_in", wantStatus: 200,
-		},
-		{
-			name: "expires_in NaN",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-X","expires_in":"NaN"}`)
-			},
-			wantReason: "unusable expires_in", wantStatus: 200,
-		},
-		{
-			name: "no access token",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"token_type":"Bearer","expires_in":3600,"refresh_token":"RT-2"}`)
-			},
-			wantReason: "without an access token", wantStatus: 200,
-		},
-		{
-			name: "invalid_grant",
-			handler: oauthError(http.StatusBadRequest, "invalid_grant",
-				"refresh token "+refreshToken+" is expired"),
-			permanent: true, wantReason: "refused the refresh: invalid_grant (HTTP 400)", wantStatus: 400,
-		},
-		{
-			name:      "invalid_client under 401",
-			handler:   oauthError(http.StatusUnauthorized, "invalid_client", "client "+clientSecret+" unknown"),
-			permanent: true, wantReason: "refused the refresh: invalid_client (HTTP 401)", wantStatus: 401,
-		},
-		{
-			name:      "unauthorized_client",
-			handler:   oauthError(http.StatusBadRequest, "unauthorized_client", ""),
-			permanent: true, wantReason: "unauthorized_client", wantStatus: 400,
-		},
-		{
-			name:      "unsupported_grant_type",
-			handler:   oauthError(http.StatusBadRequest, "unsupported_grant_type", ""),
-			permanent: true, wantReason: "unsupported_grant_type", wantStatus: 400,
-		},
-		{
-			name:      "invalid_request",
-			handler:   oauthError(http.StatusBadRequest, "invalid_request", ""),
-			permanent: true, wantReason: "invalid_request", wantStatus: 400,
-		},
-		{
-			name:      "invalid_scope",
-			handler:   oauthError(http.StatusBadRequest, "invalid_scope", ""),
-			permanent: true, wantReason: "invalid_scope", wantStatus: 400,
-		},
-		{
-			name:      "invalid_grant in upper case under 200",
-			handler:   oauthError(http.StatusOK, "INVALID_GRANT", ""),
-			permanent: true, wantReason: "invalid_grant (HTTP 200)", wantStatus: 200,
-		},
-		{
-			name:       "temporarily_unavailable under 400",
-			handler:    oauthError(http.StatusBadRequest, "temporarily_unavailable", ""),
-			wantReason: "temporarily_unavailable (HTTP 400)", wantStatus: 400,
-		},
-		{
-			name:       "server_error under 500",
-			handler:    oauthError(http.StatusInternalServerError, "server_error", ""),
-			wantReason: "answered HTTP 500 with a", wantStatus: 500,
-		},
-		{
-			name:       "5xx trumps a permanent-looking code",
-			handler:    oauthError(http.StatusBadGateway, "invalid_grant", ""),
-			wantReason: "HTTP 502", wantStatus: 502,
-		},
-		{
-			name:       "unknown code under 400",
-			handler:    oauthError(http.StatusBadRequest, "account_locked", ""),
-			permanent:  true,
-			wantReason: `refused the request (HTTP 400) with a`, wantStatus: 400,
-		},
-		{
-			name:       "unknown code under 200",
-			handler:    oauthError(http.StatusOK, "weird_state", ""),
-			wantReason: `unrecognised error code (error "weird_state") instead of a token`, wantStatus: 200,
-		},
-		{
-			name:       "an error code echoing the refresh token is not shown",
-			handler:    oauthError(http.StatusOK, refreshToken, ""),
-			wantReason: "unrecognised error code instead of a token", wantStatus: 200,
-		},
-		{
-			name: "401 without a body",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusUnauthorized)
-			},
-			permanent: true, wantReason: "rejected the credentials (HTTP 401)", wantStatus: 401,
-		},
-		{
-			name: "429 with Retry-After",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Retry-After", "7")
-				w.WriteHeader(http.StatusTooManyRequests)
-				io.WriteString(w, `{"error":"rate_limited"}`)
-			},
-			wantReason: `rate limiting (HTTP 429) (error "rate_limited")`, wantStatus: 429, wantRetry: 7 * time.Second,
-		},
-		{
-			name: "503 temporarily_unavailable with Retry-After",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Retry-After", "11")
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				io.WriteString(w, `{"error":"temporarily_unavailable"}`)
-			},
-			wantReason: "HTTP 503", wantStatus: 503, wantRetry: 11 * time.Second,
-		},
-		{
-			name: "HTML error page",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				w.WriteHeader(http.StatusBadGateway)
-				io.WriteString(w, "<html><body>502</body></html>")
-			},
-			wantReason: "answered HTTP 502 with a", wantStatus: 502,
-		},
-		{
-			name: "HTML under 200",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				io.WriteString(w, "<!DOCTYPE html><html><body>sign in "+clientSecret+"</body></html>")
-			},
-			wantReason: "HTML body that is not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "garbage",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, "{\"access_token\":AT\x00,,")
-			},
-			wantReason: "not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "garbage that starts like a token",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"AT-partial","expires_in":3600,`)
-			},
-			wantReason: "not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "body over 1 MiB",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"access_token":"`)
-				io.WriteString(w, strings.Repeat("A", provider.MaxBody))
-				io.WriteString(w, `","expires_in":3600}`)
-			},
-			wantReason: "body over 1048576 bytes", wantStatus: 200,
-		},
-		{
-			name:    "timeout",
-			timeout: 100 * time.Millisecond,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				<-r.Context().Done()
-			},
-			wantReason: "did not answer within 100ms",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			format := tt.format
-			if format == "" {
-				format = oauth2refresh.FormatForm
-			}
-			params := make(chan map[string]string, 1)
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				assert.Equal(t, "/oauth/token", r.URL.Path)
-				params <- readParams(t, r, format)
-				tt.handler(w, r)
-			}))
-			defer srv.Close()
-			p := newProvider(t, oauth2refresh.Config{TokenURL: srv.URL + "/oauth/token", BodyFormat: tt.format,
-				TokenTTL: tt.ttl, Timeout: tt.timeout})
-
-			tok, err := p.Refresh(context.Background(), conn)
-			assert.Equal(t, wantParams(), <-params)
-			if tt.wantToken != "" {
-				require.NoError(t, err)
-				assert.Equal(t, tt.wantToken, tok.AccessToken)
-				assert.Equal(t, tt.wantRefresh, tok.RefreshToken, "a rotated refresh token is returned; none keeps the stored one")
-				assert.Equal(t, fixed.Truncate(time.Second).Add(tt.wantExpiry), tok.ExpiresAt,
-					"expiry is obtained-at (before the call, whole seconds) + expires_in")
-				return
-			}
-			require.Error(t, err)
-			var f *token.Failure
-			require.ErrorAs(t, err, &f)
-			assert.Equal(t, tt.permanent, f.Permanent, "permanence: %v", err)
-			assert.Contains(t, err.Error(), tt.wantReason)
-			assert.Equal(t, tt.wantStatus, f.Status)
-			assert.Equal(t, tt.wantRetry, f.RetryAfter)
-			for _, secret := range []string{clientSecret, refreshToken, "AT-", "RT-"} {
-				assert.NotContains(t, err.Error(), secret, "an error never quotes a secret, a token or a description")
-			}
-			assert.NotContains(t, err.Error(), "expired", "error_description is never quoted")
-			assert.Less(t, len(err.Error()), 300, "an error never quotes a body")
-		})
+		Rows: rows,
 	}
 }
 
-func oauthError(status int, code, description string) http.HandlerFunc {
+func answer(status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+		io.WriteString(w, body)
 	}
+}
+
+func form(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+// rows are the OAuth flow's own shapes: one or more per row of
+// oauth2refresh.Verdicts.
+func rows() []providertest.Case {
+	const (
+		P = provider.Permanent
+		T = provider.Transient
+		U = provider.Unusable
+		S = provider.Stored
+	)
+	refused := "refused the refresh: "
+	cases := []providertest.Case{
+		{Name: "success with rotation", Handler: answer(200, `{"access_token":"AT-1","token_type":"Bearer","expires_in":3600,"scope":"openid,profile","refresh_token":"RT-2"}`),
+			Verdict: S, Token: "AT-1", Refresh: "RT-2", Lifetime: time.Hour},
+		{Name: "success without rotation", Handler: answer(200, `{"access_token":"AT-1","token_type":"Bearer","expires_in":1800}`),
+			Verdict: S, Token: "AT-1", Lifetime: 30 * time.Minute},
+		{Name: "form-encoded answer (GitHub style)", Handler: form(200, "access_token=AT-F&token_type=bearer&expires_in=28800&refresh_token=RT-F&scope=repo"),
+			Verdict: S, Token: "AT-F", Refresh: "RT-F", Lifetime: 8 * time.Hour},
+		{Name: "form-encoded answer labelled text/plain", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "access_token=AT-P&expires_in=600")
+		}, Verdict: S, Token: "AT-P", Lifetime: 10 * time.Minute},
+		{Name: "JSON labelled text/plain", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			io.WriteString(w, `{"access_token":"AT-J","expires_in":600}`)
+		}, Verdict: S, Token: "AT-J", Lifetime: 10 * time.Minute},
+		{Name: "expires_in as a string", Handler: answer(200, `{"access_token":"AT-S","expires_in":"7200"}`),
+			Verdict: S, Token: "AT-S", Lifetime: 2 * time.Hour},
+		{Name: "tiny expires_in is stored as given", Handler: answer(200, `{"access_token":"AT-S","expires_in":5}`),
+			Verdict: S, Token: "AT-S", Lifetime: 5 * time.Second},
+		{Name: "absurd expires_in is clamped to ten years", Handler: answer(200, `{"access_token":"AT-A","expires_in":1e300}`),
+			Verdict: S, Token: "AT-A", Lifetime: oauth2refresh.MaxLifetime},
+		{Name: "expires_in of 20 years is clamped", Handler: answer(200, `{"access_token":"AT-A","expires_in":630720000}`),
+			Verdict: S, Token: "AT-A", Lifetime: oauth2refresh.MaxLifetime},
+		{Name: "no expires_in: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: answer(200, `{"access_token":"AT-T","token_type":"Bearer"}`),
+			Verdict: S, Token: "AT-T", Lifetime: 45 * time.Minute},
+		{Name: "expires_in 0: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: answer(200, `{"access_token":"AT-T","expires_in":0}`),
+			Verdict: S, Token: "AT-T", Lifetime: 45 * time.Minute},
+		{Name: "expires_in null: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: answer(200, `{"access_token":"AT-T","expires_in":null}`),
+			Verdict: S, Token: "AT-T", Lifetime: 45 * time.Minute},
+		{Name: "no expires_in and no token_ttl", Handler: answer(200, `{"access_token":"AT-X","token_type":"Bearer","refresh_token":"RT-X"}`),
+			Verdict: U, Reason: "without expires_in, and the provider sets no token_ttl", Status: 200},
+		{Name: "negative expires_in", Handler: answer(200, `{"access_token":"AT-X","expires_in":-5}`),
+			Verdict: U, Reason: "unusable expires_in", Status: 200},
+		{Name: "expires_in NaN", Handler: answer(200, `{"access_token":"AT-X","expires_in":"NaN"}`),
+			Verdict: U, Reason: "unusable expires_in", Status: 200},
+		{Name: "expires_in a word", Handler: answer(200, `{"access_token":"AT-X","expires_in":"soon"}`),
+			Verdict: U, Reason: "unusable expires_in", Status: 200},
+		{Name: "no access token", Handler: answer(200, `{"token_type":"Bearer","expires_in":3600,"refresh_token":"RT-2"}`),
+			Verdict: U, Reason: "answered HTTP 200 without an access token", Status: 200},
+		{Name: "form without access token", Handler: form(200, "token_type=bearer&scope=repo"),
+			Verdict: U, Reason: "answered HTTP 200 without an access token", Status: 200},
+		{Name: "invalid_grant", Handler: oauthError(400, "invalid_grant", "refresh token "+refreshToken+" is expired"),
+			Verdict: P, Reason: refused + "invalid_grant (HTTP 400)", Status: 400},
+		{Name: "invalid_client under 401", Handler: oauthError(401, "invalid_client", "client "+clientSecret+" unknown"),
+			Verdict: P, Reason: refused + "invalid_client (HTTP 401)", Status: 401},
+		{Name: "invalid_grant in upper case under 200", Handler: oauthError(200, "INVALID_GRANT", ""),
+			Verdict: P, Reason: refused + "invalid_grant (HTTP 200)", Status: 200},
+		{Name: "invalid_grant under 502", Handler: oauthError(502, "invalid_grant", ""),
+			Verdict: P, Reason: refused + "invalid_grant (HTTP 502)", Status: 502},
+		{Name: "invalid_grant form-encoded (GitHub style)", Handler: form(200, "error=bad_verification_code&error_description=The+code+"+refreshToken),
+			Verdict: P, Reason: `unrecognised error code (error "bad_verification_code") (HTTP 200)`, Status: 200},
+		{Name: "temporarily_unavailable under 400", Handler: oauthError(400, "temporarily_unavailable", ""),
+			Verdict: T, Reason: "is in trouble: temporarily_unavailable (HTTP 400)", Status: 400},
+		{Name: "server_error under 200", Handler: oauthError(200, "server_error", ""),
+			Verdict: T, Reason: "is in trouble: server_error (HTTP 200)", Status: 200},
+		{Name: "503 temporarily_unavailable with Retry-After", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "11")
+			oauthError(503, "temporarily_unavailable", "")(w, r)
+		}, Verdict: T, Reason: "temporarily_unavailable (HTTP 503)", Status: 503, RetryAfter: 11 * time.Second},
+		{Name: "429 with an unknown code and Retry-After", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "7")
+			oauthError(429, "rate_limited", "")(w, r)
+		}, Verdict: T, Reason: `rate limiting (HTTP 429) (error "rate_limited")`, Status: 429, RetryAfter: 7 * time.Second},
+		{Name: "500 with an unknown code", Handler: oauthError(500, "internal", ""),
+			Verdict: T, Reason: `answered HTTP 500 with a`, Status: 500},
+		{Name: "unknown code under 400", Handler: oauthError(400, "account_locked", ""),
+			Verdict: P, Reason: `unrecognised error code (error "account_locked") (HTTP 400)`, Status: 400},
+		{Name: "unknown code under 200", Handler: oauthError(200, "weird_state", ""),
+			Verdict: P, Reason: `unrecognised error code (error "weird_state") (HTTP 200)`, Status: 200},
+		{Name: "an error code echoing the refresh token is not shown", Handler: oauthError(200, refreshToken, ""),
+			Verdict: P, Reason: "unrecognised error code (HTTP 200)", Status: 200},
+		{Name: "an error member beside a token", Handler: answer(200, `{"access_token":"AT-E","expires_in":60,"error":"invalid_grant"}`),
+			Verdict: P, Reason: refused + "invalid_grant (HTTP 200)", Status: 200},
+		{Name: "401 without a body", Handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(401) },
+			Verdict: P, Reason: "rejected the credentials (HTTP 401)", Status: 401},
+		{Name: "400 with a JSON body of no error", Handler: answer(400, `{"message":"no"}`),
+			Verdict: P, Reason: "refused the request (HTTP 400", Status: 400},
+		{Name: "token of another type", Handler: answer(200, `{"access_token":42,"expires_in":60}`),
+			Verdict: U, Reason: "(garbage)", Status: 200},
+	}
+	for _, code := range []string{"unauthorized_client", "unsupported_grant_type", "invalid_request", "invalid_scope", "access_denied"} {
+		cases = append(cases, providertest.Case{Name: code, Handler: oauthError(400, code, ""),
+			Verdict: P, Reason: refused + code + " (HTTP 400)", Status: 400})
+	}
+	return cases
+}
+
+// TestVerdicts runs the OAuth flow through the conformance kit and its own
+// rows, with a form request body, then the kit again with a JSON one.
+func TestVerdicts(t *testing.T) {
+	t.Parallel()
+	t.Run("form", func(t *testing.T) {
+		t.Parallel()
+		providertest.Run(t, kind(oauth2refresh.FormatForm, rows()))
+	})
+	t.Run("json", func(t *testing.T) {
+		t.Parallel()
+		providertest.Run(t, kind(oauth2refresh.FormatJSON, []providertest.Case{
+			{Name: "JSON request body", Handler: answer(200, `{"access_token":"AT-J","token_type":"Bearer","expires_in":600}`),
+				Verdict: provider.Stored, Token: "AT-J", Lifetime: 10 * time.Minute},
+		}))
+	})
 }
 
 // TestClientCredentials: the connection's own client credentials first
@@ -451,20 +312,6 @@ func TestRefreshWithoutUsableInput(t *testing.T) {
 	assert.Zero(t, calls.Load(), "nothing that cannot succeed reaches the server")
 }
 
-func TestRefreshConnectionRefused(t *testing.T) {
-	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	u := srv.URL
-	srv.Close()
-	p := newProvider(t, oauth2refresh.Config{TokenURL: u + "/oauth/token"})
-	_, err := p.Refresh(context.Background(), conn)
-	require.Error(t, err)
-	assert.False(t, token.IsPermanent(err), "a network error is transient")
-	assert.Contains(t, err.Error(), "connection refused")
-	assert.NotContains(t, err.Error(), clientSecret)
-	assert.NotContains(t, err.Error(), refreshToken)
-}
-
 func TestNew(t *testing.T) {
 	t.Parallel()
 	client := provider.NewHTTPClient(2)
@@ -476,4 +323,12 @@ func TestNew(t *testing.T) {
 	assert.Error(t, err)
 	_, err = oauth2refresh.New(oauth2refresh.Config{TokenURL: "https://auth.example.com/t"})
 	assert.Error(t, err, "a client is required")
+}
+
+func oauthError(status int, code, description string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+	}
 }

@@ -10,10 +10,11 @@ package unicommerce
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,9 +73,84 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{endpoint: *u, ttl: cfg.TokenTTL, timeout: cfg.Timeout, client: cfg.Client, now: cfg.Now}, nil
 }
 
-type response struct {
-	Status      *string `json:"status"`
-	AccessToken string  `json:"accessToken"`
+// body is the JSON of an answer. The seed document names the token
+// accessToken; Unicommerce's public docs also show token and access_token
+// for the same answer, so all three are read.
+type body struct {
+	Word           *string `json:"status"`
+	AccessToken    string  `json:"accessToken"`
+	Token          string  `json:"token"`
+	AccessTokenAlt string  `json:"access_token"`
+}
+
+// RefusalWords are the status words that mean the login failed: FAILED
+// (the seed document's "Allowable: SUCCESS,FAILED"), INVALID_CREDENTIALS
+// (documentation.unicommerce.com, mp-post-authentication and
+// nsm_authentication: "Allowable: SUCCESS, INVALID_CREDENTIALS"), and
+// FAILURE, the same word's other spelling. Compared case-insensitively.
+var RefusalWords = []string{"FAILED", "FAILURE", "INVALID_CREDENTIALS"}
+
+type answer struct {
+	provider.Answer
+	body
+}
+
+func (a *answer) status() string {
+	if a.Body != provider.JSON || a.Word == nil {
+		return ""
+	}
+	return strings.ToUpper(strings.TrimSpace(*a.Word))
+}
+
+func (a *answer) refused() bool { return slices.Contains(RefusalWords, a.status()) }
+
+func (a *answer) accessToken() string {
+	for _, t := range []string{a.AccessToken, a.Token, a.AccessTokenAlt} {
+		if t = strings.TrimSpace(t); t != "" {
+			return t
+		}
+	}
+	return ""
+}
+
+// Verdicts is the Unicommerce answer table, read top to bottom: the first
+// row that matches decides. A refusal word is a refusal whatever the HTTP
+// status; any other status word but SUCCESS is a shape the product cannot
+// place.
+var Verdicts = []provider.Row[answer]{
+	provider.Rule("HTTP 3xx", provider.Permanent,
+		func(a *answer) bool { return a.Redirect() },
+		func(a *answer) string { return provider.RedirectReason(name, &a.Answer) }),
+	provider.Rule("status FAILED, FAILURE or INVALID_CREDENTIALS (any HTTP status)", provider.Permanent,
+		func(a *answer) bool { return a.refused() },
+		func(a *answer) string {
+			return fmt.Sprintf("%s rejected the credentials (status %s, HTTP %d)", name, a.status(), a.Status)
+		}),
+	provider.Rule("HTTP 408, 429, 5xx (any other body)", provider.Transient,
+		func(a *answer) bool { return a.ServerTrouble() },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("HTTP 401, 403, other 4xx (any other body)", provider.Permanent,
+		func(a *answer) bool { return a.Status >= 400 },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("2xx HTML, empty, truncated JSON", provider.Transient,
+		func(a *answer) bool { return a.Healing() },
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
+	provider.Rule("2xx status SUCCESS with accessToken (or token, access_token)", provider.Stored,
+		func(a *answer) bool { return a.OK() && a.status() == "SUCCESS" && a.accessToken() != "" }, nil),
+	provider.Rule("2xx status SUCCESS without a token", provider.Unusable,
+		func(a *answer) bool { return a.status() == "SUCCESS" },
+		func(a *answer) string {
+			return fmt.Sprintf("%s answered SUCCESS without an access token (HTTP %d)", name, a.Status)
+		}),
+	provider.Rule("2xx another status word", provider.Unusable,
+		func(a *answer) bool { return a.status() != "" },
+		// The word is not quoted: a server may echo anything into it.
+		func(a *answer) string {
+			return fmt.Sprintf("%s answered an unrecognised status (not SUCCESS nor a refusal word; HTTP %d)", name, a.Status)
+		}),
+	provider.Rule("anything else (2xx garbage, a form, JSON without status)", provider.Unusable,
+		provider.Always[answer],
+		func(a *answer) string { return provider.StatusReason(name, &a.Answer) }),
 }
 
 // Refresh requests a new token with the connection's inputFields.
@@ -98,26 +174,10 @@ func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token
 		return token.Token{}, err
 	}
 
-	var out response
-	decodeErr := json.Unmarshal(resp.Body, &out)
-	switch {
-	case resp.Status >= 300:
-		return token.Token{}, provider.StatusFailure(name, resp)
-	case decodeErr != nil || out.Status == nil:
-		return token.Token{}, provider.NotJSON(name, resp)
-	case strings.EqualFold(*out.Status, "FAILED"):
-		f := token.Permanent("%s rejected the credentials (status FAILED)", name)
-		f.Status = resp.Status
-		return token.Token{}, f
-	case !strings.EqualFold(*out.Status, "SUCCESS"):
-		// The value is not quoted: a server may echo anything into it.
-		f := token.Transient("%s answered an unrecognised status (neither SUCCESS nor FAILED)", name)
-		f.Status = resp.Status
-		return token.Token{}, f
-	case strings.TrimSpace(out.AccessToken) == "":
-		f := token.Transient("%s answered SUCCESS without an access token", name)
-		f.Status = resp.Status
-		return token.Token{}, f
+	a := &answer{}
+	a.Answer = provider.Read(resp, &a.body)
+	if row := provider.Decide(Verdicts, a); row.Verdict != provider.Stored {
+		return token.Token{}, a.Fail(row.Verdict, row.Reason(a))
 	}
-	return token.Token{AccessToken: out.AccessToken, ExpiresAt: obtainedAt.Add(p.ttl)}, nil
+	return token.Token{AccessToken: a.accessToken(), ExpiresAt: obtainedAt.Add(p.ttl)}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eshopbox/token-refresher/internal/provider"
+	"github.com/eshopbox/token-refresher/internal/provider/providertest"
 	"github.com/eshopbox/token-refresher/internal/provider/unicommerce"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -42,181 +42,97 @@ func assertNoCredentials(t *testing.T, text string) {
 	}
 }
 
-func TestRefresh(t *testing.T) {
-	t.Parallel()
-	fixed := time.Date(2026, 11, 23, 10, 0, 0, 700_000_000, time.UTC)
-	tests := []struct {
-		name       string
-		handler    http.HandlerFunc
-		timeout    time.Duration
-		ttl        time.Duration
-		wantToken  string
-		wantExpiry time.Duration
-		permanent  bool
-		wantReason string
-		wantStatus int
-		wantRetry  time.Duration
-	}{
-		{
-			name: "success",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"status":"SUCCESS","accessToken":"as23djaexnsnJsnJSW34snapl"}`)
-			},
-			wantToken: "as23djaexnsnJsnJSW34snapl", wantExpiry: 24 * time.Hour,
-		},
-		{
-			name: "success with a configured lifetime",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"status":"SUCCESS","accessToken":"AT-48"}`)
-			},
-			ttl:       48 * time.Hour,
-			wantToken: "AT-48", wantExpiry: 48 * time.Hour,
-		},
-		{
-			name: "lowercase success",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"status":"success","accessToken":"AT-lc"}`)
-			},
-			wantToken: "AT-lc", wantExpiry: 24 * time.Hour,
-		},
-		{
-			name: "FAILED is rejected credentials",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"status":"FAILED","message":"bad password `+password+`"}`)
-			},
-			permanent: true, wantReason: "unicommerce rejected the credentials (status FAILED)", wantStatus: 200,
-		},
-		{
-			name: "FAILED under 401",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusUnauthorized)
-				io.WriteString(w, `{"status":"FAILED"}`)
-			},
-			permanent: true, wantReason: "unicommerce rejected the credentials (HTTP 401)", wantStatus: 401,
-		},
-		{
-			name: "SUCCESS without a token",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"status":"SUCCESS","accessToken":" "}`)
-			},
-			wantReason: "SUCCESS without an access token", wantStatus: 200,
-		},
-		{
-			name: "unrecognised status",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"status":"`+password+`"}`)
-			},
-			wantReason: "unrecognised status", wantStatus: 200,
-		},
-		{
-			name: "no status",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"accessToken":"AT"}`)
-			},
-			wantReason: "not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "5xx",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusInternalServerError)
-				io.WriteString(w, `{"status":"FAILED","message":"`+r.URL.String()+`"}`)
-			},
-			wantReason: "unicommerce answered HTTP 500", wantStatus: 500,
-		},
-		{
-			name: "429 with Retry-After",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Retry-After", "9")
-				w.WriteHeader(http.StatusTooManyRequests)
-			},
-			wantReason: "rate limiting (HTTP 429)", wantStatus: 429, wantRetry: 9 * time.Second,
-		},
-		{
-			name: "HTML error page",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				w.WriteHeader(http.StatusBadGateway)
-				io.WriteString(w, "<html><body>502 for "+r.URL.String()+"</body></html>")
-			},
-			wantReason: "unicommerce answered HTTP 502 with a", wantStatus: 502,
-		},
-		{
-			name: "HTML login page under 200",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html")
-				io.WriteString(w, "<!DOCTYPE html><html><body>login "+password+"</body></html>")
-			},
-			wantReason: "HTML body that is not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "garbage",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, "{\"status\":SUCC\x00ESS")
-			},
-			wantReason: "not a valid token response", wantStatus: 200,
-		},
-		{
-			name: "body over 1 MiB",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				io.WriteString(w, `{"status":"SUCCESS","accessToken":"`)
-				io.WriteString(w, strings.Repeat("A", provider.MaxBody))
-				io.WriteString(w, `"}`)
-			},
-			wantReason: "body over 1048576 bytes", wantStatus: 200,
-		},
-		{
-			name: "timeout",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				<-r.Context().Done()
-			},
-			timeout:    100 * time.Millisecond,
-			wantReason: "did not answer within 100ms",
-		},
-		{
-			name: "redirect is not followed",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				http.Redirect(w, r, "/login?"+r.URL.RawQuery, http.StatusFound)
-			},
-			permanent: true, wantReason: "unicommerce refused the request (HTTP 302)", wantStatus: 302,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			queries := make(chan url.Values, 1)
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				assert.Equal(t, http.MethodGet, r.Method)
-				assert.Equal(t, "/authToken", r.URL.Path)
-				queries <- r.URL.Query()
-				tt.handler(w, r)
-			}))
-			defer srv.Close()
-			p, err := unicommerce.New(unicommerce.Config{BaseURL: srv.URL + "/", TokenTTL: tt.ttl, Timeout: tt.timeout,
-				Client: provider.NewHTTPClient(2), Now: func() time.Time { return fixed }})
+func kind() providertest.Kind {
+	return providertest.Kind{
+		Name: "unicommerce",
+		New: func(t *testing.T, cfg providertest.Config) token.Provider {
+			p, err := unicommerce.New(unicommerce.Config{BaseURL: cfg.BaseURL + "/", TokenTTL: cfg.TokenTTL, Timeout: cfg.Timeout,
+				Client: provider.NewHTTPClient(2), Now: func() time.Time { return providertest.Now }})
 			require.NoError(t, err)
-
-			tok, err := p.Refresh(context.Background(), conn)
-			assert.Equal(t, url.Values{"username": {username}, "password": {password}}, <-queries,
+			return p
+		},
+		Conn:    conn,
+		Secrets: leaks(),
+		CheckRequest: func(t *testing.T, r *http.Request) {
+			assert.Equal(t, http.MethodGet, r.Method)
+			assert.Equal(t, "/authToken", r.URL.Path)
+			assert.Equal(t, url.Values{"username": {username}, "password": {password}}, r.URL.Query(),
 				"the credentials arrive intact, query-encoded")
-			if tt.wantToken != "" {
-				require.NoError(t, err)
-				assert.Equal(t, tt.wantToken, tok.AccessToken)
-				assert.Empty(t, tok.RefreshToken, "unicommerce issues no refresh token")
-				assert.Equal(t, fixed.Truncate(time.Second).Add(tt.wantExpiry), tok.ExpiresAt,
-					"expiry is obtained-at (before the call, whole seconds) + token_ttl")
-				return
-			}
-			require.Error(t, err)
-			var f *token.Failure
-			require.ErrorAs(t, err, &f)
-			assert.Equal(t, tt.permanent, f.Permanent, "permanence: %v", err)
-			assert.Contains(t, err.Error(), tt.wantReason)
-			assert.Equal(t, tt.wantStatus, f.Status)
-			assert.Equal(t, tt.wantRetry, f.RetryAfter)
-			assertNoCredentials(t, err.Error())
-			assert.Less(t, len(err.Error()), 300, "an error never quotes a body")
-		})
+		},
+		Token: func(w http.ResponseWriter, padding string) {
+			io.WriteString(w, `{"status":"SUCCESS","accessToken":"AT-`+padding+`"}`)
+		},
+		Rows: rows(),
 	}
+}
+
+func answer(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+// rows are Unicommerce's own shapes: one or more per row of
+// unicommerce.Verdicts.
+func rows() []providertest.Case {
+	const (
+		P = provider.Permanent
+		T = provider.Transient
+		U = provider.Unusable
+		S = provider.Stored
+	)
+	day := 24 * time.Hour
+	return []providertest.Case{
+		{Name: "success", Handler: answer(200, `{"status":"SUCCESS","accessToken":"as23djaexnsnJsnJSW34snapl"}`),
+			Verdict: S, Token: "as23djaexnsnJsnJSW34snapl", Lifetime: day},
+		{Name: "success with a configured lifetime", TokenTTL: 48 * time.Hour, Handler: answer(200, `{"status":"SUCCESS","accessToken":"AT-48"}`),
+			Verdict: S, Token: "AT-48", Lifetime: 48 * time.Hour},
+		{Name: "lowercase success", Handler: answer(200, `{"status":"success","accessToken":"AT-lc"}`),
+			Verdict: S, Token: "AT-lc", Lifetime: day},
+		{Name: "success labelled text/plain", Handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, `{"status":"SUCCESS","accessToken":"AT-tp"}`)
+		}, Verdict: S, Token: "AT-tp", Lifetime: day},
+		{Name: "success with token (public docs' spelling)", Handler: answer(200, `{"status":"SUCCESS","token":"AT-t"}`),
+			Verdict: S, Token: "AT-t", Lifetime: day},
+		{Name: "success with access_token (public docs' spelling)", Handler: answer(200, `{"status":"SUCCESS","access_token":"AT-at"}`),
+			Verdict: S, Token: "AT-at", Lifetime: day},
+		{Name: "FAILED echoing the password", Handler: answer(200, `{"status":"FAILED","message":"bad password `+password+`"}`),
+			Verdict: P, Reason: "unicommerce rejected the credentials (status FAILED, HTTP 200)", Status: 200},
+		{Name: "INVALID_CREDENTIALS (public docs)", Handler: answer(200, `{"status":"INVALID_CREDENTIALS"}`),
+			Verdict: P, Reason: "rejected the credentials (status INVALID_CREDENTIALS, HTTP 200)", Status: 200},
+		{Name: "Failure in mixed case", Handler: answer(200, `{"status":"Failure"}`),
+			Verdict: P, Reason: "(status FAILURE, HTTP 200)", Status: 200},
+		{Name: "FAILED under 401", Handler: answer(401, `{"status":"FAILED"}`),
+			Verdict: P, Reason: "(status FAILED, HTTP 401)", Status: 401},
+		{Name: "FAILED under 500", Handler: answer(500, `{"status":"FAILED"}`),
+			Verdict: P, Reason: "(status FAILED, HTTP 500)", Status: 500},
+		{Name: "HTTP 401 without a body", Handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(401) },
+			Verdict: P, Reason: "rejected the credentials (HTTP 401)", Status: 401},
+		{Name: "HTTP 400 with another status word", Handler: answer(400, `{"status":"BAD_REQUEST"}`),
+			Verdict: P, Reason: "refused the request (HTTP 400", Status: 400},
+		{Name: "HTTP 503 with SUCCESS", Handler: answer(503, `{"status":"SUCCESS","accessToken":"AT"}`),
+			Verdict: T, Reason: "answered HTTP 503", Status: 503},
+		{Name: "SUCCESS without a token", Handler: answer(200, `{"status":"SUCCESS","accessToken":" "}`),
+			Verdict: U, Reason: "SUCCESS without an access token", Status: 200},
+		{Name: "an unknown status word echoing the password", Handler: answer(200, `{"status":"`+password+`"}`),
+			Verdict: U, Reason: "unrecognised status", Status: 200},
+		{Name: "PENDING", Handler: answer(200, `{"status":"PENDING"}`),
+			Verdict: U, Reason: "unrecognised status", Status: 200},
+		{Name: "no status", Handler: answer(200, `{"accessToken":"AT"}`),
+			Verdict: U, Reason: "(JSON) that is not a token response", Status: 200},
+		{Name: "status of another type", Handler: answer(200, `{"status":1,"accessToken":"AT"}`),
+			Verdict: U, Reason: "(garbage)", Status: 200},
+	}
+}
+
+// TestVerdicts runs Unicommerce through the conformance kit and its own
+// rows.
+func TestVerdicts(t *testing.T) {
+	t.Parallel()
+	providertest.Run(t, kind())
 }
 
 // TestCredentialsNeverInErrors drives every way a call can fail at the
