@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,7 +47,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.BoolVar(&f.Rotate, "rotate", true, "OAuth: issue a new refresh token with every access token")
 	fs.DurationVar(&f.RotationGrace, "rotation-grace", time.Minute, "OAuth: how long a rotated-away refresh token is still accepted")
 	fs.IntVar(&f.OAuthExpiresIn, "oauth-expires-in", sandbox.DefaultOAuthExpiresIn, "OAuth: expires_in of access tokens, in seconds")
+	fs.StringVar(&f.Shape, "shape", "", "answer every call in this shape: "+strings.Join(sandbox.Shapes, ", ")+" (per seller: PUT /_sandbox/faults shape_by)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if f.Shape != "" && !slices.Contains(sandbox.Shapes, f.Shape) {
+		fmt.Fprintf(stderr, "sandbox: --shape %q is not one of %s\n", f.Shape, strings.Join(sandbox.Shapes, ", "))
 		return 2
 	}
 	for _, r := range []float64{f.ErrorRate, f.HTMLRate, f.GarbageRate, f.HangRate, f.SlowRate, f.RateLimitRate} {

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"mime"
@@ -48,7 +49,59 @@ type Faults struct {
 	// OAuthExpiresIn is the expires_in of OAuth answers, in seconds
 	// (default 3600).
 	OAuthExpiresIn int `json:"oauth_expires_in"`
+	// OAuthExpiresInBy sets OAuthExpiresIn per subject (the seller a
+	// refresh token stands for): a marketplace issuing short tokens to
+	// some sellers.
+	OAuthExpiresInBy map[string]int `json:"oauth_expires_in_by,omitempty"`
+	// Shape makes every flow answer in one of the shapes real
+	// marketplaces use (the Shape… constants); "" answers normally.
+	Shape string `json:"shape,omitempty"`
+	// ShapeBy sets the shape per seller (username; OAuth: the refresh
+	// token's subject), over Shape.
+	ShapeBy map[string]string `json:"shape_by,omitempty"`
 }
+
+// The answer shapes of Faults.Shape. Success variants apply to accepted
+// credentials only; the others answer every call.
+const (
+	// ShapeForm: the OAuth token answer is form-encoded (GitHub style).
+	ShapeForm = "form"
+	// ShapeTextPlain: the token answer is JSON labelled text/plain.
+	ShapeTextPlain = "text_plain"
+	// ShapeExpiresInString: OAuth expires_in is a string ("3600").
+	ShapeExpiresInString = "expires_in_string"
+	// ShapeAbsurdExpiresIn: OAuth expires_in is 10¹² seconds.
+	ShapeAbsurdExpiresIn = "absurd_expires_in"
+	// ShapeNoExpiresIn: the OAuth answer has no expires_in.
+	ShapeNoExpiresIn = "no_expires_in"
+	// ShapeRefusalIn200: an explicit refusal under HTTP 200: OAuth
+	// {"error":"account_suspended"} (a code RFC 6749 does not list), Ajio
+	// success:false without statusCode, Unicommerce INVALID_CREDENTIALS.
+	ShapeRefusalIn200 = "refusal_in_200"
+	// ShapeServerErrorIn200: a server-side failure under HTTP 200: Ajio
+	// success:false with statusCode 503 ("please retry"), OAuth
+	// temporarily_unavailable; Unicommerce has no such word and answers
+	// HTTP 503.
+	ShapeServerErrorIn200 = "server_error_in_200"
+	// ShapeUnknown: a 2xx JSON object the product cannot place: Ajio
+	// without success, OAuth without access_token or error, Unicommerce
+	// status PENDING.
+	ShapeUnknown = "unknown"
+	// ShapeTruncated: HTTP 200, JSON cut short.
+	ShapeTruncated = "truncated"
+	// ShapeEmpty: HTTP 200 with an empty body.
+	ShapeEmpty = "empty"
+	// ShapeRedirect: HTTP 302 to another path.
+	ShapeRedirect = "redirect"
+	// ShapeDrop: the connection is closed before an answer.
+	ShapeDrop = "drop"
+	// ShapeHuge: HTTP 200 with a body over 1 MiB.
+	ShapeHuge = "huge"
+)
+
+// Shapes lists every shape.
+var Shapes = []string{ShapeForm, ShapeTextPlain, ShapeExpiresInString, ShapeAbsurdExpiresIn, ShapeNoExpiresIn,
+	ShapeRefusalIn200, ShapeServerErrorIn200, ShapeUnknown, ShapeTruncated, ShapeEmpty, ShapeRedirect, ShapeDrop, ShapeHuge}
 
 // DefaultOAuthExpiresIn is the OAuth access tokens' lifetime in seconds
 // unless Faults.OAuthExpiresIn says otherwise.
@@ -413,6 +466,98 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, flow, username st
 	return true
 }
 
+// shapeFor returns the answer shape for a seller.
+func (s *Server) shapeFor(seller string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sh, ok := s.faults.ShapeBy[seller]; ok && seller != "" {
+		return sh
+	}
+	return s.faults.Shape
+}
+
+// failShape answers a call in a shape that is not a token, and reports
+// whether it did.
+func (s *Server) failShape(w http.ResponseWriter, r *http.Request, flow, shape string) bool {
+	var status int
+	var body any
+	switch shape {
+	case ShapeRefusalIn200:
+		status, body = http.StatusOK, map[string]any{
+			"ajio":           map[string]any{"success": false, "message": "account blocked"},
+			"oauth2_refresh": map[string]any{"error": "account_suspended"},
+			"unicommerce":    map[string]any{"status": "INVALID_CREDENTIALS"},
+		}[flow]
+	case ShapeServerErrorIn200:
+		status, body = http.StatusOK, map[string]any{
+			"ajio":           map[string]any{"success": false, "statusCode": 503, "message": "Service unavailable, please retry"},
+			"oauth2_refresh": map[string]any{"error": "temporarily_unavailable"},
+		}[flow]
+		if flow == "unicommerce" {
+			status, body = http.StatusServiceUnavailable, map[string]any{"status": "ERROR"}
+		}
+	case ShapeUnknown:
+		status, body = http.StatusOK, map[string]any{
+			"ajio":           map[string]any{"ok": true, "data": map[string]string{"token": "x"}},
+			"oauth2_refresh": map[string]any{"token_type": "Bearer", "scope": "orders"},
+			"unicommerce":    map[string]any{"status": "PENDING"},
+		}[flow]
+	case ShapeTruncated:
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"success":true,"status":"SUCCESS","access_token":"x`)
+	case ShapeEmpty:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+	case ShapeRedirect:
+		http.Redirect(w, r, "/moved"+r.URL.Path, http.StatusFound)
+	case ShapeDrop:
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	case ShapeHuge:
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"pad":"`+strings.Repeat("x", 1<<20)+`"}`)
+	default:
+		return false
+	}
+	if body != nil {
+		writeJSON(w, status, body)
+	}
+	s.mu.Lock()
+	s.stats.Faulted++
+	s.mu.Unlock()
+	return true
+}
+
+// writeToken writes a token answer in the seller's shape: form-encoded,
+// JSON labelled text/plain, expires_in as a string, absurd or absent.
+func writeToken(w http.ResponseWriter, shape string, out map[string]any) {
+	if _, ok := out["expires_in"]; ok {
+		switch shape {
+		case ShapeExpiresInString:
+			out["expires_in"] = strconv.Itoa(out["expires_in"].(int))
+		case ShapeAbsurdExpiresIn:
+			out["expires_in"] = int64(1e12)
+		case ShapeNoExpiresIn:
+			delete(out, "expires_in")
+		}
+	}
+	switch shape {
+	case ShapeForm:
+		form := url.Values{}
+		for k, v := range out {
+			form.Set(k, fmt.Sprint(v))
+		}
+		w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
+		io.WriteString(w, form.Encode())
+	case ShapeTextPlain:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_ = json.NewEncoder(w).Encode(out)
+	default:
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
 // inFlight counts a call being answered until the returned func runs.
 func (s *Server) inFlight() func() {
 	s.mu.Lock()
@@ -466,6 +611,10 @@ func (s *Server) ajio(w http.ResponseWriter, r *http.Request) {
 	if !s.begin(w, r, "ajio", req.Username) {
 		return
 	}
+	shape := s.shapeFor(req.Username)
+	if s.failShape(w, r, "ajio", shape) {
+		return
+	}
 	if decodeErr != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "statusCode": 400, "message": "bad request body"})
 		return
@@ -475,7 +624,7 @@ func (s *Server) ajio(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"success": false, "statusCode": 401, "message": "invalid username or password"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	writeToken(w, shape, map[string]any{
 		"success":    true,
 		"statusCode": 0,
 		"result": map[string]string{
@@ -491,6 +640,10 @@ func (s *Server) unicommerce(w http.ResponseWriter, r *http.Request) {
 	if !s.begin(w, r, "unicommerce", username) {
 		return
 	}
+	shape := s.shapeFor(username)
+	if s.failShape(w, r, "unicommerce", shape) {
+		return
+	}
 	if username == "" || password == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"status": "FAILED", "message": "username and password are required"})
 		return
@@ -500,7 +653,7 @@ func (s *Server) unicommerce(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "FAILED", "message": "invalid username or password"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "SUCCESS", "accessToken": s.issue("uc-at-", username)})
+	writeToken(w, shape, map[string]any{"status": "SUCCESS", "accessToken": s.issue("uc-at-", username)})
 }
 
 // oauthRequest is a token request's parameters, from a form or JSON body.
@@ -551,6 +704,10 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if !s.begin(w, r, "oauth2_refresh", subject) {
+		return
+	}
+	shape := s.shapeFor(subject)
+	if s.failShape(w, r, "oauth2_refresh", shape) {
 		return
 	}
 	oauthError := func(status int, code, description string) {
@@ -608,6 +765,9 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	s.issued[access] = g.subject
 	s.stats.Issued++
 	expiresIn := s.faults.OAuthExpiresIn
+	if by, ok := s.faults.OAuthExpiresInBy[g.subject]; ok {
+		expiresIn = by
+	}
 	if expiresIn <= 0 {
 		expiresIn = DefaultOAuthExpiresIn
 	}
@@ -626,7 +786,7 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 		out["refresh_token"] = next
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, out)
+	writeToken(w, shape, out)
 }
 
 // lookup returns the grant of a refresh token, registered, issued or
