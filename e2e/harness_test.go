@@ -35,6 +35,11 @@ type bundle struct {
 	log        *zap.Logger
 	providers  []registry.Entry
 	cooldown   time.Duration
+	// schedule makes the refresher schedule each stored token's refresh
+	// on its own clock, as cmd/refresher does (off by default, so a
+	// settled queue means no task at all).
+	schedule bool
+	obs      refresh.Observer
 }
 
 type options struct {
@@ -42,6 +47,7 @@ type options struct {
 	// type 16 → ajio.
 	providers func(sandboxURL string) []registry.Entry
 	cooldown  time.Duration
+	schedule  bool
 }
 
 func setup(t *testing.T, opts options) *bundle {
@@ -68,7 +74,7 @@ func setup(t *testing.T, opts options) *bundle {
 		env: env, sandbox: sb, sandboxURL: srv.URL, store: store,
 		queue:     task.NewQueue(env.Redis, env.Queue, 30*time.Second),
 		inspector: asynq.NewInspectorFromRedisClient(env.Redis),
-		logs:      logs, log: log, providers: entries, cooldown: opts.cooldown,
+		logs:      logs, log: log, providers: entries, cooldown: opts.cooldown, schedule: opts.schedule,
 	}
 }
 
@@ -99,7 +105,11 @@ func (b *bundle) startRefresher(t *testing.T) {
 	providers, err := refresh.Marketplaces(b.providers, provider.NewHTTPClient(10), nil, b.env.Redis, b.env.Queue,
 		breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond}, b.log)
 	require.NoError(t, err)
-	h := refresh.New(b.store, providers, refresh.Config{SaveRetryFor: time.Second}, b.log, nil)
+	rcfg := refresh.Config{SaveRetryFor: time.Second}
+	if b.schedule {
+		rcfg.Scheduler = b.queue
+	}
+	h := refresh.New(b.store, providers, rcfg, b.log, b.obs)
 	srv := asynq.NewServerFromRedisClient(b.env.Redis, asynq.Config{
 		Concurrency:              8,
 		Queues:                   task.ServerQueues(b.env.Queue),
@@ -113,6 +123,7 @@ func (b *bundle) startRefresher(t *testing.T) {
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(task.TypeRefresh, h)
+	mux.Handle(task.TypeWake, h)
 	require.NoError(t, srv.Start(mux))
 	t.Cleanup(srv.Shutdown)
 }

@@ -80,7 +80,9 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
 		return 2
 	}
-	handler := refresh.New(store, providers, refresh.Config{}, log, m)
+	// Each stored token's next refresh is scheduled on its own clock; the
+	// scan is the backstop.
+	handler := refresh.New(store, providers, refresh.Config{Scheduler: task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)}, log, m)
 
 	if cfg.HTTPAddr != "" {
 		closeHTTP, err := serveHTTP(ctx, cfg, store, rdb, reg, log)
@@ -106,6 +108,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(task.TypeRefresh, handler)
+	mux.Handle(task.TypeWake, handler)
 	if err := srv.Start(mux); err != nil {
 		log.Error("cannot start the worker", zap.Error(err))
 		return 1

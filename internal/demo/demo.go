@@ -224,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 
 	tr := newTracker(conns, start, time.Now)
 	reg := metrics.NewRegistry()
-	handler := refresh.New(trackedStore{Store: store, t: tr}, providers, refresh.Config{}, log.Named("refresher"), metrics.NewRefresher(reg))
+	handler := refresh.New(trackedStore{Store: store, t: tr}, providers, refresh.Config{Scheduler: queue}, log.Named("refresher"), metrics.NewRefresher(reg))
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
@@ -238,6 +238,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(task.TypeRefresh, tr.handler(handler))
+	mux.Handle(task.TypeWake, handler)
 	if err := srv.Start(mux); err != nil {
 		return Status{}, fmt.Errorf("refresher: %w", err)
 	}

@@ -244,7 +244,7 @@ func (t *tracker) status() Status {
 			ID: c.ID, Kind: c.Kind, IntegrationType: c.IntegrationType, Note: c.Note, Want: c.Want,
 			ExpiresAt: t.expiry[c.ID], Refreshes: t.refreshes[c.ID],
 		}
-		due := token.Due(cs.ExpiresAt, now, c.RefreshBefore)
+		due := token.Due(cs.ExpiresAt, now, c.RefreshBefore, 0)
 		if !due {
 			if at := cs.ExpiresAt.Add(-c.RefreshBefore); next.IsZero() || at.Before(next) {
 				next = at

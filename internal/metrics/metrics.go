@@ -80,11 +80,13 @@ type Refresher struct {
 	duration  *prometheus.HistogramVec
 	remaining *prometheus.HistogramVec
 	responses *prometheus.CounterVec
+	short     *prometheus.CounterVec
 }
 
 var (
-	_ refresh.Observer        = (*Refresher)(nil)
-	_ provider.StatusObserver = (*Refresher)(nil)
+	_ refresh.Observer         = (*Refresher)(nil)
+	_ refresh.LifetimeObserver = (*Refresher)(nil)
+	_ provider.StatusObserver  = (*Refresher)(nil)
 )
 
 // NewRefresher registers the refresher's metrics on reg.
@@ -102,7 +104,10 @@ func NewRefresher(reg prometheus.Registerer) *Refresher {
 			Help: "Marketplace token calls by provider kind and HTTP status code (\"none\": no answer: network error or timeout)."},
 			[]string{"provider", "code"}),
 	}
-	reg.MustRegister(m.attempts, m.duration, m.remaining, m.responses)
+	m.short = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "short_lifetime_tokens_total",
+		Help: "Tokens stored whose lifetime is shorter than the provider's refresh_before (refreshed a third of their lifetime before expiry)."},
+		[]string{"provider"})
+	reg.MustRegister(m.attempts, m.duration, m.remaining, m.responses, m.short)
 	return m
 }
 
@@ -122,6 +127,9 @@ func statusLabel(status int) string {
 		return "other"
 	}
 }
+
+// ShortLifetime implements refresh.LifetimeObserver.
+func (m *Refresher) ShortLifetime(kind string) { m.short.WithLabelValues(kind).Inc() }
 
 // Attempted implements refresh.Observer.
 func (m *Refresher) Attempted(kind string, o refresh.Outcome, took, remaining time.Duration, hadToken bool) {

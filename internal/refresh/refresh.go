@@ -121,6 +121,9 @@ type Config struct {
 	RateWait time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Scheduler, when set, schedules every stored token's refresh on its
+	// own clock (schedule.go); nil leaves it to the scan.
+	Scheduler Scheduler
 }
 
 // Handler processes refresh tasks.
@@ -156,6 +159,9 @@ func New(store Store, providers map[string]Provider, cfg Config, log *zap.Logger
 
 // ProcessTask implements asynq.Handler.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	if t.Type() == task.TypeWake {
+		return h.wake(ctx, t)
+	}
 	p, err := task.Parse(t)
 	if err != nil {
 		h.log.Error("refresh task rejected", zap.String("outcome", string(Permanent)), zap.Error(err))
@@ -224,7 +230,8 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	if hadToken {
 		remaining = c.ExpiresAt.Sub(now)
 	}
-	if !p.Forced && !c.DueAt(now, prov.RefreshBefore) {
+	if !p.Forced && (movedOn(p.DueExpiry, c.ExpiresAt) ||
+		!token.Due(c.ExpiresAt, now, prov.RefreshBefore, h.lifetime(ctx, c))) {
 		return NotDue, remaining, hadToken, nil
 	}
 
@@ -236,6 +243,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 		}
 		return Transient, remaining, hadToken, err
 	}
+	called := h.cfg.Now()
 	tok, err := prov.Client.Refresh(ctx, c)
 	report(breakerResult(ctx, err))
 	if err != nil {
@@ -261,6 +269,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	err = h.save(ctx, c, tok)
 	switch {
 	case err == nil:
+		h.scheduleNext(ctx, p, prov, tok, called)
 		return Refreshed, remaining, hadToken, nil
 	case errors.Is(err, token.ErrStale):
 		return Stale, remaining, hadToken, nil

@@ -78,13 +78,17 @@ type Result struct {
 	IntegrationType string
 	Active          int // active connections read from channels
 	Due             int // of them, due for a refresh
-	Enqueued        int // new tasks
-	AlreadyQueued   int // a task was already queued, running or retrying: not an error
-	Retried         int // archived failures re-enqueued (cooldown over or credentials changed)
-	Failing         int // permanently failed and still cooling down
-	Errors          int // enqueues that failed
-	BadRows         int // channel rows with an unusable connectionId
-	Duration        time.Duration
+	// OwnClock are tokens inside refresh_before that their own lifetime
+	// says are not due yet (token.Due with the recorded lifetime): they
+	// are not counted in Due, and not enqueued.
+	OwnClock      int
+	Enqueued      int // new tasks
+	AlreadyQueued int // a task was already queued, running or retrying: not an error
+	Retried       int // archived failures re-enqueued (cooldown over or credentials changed)
+	Failing       int // permanently failed and still cooling down
+	Errors        int // enqueues that failed
+	BadRows       int // channel rows with an unusable connectionId
+	Duration      time.Duration
 }
 
 // Observer is told the result of every scan (metrics).
@@ -216,7 +220,11 @@ func (s *Scanner) scanTarget(ctx context.Context, tg Target, archived map[int64]
 		}
 	}
 
-	st, err := s.store.ScanDue(ctx, tg.IntegrationType, now.Add(tg.RefreshBefore), func(due []token.DueConnection) error {
+	st, err := s.store.ScanDue(ctx, tg.IntegrationType, token.DueBefore(now, tg.RefreshBefore), func(due []token.DueConnection) error {
+		due, later := s.ownClock(ctx, due, tg, now)
+		mu.Lock()
+		r.OwnClock += later
+		mu.Unlock()
 		if s.cfg.DryRun {
 			for _, d := range due {
 				fmt.Fprintf(s.cfg.DryRunOut, "connection_id=%d integration_type=%s provider=%s expires_at=%s\n",
@@ -247,7 +255,7 @@ func (s *Scanner) scanTarget(ctx context.Context, tg Target, archived map[int64]
 	close(work)
 	wg.Wait()
 
-	r.Active, r.Due, r.BadRows = st.Active, st.Due, st.BadIDs
+	r.Active, r.Due, r.BadRows = st.Active, st.Due-r.OwnClock, st.BadIDs
 	r.Duration = time.Since(start)
 	if err != nil {
 		return r, fmt.Errorf("scan integration type %s: %w", tg.IntegrationType, err)
@@ -256,6 +264,42 @@ func (s *Scanner) scanTarget(ctx context.Context, tg Target, archived map[int64]
 		return r, fmt.Errorf("scan integration type %s: %d of %d enqueues failed, first: %w", tg.IntegrationType, r.Errors, r.Due, firstErr)
 	}
 	return r, nil
+}
+
+// Generations is what the scan reads of the refresher's lifetime records
+// (task.Queue); a Queue that has none leaves refresh_before alone in charge.
+type Generations interface {
+	Generations(ctx context.Context, ids []int64) (map[int64]task.Generation, error)
+}
+
+// ownClock narrows the store's due rows (expiry within refresh_before) to
+// those due on their own token's clock: a token whose recorded lifetime
+// puts its refresh later (token.Due) is left to its scheduled refresh, so a
+// marketplace issuing tokens shorter than refresh_before is not called on
+// every scan. Without a record (Redis lost it, or it was never scheduled)
+// refresh_before decides, as the backstop. It returns the rows kept and
+// how many were left.
+func (s *Scanner) ownClock(ctx context.Context, due []token.DueConnection, tg Target, now time.Time) ([]token.DueConnection, int) {
+	g, ok := s.queue.(Generations)
+	if !ok || len(due) == 0 {
+		return due, 0
+	}
+	ids := make([]int64, len(due))
+	for i, d := range due {
+		ids[i] = d.ID
+	}
+	gens, err := g.Generations(ctx, ids)
+	if err != nil {
+		s.log.Warn("token lifetimes unreadable; refresh_before alone decides what is due", zap.Error(err))
+		return due, 0
+	}
+	kept := due[:0:0]
+	for _, d := range due {
+		if token.Due(d.ExpiresAt, now, tg.RefreshBefore, gens[d.ID].Of(d.ExpiresAt)) {
+			kept = append(kept, d)
+		}
+	}
+	return kept, len(due) - len(kept)
 }
 
 // splitArchived sorts a chunk of due connections into those to enqueue,

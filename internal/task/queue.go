@@ -12,6 +12,7 @@ import (
 
 // Queue enqueues refresh tasks and reads back what failed permanently.
 type Queue struct {
+	rdb       redis.UniversalClient
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	name      string
@@ -22,6 +23,7 @@ type Queue struct {
 // The caller owns rdb and closes it.
 func NewQueue(rdb redis.UniversalClient, name string, timeout time.Duration) *Queue {
 	return &Queue{
+		rdb:       rdb,
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		name:      name,

@@ -26,16 +26,49 @@ type Connection struct {
 }
 
 // DueAt reports whether the connection must be refreshed at now, given how
-// long before expiry a token is renewed.
+// long before expiry a token is renewed, its lifetime unknown.
 func (c Connection) DueAt(now time.Time, refreshBefore time.Duration) bool {
-	return Due(c.ExpiresAt, now, refreshBefore)
+	return Due(c.ExpiresAt, now, refreshBefore, 0)
 }
 
-// Due is the one definition of "due" used everywhere: no token yet, or a
-// token that expires before now+refreshBefore.
-func Due(expiresAt *time.Time, now time.Time, refreshBefore time.Duration) bool {
-	return expiresAt == nil || expiresAt.IsZero() || expiresAt.Before(now.Add(refreshBefore))
+// LifetimeShare: a token is renewed when at most 1/LifetimeShare of its
+// lifetime is left. A third sits between kubelet (renews at 80% of the
+// lifetime) and Vault (about two thirds), and leaves the retries of a failed
+// refresh (whose backoff is kept within a quarter of the time left) two
+// thirds of the window to heal in.
+const LifetimeShare = 3
+
+// Lead is how long before expiry a token is renewed: refreshBefore, capped
+// at a third of the token's lifetime when that is known (lifetime > 0). A
+// marketplace whose tokens live shorter than refreshBefore is then called
+// once per token, a third of its lifetime before expiry, instead of on
+// every scan.
+func Lead(refreshBefore, lifetime time.Duration) time.Duration {
+	if lifetime > 0 && lifetime/LifetimeShare < refreshBefore {
+		return lifetime / LifetimeShare
+	}
+	return refreshBefore
 }
+
+// RefreshAt is when a token expiring at expiresAt, of the given lifetime (0:
+// unknown), is to be renewed.
+func RefreshAt(expiresAt time.Time, refreshBefore, lifetime time.Duration) time.Time {
+	return expiresAt.Add(-Lead(refreshBefore, lifetime))
+}
+
+// Due is the one definition of "due": no token yet (nil or zero expiry), or
+// a token that expires before now + Lead(refreshBefore, lifetime). With the
+// lifetime unknown (0) it is "expires before now + refreshBefore", which is
+// what the store's SQL predicates compute (DueBefore); a known lifetime only
+// ever makes a connection due later, so the SQL selects a superset that the
+// scan narrows with this function (internal/scan).
+func Due(expiresAt *time.Time, now time.Time, refreshBefore, lifetime time.Duration) bool {
+	return expiresAt == nil || expiresAt.IsZero() || expiresAt.Before(now.Add(Lead(refreshBefore, lifetime)))
+}
+
+// DueBefore is the bound of the store's "due" SQL: a row is due when its
+// expiry is NULL, zero or earlier than it (Due with the lifetime unknown).
+func DueBefore(now time.Time, refreshBefore time.Duration) time.Time { return now.Add(refreshBefore) }
 
 // Token is what a provider hands back.
 type Token struct {

@@ -11,20 +11,54 @@ func TestDue(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
 	zero := time.Time{}
+	const window = 10 * time.Minute
 	for name, tt := range map[string]struct {
-		exp  *time.Time
-		want bool
+		exp      *time.Time
+		lifetime time.Duration
+		want     bool
 	}{
-		"never generated":    {nil, true},
-		"zero date":          {&zero, true},
-		"expired":            {at(-time.Minute), true},
-		"inside the window":  {at(9 * time.Minute), true},
-		"at the window edge": {at(10 * time.Minute), false},
-		"outside the window": {at(11 * time.Minute), false},
-		"far in the future":  {at(24 * time.Hour), false},
+		"never generated":    {nil, 0, true},
+		"zero date":          {&zero, 0, true},
+		"expired":            {at(-time.Minute), 0, true},
+		"inside the window":  {at(9 * time.Minute), 0, true},
+		"at the window edge": {at(10 * time.Minute), 0, false},
+		"outside the window": {at(11 * time.Minute), 0, false},
+		"far in the future":  {at(24 * time.Hour), 0, false},
+		// A 4-minute token under a 10-minute window: due a third of its
+		// lifetime (80 s) before expiry, not the moment it is stored.
+		"4m token just stored":           {at(4 * time.Minute), 4 * time.Minute, false},
+		"4m token, 81 s left":            {at(81 * time.Second), 4 * time.Minute, false},
+		"4m token, 80 s left (the edge)": {at(80 * time.Second), 4 * time.Minute, false},
+		"4m token, 79 s left":            {at(79 * time.Second), 4 * time.Minute, true},
+		"4m token, expired":              {at(-time.Second), 4 * time.Minute, true},
+		"4m token never generated":       {nil, 4 * time.Minute, true},
+		// A long lifetime leaves refresh_before in charge.
+		"24h token, 9m left":  {at(9 * time.Minute), 24 * time.Hour, true},
+		"24h token, 11m left": {at(11 * time.Minute), 24 * time.Hour, false},
+		// Exactly three windows: the cap and the window agree.
+		"30m token, 10m left":   {at(10 * time.Minute), 30 * time.Minute, false},
+		"30m token, 9m59s left": {at(10*time.Minute - time.Second), 30 * time.Minute, true},
 	} {
-		if got := Due(tt.exp, now, 10*time.Minute); got != tt.want {
+		if got := Due(tt.exp, now, window, tt.lifetime); got != tt.want {
 			t.Errorf("%s: Due = %v, want %v", name, got, tt.want)
+		}
+		if tt.lifetime > 0 && tt.want && !Due(tt.exp, now, window, 0) {
+			t.Errorf("%s: due with its lifetime but not without: the SQL superset would miss it", name)
+		}
+	}
+}
+
+func TestLead(t *testing.T) {
+	for _, tc := range []struct{ before, lifetime, want time.Duration }{
+		{10 * time.Minute, 0, 10 * time.Minute},
+		{10 * time.Minute, 4 * time.Minute, 80 * time.Second},
+		{10 * time.Minute, time.Hour, 10 * time.Minute},
+		{2 * time.Hour, 24 * time.Hour, 2 * time.Hour},
+		{2 * time.Hour, 3 * time.Hour, time.Hour},
+		{10 * time.Minute, 3 * time.Second, time.Second},
+	} {
+		if got := Lead(tc.before, tc.lifetime); got != tc.want {
+			t.Errorf("Lead(%s, %s) = %s, want %s", tc.before, tc.lifetime, got, tc.want)
 		}
 	}
 }

@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/sandbox"
+	"github.com/eshopbox/token-refresher/internal/scan"
+	"github.com/eshopbox/token-refresher/internal/testenv"
+)
+
+// attempts records every refresh attempt (refresh.Observer).
+type attempts struct {
+	mu    sync.Mutex
+	all   []attempt
+	short int
+}
+
+type attempt struct {
+	outcome   refresh.Outcome
+	remaining time.Duration
+	hadToken  bool
+}
+
+func (a *attempts) Attempted(_ string, o refresh.Outcome, _, remaining time.Duration, hadToken bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.all = append(a.all, attempt{o, remaining, hadToken})
+}
+
+func (a *attempts) ShortLifetime(string) { a.mu.Lock(); a.short++; a.mu.Unlock() }
+
+func (a *attempts) snapshot() ([]attempt, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]attempt(nil), a.all...), a.short
+}
+
+// TestTokensOnTheirOwnClock: a marketplace issues 6-second tokens while
+// refresh_before is a minute, so every token is inside the window the
+// moment it is stored. With the scanner scanning as fast as it can, the
+// connection is still called once per token generation: each refresh comes
+// from the wake-up scheduled when the token was stored, a third of its
+// lifetime (2 s) before expiry, never from a scan of a token just stored.
+func TestTokensOnTheirOwnClock(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{providers: providersYAML(t, `
+providers:
+  - integration_type: "42"
+    kind: oauth2_refresh
+    token_url: SANDBOX_URL/oauth/token
+    refresh_before: 1m
+    client_id: `+sandbox.DefaultClientID+`
+    client_secret: `+sandbox.DefaultClientSecret+`
+`), schedule: true})
+	rec := &attempts{}
+	b.obs = rec
+	const lifetime, lead = 6 * time.Second, 2 * time.Second
+	b.sandbox.SetFaults(sandbox.Faults{Rotate: true, RotationGrace: time.Minute,
+		OAuthExpiresInBy: map[string]int{"short": int(lifetime / time.Second)}})
+	expired := time.Now().UTC().Add(-time.Hour)
+	b.env.Insert(t, testenv.Row{ID: 1, IntegrationType: "42", InputFields: testenv.Str(`{}`),
+		RefreshToken: testenv.Str(sandbox.RefreshToken("short")), AccessToken: testenv.Str("old"), ExpiresAt: &expired})
+	b.startRefresher(t)
+
+	// The scanner scans back to back the whole time.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	scanner := b.scanner(scan.Config{})
+	var ownClock, scans int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			res, err := scanner.RunOnce(ctx)
+			if err == nil && len(res) > 0 {
+				ownClock += res[0].OwnClock
+				scans++
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	const generations = 4
+	testenv.Eventually(t, 60*time.Second, "four generations refreshed", func() bool {
+		return b.sandbox.Calls("short") >= generations+1
+	})
+	cancel()
+	<-done
+
+	all, short := rec.snapshot()
+	calls := b.sandbox.Calls("short")
+	refreshed := 0
+	for _, a := range all {
+		switch a.outcome {
+		case refresh.Refreshed:
+			refreshed++
+			if a.hadToken && a.remaining > 0 {
+				// Obtained-at is truncated to the second, so a stored
+				// expiry may be up to 1 s early; jitter adds up to a
+				// tenth of the lead.
+				assert.LessOrEqual(t, a.remaining, lead+time.Second, "a token is refreshed a third of its lifetime before expiry, not when stored")
+			}
+		case refresh.NotDue, refresh.Stale:
+		default:
+			t.Errorf("unexpected outcome %s", a.outcome)
+		}
+	}
+	t.Logf("FIGURE own clock: %d marketplace calls, %d tokens stored, %d scans (%d rows left to their own clock), %d refresh attempts",
+		calls, refreshed, scans, ownClock, len(all))
+	assert.Equal(t, calls, refreshed, "every call stored its token: one call per token generation")
+	assert.Greater(t, scans, 2*generations, "the scanner ran many times per generation")
+	assert.Positive(t, ownClock, "the scan saw tokens inside refresh_before and left them to their own clock")
+	assert.GreaterOrEqual(t, short, generations, "each short token was counted")
+	assert.Contains(t, b.logs.String(), "tokens that live shorter than refresh_before")
+	require.NotNil(t, b.env.Get(t, 1).ExpiresAt)
+}

@@ -1,0 +1,113 @@
+package refresh
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// Scheduler refreshes each stored token on its own clock (task.Queue): when
+// a token is stored, its lifetime is recorded and a wake-up is scheduled in
+// asynq for token.RefreshAt; the scan is then a backstop that finds what
+// Redis lost or what was never scheduled.
+type Scheduler interface {
+	// Schedule records the lifetime of the generation p.DueExpiry and
+	// schedules its refresh at at.
+	Schedule(ctx context.Context, p task.Payload, lifetime time.Duration, at time.Time) error
+	// Generations returns the recorded generations of connections.
+	Generations(ctx context.Context, ids []int64) (map[int64]task.Generation, error)
+	// Wake enqueues the refresh a wake-up task stands for.
+	Wake(ctx context.Context, t *asynq.Task) error
+}
+
+// LifetimeObserver is told about a token whose lifetime is shorter than its
+// provider's refresh_before (metrics). An Observer may implement it.
+type LifetimeObserver interface {
+	ShortLifetime(kind string)
+}
+
+// MaxJitter bounds how much later than token.RefreshAt a scheduled refresh
+// runs: a tenth of the lead, at most this. Tokens issued in the same second
+// (a fleet refreshed after an outage) then spread over up to ten seconds
+// instead of hitting the marketplace at once, and a token keeps at least
+// nine tenths of its lead.
+const MaxJitter = 10 * time.Second
+
+// Jitter returns a random delay in [0, min(lead/10, MaxJitter)].
+func Jitter(lead time.Duration) time.Duration {
+	ceiling := min(lead/10, MaxJitter)
+	if ceiling <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}
+
+// wake handles a wake-up task: it enqueues the connection's refresh.
+func (h *Handler) wake(ctx context.Context, t *asynq.Task) error {
+	if h.cfg.Scheduler == nil {
+		return fmt.Errorf("a scheduled refresh reached a refresher without a scheduler: %w", asynq.SkipRetry)
+	}
+	return h.cfg.Scheduler.Wake(ctx, t)
+}
+
+// lifetime is the recorded lifetime of the connection's stored token; 0
+// when unknown (no scheduler, no record, another generation, Redis down:
+// then refresh_before alone decides, as before).
+func (h *Handler) lifetime(ctx context.Context, c token.Connection) time.Duration {
+	if h.cfg.Scheduler == nil || c.ExpiresAt == nil {
+		return 0
+	}
+	gens, err := h.cfg.Scheduler.Generations(ctx, []int64{c.ID})
+	if err != nil {
+		h.log.Debug("token lifetime unknown (Redis)", zap.Int64("connection_id", c.ID), zap.Error(err))
+		return 0
+	}
+	return gens[c.ID].Of(c.ExpiresAt)
+}
+
+// movedOn reports whether the row holds another token than the one the
+// task was made for: someone stored a newer one meanwhile, and this task
+// (a late wake-up, a scan of the old row) has nothing left to do.
+func movedOn(taskExpiry, rowExpiry *time.Time) bool {
+	if taskExpiry == nil || taskExpiry.IsZero() {
+		return false
+	}
+	return rowExpiry == nil || rowExpiry.Unix() != taskExpiry.Unix()
+}
+
+// scheduleNext schedules the refresh of a token just stored, a share of its
+// lifetime before expiry (token.RefreshAt) plus a little jitter, and warns
+// about a marketplace whose tokens live shorter than refresh_before.
+// obtained is when the call was made; a failure to schedule is logged, not
+// returned: the scan still finds the token.
+func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Provider, tok token.Token, obtained time.Time) {
+	lifetime := tok.ExpiresAt.Sub(obtained.Truncate(time.Second))
+	if lifetime <= 0 {
+		return
+	}
+	log := h.log.With(zap.Int64("connection_id", p.ConnectionID), zap.String("provider", prov.Kind))
+	if lifetime < prov.RefreshBefore {
+		log.Warn("the marketplace issues tokens that live shorter than refresh_before; each is refreshed a third of its lifetime before expiry",
+			zap.Duration("lifetime", lifetime), zap.Duration("refresh_before", prov.RefreshBefore))
+		if lo, ok := h.obs.(LifetimeObserver); ok {
+			lo.ShortLifetime(prov.Kind)
+		}
+	}
+	if h.cfg.Scheduler == nil {
+		return
+	}
+	lead := token.Lead(prov.RefreshBefore, lifetime)
+	at := tok.ExpiresAt.Add(-lead).Add(Jitter(lead))
+	exp := tok.ExpiresAt
+	next := task.Payload{ConnectionID: p.ConnectionID, IntegrationType: p.IntegrationType, DueExpiry: &exp}
+	if err := h.cfg.Scheduler.Schedule(ctx, next, lifetime, at); err != nil {
+		log.Warn("could not schedule the next refresh; the scan will find it", zap.Error(err))
+	}
+}
