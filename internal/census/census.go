@@ -86,7 +86,7 @@ func (c *Census) Take(ctx context.Context) ([]Count, error) {
 	now := c.now()
 	out := make([]Count, 0, len(c.targets))
 	for _, tg := range c.targets {
-		st, err := c.store.CountStates(ctx, tg.IntegrationType, now, now.Add(tg.RefreshBefore), failingIDs[tg.IntegrationType])
+		st, err := c.store.CountStates(ctx, tg.IntegrationType, now, token.DueBefore(now, tg.RefreshBefore), failingIDs[tg.IntegrationType])
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				return out, err
