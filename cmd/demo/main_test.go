@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -289,7 +290,9 @@ func TestDemoEndToEnd(t *testing.T) {
 	assert.Contains(t, archived, "rejected the credentials", "asynqmon shows the failure's reason")
 
 	testenv.Eventually(t, 10*time.Second, "a progress line counting every refresh", func() bool {
-		return strings.Contains(r.out.String(), "refreshed 22  failed 6")
+		// 23 connections refreshed; the one with short tokens (4250) may
+		// have been refreshed again on its own clock.
+		return regexp.MustCompile(`refreshed (2[3-9]|[3-9]\d)  failed 6`).MatchString(r.out.String())
 	})
 	out := r.stop(t)
 	assert.Contains(t, out, "dashboard  "+r.ep.Dashboard)
@@ -305,7 +308,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		assert.Contains(t, out, line)
 	}
 	summary := out[strings.LastIndex(out, "Summary after"):]
-	assert.Contains(t, summary, "refreshed: 22 token(s) stored for 22 of 28 connections")
+	assert.Regexp(t, `refreshed: (2[3-9]|[3-9]\d) token\(s\) stored for 23 of 29 connections`, summary)
 	assert.Contains(t, summary, "connection 1690 (ajio, integration type 16), failed: permanent: ajio rejected the credentials")
 	assert.Contains(t, summary, "failed:    6")
 	assert.Contains(t, summary, "still due: 0")

@@ -68,7 +68,12 @@ type Row struct {
 	// Seeded rows repeat a row of deploy/mysql/02-seed.sql exactly (a test
 	// holds them to it), so the demo shows the seed's connections.
 	Seeded bool
-	Want   Want
+	// Lifetime, when set, is the lifetime of the tokens the marketplace
+	// issues this connection (OAuth: its expires_in), shorter than the
+	// kind's; the refresher learns it from each answer and refreshes the
+	// token on its own clock.
+	Lifetime time.Duration
+	Want     Want
 	// Note says in a few words what the row shows (dashboard).
 	Note string
 }
@@ -184,6 +189,9 @@ var oauth2Kind = Kind{
 			{ID: 4201, Seeded: true, Want: WantRefreshed, ExpiresIn: Never, Note: "seed's OAuth2 connection: never had a token",
 				InputFields: client, RefreshToken: sandbox.RefreshToken("seller-4201")},
 		}
+		rows = append(rows, Row{ID: 4250, Want: WantRefreshed, ExpiresIn: Never, Lifetime: t.RefreshBefore / 2,
+			Note: fmt.Sprintf("tokens live %s, under refresh_before: refreshed on their own clock", t.RefreshBefore/2),
+			InputFields: client, RefreshToken: sandbox.RefreshToken(shortSubject)})
 		return append(rows, sellers(t, 4200,
 			func(id int64) Row {
 				return Row{InputFields: client, RefreshToken: sandbox.RefreshToken(fmt.Sprintf("seller-%d", id))}
@@ -195,10 +203,14 @@ var oauth2Kind = Kind{
 	},
 	Prepare: func(_ *sandbox.Server, f *sandbox.Faults, t Timing) {
 		f.OAuthExpiresIn = int(t.TokenTTL / time.Second)
+		f.OAuthExpiresInBy = map[string]int{shortSubject: int(t.RefreshBefore / 2 / time.Second)}
 		f.Rotate = true
 		f.RotationGrace = t.RefreshBefore
 	},
 }
+
+// shortSubject is the OAuth seller whose tokens live half of refresh_before.
+const shortSubject = "seller-4250"
 
 // unicommerceKind is integration type 43: a Unicommerce-style marketplace
 // (GET with the credentials in the query).
