@@ -190,7 +190,7 @@ var oauth2Kind = Kind{
 				InputFields: client, RefreshToken: sandbox.RefreshToken("seller-4201")},
 		}
 		rows = append(rows, Row{ID: 4250, Want: WantRefreshed, ExpiresIn: Never, Lifetime: t.RefreshBefore / 2,
-			Note: fmt.Sprintf("tokens live %s, under refresh_before: refreshed on their own clock", t.RefreshBefore/2),
+			Note:        fmt.Sprintf("tokens live %s, under refresh_before: refreshed on their own clock", t.RefreshBefore/2),
 			InputFields: client, RefreshToken: sandbox.RefreshToken(shortSubject)})
 		return append(rows, sellers(t, 4200,
 			func(id int64) Row {

@@ -231,7 +231,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 		remaining = c.ExpiresAt.Sub(now)
 	}
 	if !p.Forced && (movedOn(p.DueExpiry, c.ExpiresAt) ||
-		!token.Due(c.ExpiresAt, now, prov.RefreshBefore, h.lifetime(ctx, c))) {
+		!h.due(ctx, c, now, prov.RefreshBefore)) {
 		return NotDue, remaining, hadToken, nil
 	}
 

@@ -83,3 +83,20 @@ func TestIsFailure(t *testing.T) {
 	assert.False(t, IsFailure(&DeferredError{Reason: "open"}))
 	assert.False(t, IsFailure(fmt.Errorf("wrapped: %w", &DeferredError{Reason: "open"})))
 }
+
+func TestJitterIsEarlyAndBounded(t *testing.T) {
+	t.Parallel()
+	for _, lead := range []time.Duration{0, time.Second, 80 * time.Second, 10 * time.Minute} {
+		ceiling := token.Spread(lead)
+		var hi time.Duration
+		for range 2000 {
+			j := Jitter(lead)
+			assert.GreaterOrEqual(t, j, time.Duration(0))
+			assert.LessOrEqual(t, j, ceiling, "lead %s", lead)
+			hi = max(hi, j)
+		}
+		if ceiling >= time.Second {
+			assert.Greater(t, hi, ceiling/2, "lead %s: the jitter spreads", lead)
+		}
+	}
+}

@@ -33,16 +33,10 @@ type LifetimeObserver interface {
 	ShortLifetime(kind string)
 }
 
-// MaxJitter bounds how much later than token.RefreshAt a scheduled refresh
-// runs: a tenth of the lead, at most this. Tokens issued in the same second
-// (a fleet refreshed after an outage) then spread over up to ten seconds
-// instead of hitting the marketplace at once, and a token keeps at least
-// nine tenths of its lead.
-const MaxJitter = 10 * time.Second
-
-// Jitter returns a random delay in [0, min(lead/10, MaxJitter)].
+// Jitter returns a random time in [0, token.Spread(lead)]: how much earlier
+// than its refresh point a scheduled refresh runs.
 func Jitter(lead time.Duration) time.Duration {
-	ceiling := min(lead/10, MaxJitter)
+	ceiling := token.Spread(lead)
 	if ceiling <= 0 {
 		return 0
 	}
@@ -72,6 +66,13 @@ func (h *Handler) lifetime(ctx context.Context, c token.Connection) time.Duratio
 	return gens[c.ID].Of(c.ExpiresAt)
 }
 
+// due is token.Due as the handler applies it: a scheduled refresh may run
+// up to token.Spread before its refresh point (it was jittered early).
+func (h *Handler) due(ctx context.Context, c token.Connection, now time.Time, refreshBefore time.Duration) bool {
+	lifetime := h.lifetime(ctx, c)
+	return token.Due(c.ExpiresAt, now.Add(token.Spread(token.Lead(refreshBefore, lifetime))), refreshBefore, lifetime)
+}
+
 // movedOn reports whether the row holds another token than the one the
 // task was made for: someone stored a newer one meanwhile, and this task
 // (a late wake-up, a scan of the old row) has nothing left to do.
@@ -83,7 +84,8 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 }
 
 // scheduleNext schedules the refresh of a token just stored, a share of its
-// lifetime before expiry (token.RefreshAt) plus a little jitter, and warns
+// lifetime before expiry (token.RefreshAt), less a little jitter (early,
+// never late: token.Spread), and warns
 // about a marketplace whose tokens live shorter than refresh_before.
 // obtained is when the call was made; a failure to schedule is logged, not
 // returned: the scan still finds the token.
@@ -104,7 +106,7 @@ func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Provide
 		return
 	}
 	lead := token.Lead(prov.RefreshBefore, lifetime)
-	at := tok.ExpiresAt.Add(-lead).Add(Jitter(lead))
+	at := tok.ExpiresAt.Add(-lead).Add(-Jitter(lead))
 	exp := tok.ExpiresAt
 	next := task.Payload{ConnectionID: p.ConnectionID, IntegrationType: p.IntegrationType, DueExpiry: &exp}
 	if err := h.cfg.Scheduler.Schedule(ctx, next, lifetime, at); err != nil {

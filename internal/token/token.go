@@ -66,6 +66,16 @@ func Due(expiresAt *time.Time, now time.Time, refreshBefore, lifetime time.Durat
 	return expiresAt == nil || expiresAt.IsZero() || expiresAt.Before(now.Add(Lead(refreshBefore, lifetime)))
 }
 
+// MaxSpread bounds Spread.
+const MaxSpread = 10 * time.Second
+
+// Spread is how much earlier than its refresh point (RefreshAt) a scheduled
+// refresh may run: a tenth of the lead, at most MaxSpread. Scheduled
+// refreshes are jittered over it, so tokens issued in the same second (a
+// fleet refreshed after an outage) reach the marketplace spread over up to
+// ten seconds; running early, never late, keeps every token's full lead.
+func Spread(lead time.Duration) time.Duration { return min(lead/10, MaxSpread) }
+
 // DueBefore is the bound of the store's "due" SQL: a row is due when its
 // expiry is NULL, zero or earlier than it (Due with the lifetime unknown).
 func DueBefore(now time.Time, refreshBefore time.Duration) time.Time { return now.Add(refreshBefore) }

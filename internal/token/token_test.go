@@ -130,3 +130,14 @@ func TestFailureClassification(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestSpread(t *testing.T) {
+	for lead, want := range map[time.Duration]time.Duration{
+		0: 0, 2 * time.Second: 200 * time.Millisecond, 80 * time.Second: 8 * time.Second,
+		10 * time.Minute: MaxSpread, 2 * time.Hour: MaxSpread,
+	} {
+		if got := Spread(lead); got != want {
+			t.Errorf("Spread(%s) = %s, want %s", lead, got, want)
+		}
+	}
+}
