@@ -61,7 +61,9 @@ func TestRejectedCredentials(t *testing.T) {
 	require.Equal(t, 0, sc.exit(30*time.Second))
 	eventually(t, 30*time.Second, "the last rejection to be archived", func() bool {
 		a, err := s.queue().ListArchived()
-		return err == nil && a[1].Failure != nil && s.queueInfo().Size == s.queueInfo().Archived
+		// Scheduled are the healthy connections' next refreshes (wake-ups).
+		info := s.queueInfo()
+		return err == nil && a[1].Failure != nil && info.Size-info.Scheduled == info.Archived
 	})
 	before := s.market.calls()[user]
 	sc = s.startScanner("FAILURE_COOLDOWN=1h", "SCAN_INTERVAL=500ms")
