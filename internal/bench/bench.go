@@ -60,7 +60,7 @@ type sizes struct {
 	waves     int // tasks per worker in a latency run
 	naiveN    int
 	naiveSlow naiveCase
-	fresh     freshCase
+	fresh     []freshCase
 	limit     limitCase
 }
 
@@ -83,8 +83,8 @@ func sizesFor(cfg Config) sizes {
 			latency: []latencyCase{{10, 20 * time.Millisecond}, {50, 20 * time.Millisecond}},
 			waves:   4,
 			naiveN:  100, naiveSlow: naiveCase{N: 5, Latency: 20 * time.Millisecond},
-			fresh: freshCase{Conns: 60, TTL: 6 * time.Second, Before: 3 * time.Second, Interval: time.Second,
-				Run: 8 * time.Second, Latency: 10 * time.Millisecond, Concurrency: 20},
+			fresh: []freshCase{{Conns: 60, TTL: 6 * time.Second, Before: 3 * time.Second, Interval: time.Second,
+				Run: 8 * time.Second, Latency: 10 * time.Millisecond, Concurrency: 20}},
 			limit: limitCase{Conns: 40, Concurrency: 20, Quota: 30, Limit: 20, Rate429: 0.2},
 		}
 	}
@@ -98,8 +98,16 @@ func sizesFor(cfg Config) sizes {
 		},
 		waves:  20,
 		naiveN: 10_000, naiveSlow: naiveCase{N: 100, Latency: 50 * time.Millisecond},
-		fresh: freshCase{Conns: 3000, TTL: 30 * time.Second, Before: 10 * time.Second, Interval: 2 * time.Second,
-			Run: 45 * time.Second, Latency: 50 * time.Millisecond, Concurrency: 50},
+		// SCAN_INTERVAL 2 s, and 60 s: a scanner may scan at most every
+		// refresh_before/2, so the second case has a 2-minute window over
+		// 3-minute tokens (refreshed a third of their lifetime, 1 minute,
+		// before expiry) and runs long enough for scheduled generations.
+		fresh: []freshCase{
+			{Conns: 3000, TTL: 30 * time.Second, Before: 10 * time.Second, Interval: 2 * time.Second,
+				Run: 45 * time.Second, Latency: 50 * time.Millisecond, Concurrency: 50},
+			{Conns: 3000, TTL: 3 * time.Minute, Before: 2 * time.Minute, Interval: time.Minute,
+				Run: 4 * time.Minute, Latency: 50 * time.Millisecond, Concurrency: 50},
+		},
 		limit: limitCase{Conns: 1500, Concurrency: 50, Quota: 200, Limit: 150, Rate429: 0.2},
 	}
 	if cfg.Million {
@@ -117,7 +125,11 @@ func scanFleet(i, n int) fleet {
 }
 
 func (s sizes) freshFleet() fleet {
-	return fleet{Type: "20", First: 100_000_000, N: s.fresh.Conns}
+	n := 0
+	for _, c := range s.fresh {
+		n = max(n, c.Conns)
+	}
+	return fleet{Type: "20", First: 100_000_000, N: n}
 }
 
 func (s sizes) limitFleet() fleet {
@@ -233,7 +245,7 @@ func (r *runner) seedAll(ctx context.Context) error {
 	if err := r.env.seed(ctx, r.sz.freshFleet(), func(int64) *time.Time { return nil }); err != nil {
 		return err
 	}
-	r.logf("seeded %d connections in %s", total+r.sz.fresh.Conns, time.Since(start).Round(100*time.Millisecond))
+	r.logf("seeded %d connections in %s", total+r.sz.freshFleet().N, time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 

@@ -174,6 +174,9 @@ func (e *env) dropQueue(q string) error {
 			break
 		}
 	}
+	if err := e.rdb.Del(ctx, task.LifetimesKey(q)).Err(); err != nil {
+		return err
+	}
 	return e.rdb.SRem(ctx, "asynq:queues", q, task.UrgentQueue(q)).Err()
 }
 

@@ -148,24 +148,24 @@ stops at the first bad row or failed call, and that lets a token lapse while it 
 marketplace's real latency the product is faster by about its concurrency.`
 }
 
-func verdictFresh(r *Report) string {
-	fr := r.Fresh
+func verdictFresh(fr FreshResult) string {
 	after := 0
 	for _, x := range fr.Runs {
 		after += x.AfterExpiry + x.Lapsed
 	}
-	ok := r.freshP99() <= fr.Case.Horizon() && after == 0
+	ok := fr.p99() <= fr.Case.Target() && after == 0
 	var b strings.Builder
 	if ok {
 		b.WriteString("**Verdict: met.** ")
 	} else {
 		b.WriteString("**Verdict: missed.** ")
 	}
-	fmt.Fprintf(&b, `A token falling due waits for the next scan (up to SCAN_INTERVAL, %s), then for its task to reach a worker
-and for one marketplace call (%s here) and one write; so p50 is about half an interval and p99 about a whole one.
-The refresh_before window (%s) is what keeps the token valid meanwhile: the scanner refuses a SCAN_INTERVAL
-above half of it, so a refresh has at least one more scan and its retries before the token expires.`,
-		fr.Case.Interval, fr.Case.Latency, fr.Case.Before)
+	fmt.Fprintf(&b, `The first generation of each token (seeded, so never scheduled) is found by a scan inside the
+refresh_before window (%s), ahead of its due point; every later one is refreshed by the wake-up scheduled
+when the token was stored, up to a tenth of the lead early, so the time from due to stored no longer
+depends on SCAN_INTERVAL (%s) but on the wake-up reaching a worker, one marketplace call (%s here) and one
+write.`,
+		fr.Case.Before, fr.Case.Interval, fr.Case.Latency)
 	return b.String()
 }
 

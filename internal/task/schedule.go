@@ -29,7 +29,10 @@ func WakeID(connectionID int64, expiresAt time.Time) string {
 // field connection id, value "<expiry unix> <lifetime seconds>". The
 // ie_appinstall_connection table has no issued-at column, so the lifetime
 // is recorded where the refresher knows it: when it stores the token.
-func (q *Queue) lifetimesKey() string { return "token_refresher:{" + q.name + "}:lifetimes" }
+func (q *Queue) lifetimesKey() string { return LifetimesKey(q.name) }
+
+// LifetimesKey is the Redis key of queue's lifetime records.
+func LifetimesKey(queue string) string { return "token_refresher:{" + queue + "}:lifetimes" }
 
 // Generation is a connection's stored token as the refresher recorded it.
 type Generation struct {

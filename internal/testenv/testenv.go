@@ -94,6 +94,7 @@ func New(t testing.TB) *Env {
 		if len(keys) > 0 {
 			e.Redis.Del(ctx, keys...)
 		}
+		e.Redis.Del(ctx, "token_refresher:{"+e.Queue+"}:lifetimes") // task.LifetimesKey
 		e.Redis.SRem(ctx, "asynq:queues", e.Queue, e.Queue+"_urgent")
 		e.Redis.Close()
 	})
