@@ -71,6 +71,7 @@ func (m *Scanner) Scanned(r scan.Result, err error) {
 	m.tasks.WithLabelValues(t, "retried").Add(float64(r.Retried))
 	m.tasks.WithLabelValues(t, "failing").Add(float64(r.Failing))
 	m.tasks.WithLabelValues(t, "error").Add(float64(r.Errors))
+	m.tasks.WithLabelValues(t, "own_clock").Add(float64(r.OwnClock))
 }
 
 // Refresher holds the refresher's metrics; it implements refresh.Observer

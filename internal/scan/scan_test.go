@@ -218,3 +218,65 @@ func TestNextChunkIsReadWhileWorkersEnqueue(t *testing.T) {
 	assert.Equal(t, 1500, r.res[0].Enqueued)
 	assert.Len(t, q.enqueued, 1500)
 }
+
+// lifetimeQueue is a fakeQueue that also serves recorded token lifetimes.
+type lifetimeQueue struct {
+	*fakeQueue
+	gens map[int64]task.Generation
+	err  error
+}
+
+func (q *lifetimeQueue) Generations(_ context.Context, ids []int64) (map[int64]task.Generation, error) {
+	if q.err != nil {
+		return nil, q.err
+	}
+	out := map[int64]task.Generation{}
+	for _, id := range ids {
+		if g, ok := q.gens[id]; ok {
+			out[id] = g
+		}
+	}
+	return out, nil
+}
+
+// TestTokensInsideTheWindowWaitForTheirOwnClock: a row inside
+// refresh_before whose recorded lifetime puts its refresh later is left to
+// its scheduled wake-up; without a record, of another generation, or with
+// Redis unreadable, refresh_before decides.
+func TestTokensInsideTheWindowWaitForTheirOwnClock(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+	short := 4 * time.Minute // lead 80 s under a 10-minute window
+	rows := []token.DueConnection{
+		{ID: 1, IntegrationType: "42", ExpiresAt: at(3 * time.Minute)}, // just stored: waits
+		{ID: 2, IntegrationType: "42", ExpiresAt: at(time.Minute)},     // 60 s left < 80 s: due
+		{ID: 3, IntegrationType: "42", ExpiresAt: at(3 * time.Minute)}, // no record: refresh_before
+		{ID: 4, IntegrationType: "42", ExpiresAt: at(3 * time.Minute)}, // record of another generation
+		{ID: 5, IntegrationType: "42"},                                 // never generated
+	}
+	gens := map[int64]task.Generation{
+		1: {ExpiresAt: *at(3 * time.Minute), Lifetime: short},
+		2: {ExpiresAt: *at(time.Minute), Lifetime: short},
+		4: {ExpiresAt: *at(2 * time.Minute), Lifetime: short},
+		5: {ExpiresAt: *at(time.Minute), Lifetime: short},
+	}
+	run := func(err error) ([]int64, scan.Result) {
+		q := &lifetimeQueue{fakeQueue: &fakeQueue{taken: map[int64]bool{}}, gens: gens, err: err}
+		s := scan.New(&fakeStore{due: map[string][]token.DueConnection{"42": rows}}, q, scan.Config{
+			Targets: []scan.Target{{IntegrationType: "42", RefreshBefore: 10 * time.Minute}},
+			Now:     func() time.Time { return now },
+		}, zap.NewNop(), nil)
+		res, rerr := s.RunOnce(context.Background())
+		require.NoError(t, rerr)
+		return q.enqueued, res[0]
+	}
+	enq, res := run(nil)
+	assert.ElementsMatch(t, []int64{2, 3, 4, 5}, enq)
+	assert.Equal(t, 1, res.OwnClock)
+	assert.Equal(t, 4, res.Due)
+
+	enq, res = run(errors.New("redis down"))
+	assert.ElementsMatch(t, []int64{1, 2, 3, 4, 5}, enq, "without the records refresh_before decides")
+	assert.Zero(t, res.OwnClock)
+}
