@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/provider"
@@ -99,7 +100,7 @@ func (b *bundle) startRefresher(t *testing.T) {
 	providers, err := refresh.Marketplaces(b.providers, provider.NewHTTPClient(10), nil, b.env.Redis, b.env.Queue,
 		breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond}, b.log)
 	require.NoError(t, err)
-	h := refresh.New(b.store, providers, refresh.Config{SaveRetryFor: time.Second}, b.log, nil)
+	h := refresh.New(b.store, lease.New(b.env.Redis, b.env.Queue, 0), providers, refresh.Config{SaveRetryFor: time.Second}, b.log, nil)
 	srv := asynq.NewServerFromRedisClient(b.env.Redis, asynq.Config{
 		Concurrency:              8,
 		Queues:                   task.ServerQueues(b.env.Queue),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
 		return 2
 	}
-	handler := refresh.New(store, providers, refresh.Config{}, log, m)
+	handler := refresh.New(store, lease.New(rdb, cfg.Queue, 0), providers, refresh.Config{}, log, m)
 
 	if cfg.HTTPAddr != "" {
 		closeHTTP, err := serveHTTP(ctx, cfg, store, rdb, reg, log)
@@ -116,6 +117,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	log.Info("draining: in-flight refreshes get DRAIN_TIMEOUT to finish; the rest go back to the queue",
 		zap.Duration("drain_timeout", cfg.DrainTimeout))
 	srv.Shutdown()
+	// A token obtained just before DRAIN_TIMEOUT is still being written
+	// (its write outlives the task's cancellation): see it stored.
+	if !handler.Wait(time.Minute) {
+		log.Error("stopped with a token write still in progress")
+	}
 	log.Info("refresher stopped")
 	return 0
 }

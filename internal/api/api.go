@@ -133,7 +133,7 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !queued {
-		writeError(w, http.StatusConflict, "a refresh of connection "+strconv.FormatInt(id, 10)+" is already queued or running")
+		writeError(w, http.StatusConflict, "an on-demand refresh of connection "+strconv.FormatInt(id, 10)+" is already queued or running; it will answer this request")
 		return
 	}
 	log.Info("on-demand refresh queued", zap.String("integration_type", c.IntegrationType))

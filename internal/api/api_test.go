@@ -255,12 +255,16 @@ func TestOnDemandRefreshOnRealStores(t *testing.T) {
 	status, _ = post("11")
 	assert.Equal(t, http.StatusConflict, status, "already queued on the urgent queue")
 
-	// The scanner already queued connection 12: on-demand waits for it.
+	// The scanner already queued connection 12: its task makes no call if
+	// 12 is not due, so on-demand is queued beside it, and the connection's
+	// lease lets only one of the two call.
 	queued, err := queue.Enqueue(context.Background(), task.Payload{ConnectionID: 12, IntegrationType: "16"})
 	require.NoError(t, err)
 	require.True(t, queued)
 	status, _ = post("12")
-	assert.Equal(t, http.StatusConflict, status, "queued on the scan queue")
+	assert.Equal(t, http.StatusAccepted, status, "a scan's task does not answer an on-demand request")
+	status, _ = post("12")
+	assert.Equal(t, http.StatusConflict, status, "an on-demand refresh is already queued")
 
 	for _, id := range []string{"14", "15", "16", "404"} {
 		status, _ = post(id)

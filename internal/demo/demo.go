@@ -25,6 +25,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/deploy"
 	"github.com/eshopbox/token-refresher/internal/demo/embedded"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
@@ -224,7 +225,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 
 	tr := newTracker(conns, start, time.Now)
 	reg := metrics.NewRegistry()
-	handler := refresh.New(trackedStore{Store: store, t: tr}, providers, refresh.Config{}, log.Named("refresher"), metrics.NewRefresher(reg))
+	handler := refresh.New(trackedStore{Store: store, t: tr}, lease.New(rdb, cfg.Queue, 0), providers, refresh.Config{}, log.Named("refresher"), metrics.NewRefresher(reg))
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},

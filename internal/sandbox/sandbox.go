@@ -7,6 +7,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -48,6 +49,11 @@ type Faults struct {
 	// OAuthExpiresIn is the expires_in of OAuth answers, in seconds
 	// (default 3600).
 	OAuthExpiresIn int `json:"oauth_expires_in"`
+	// ReuseDetection makes the OAuth flow treat a rotated-away refresh
+	// token presented after its grace as a stolen one (RFC 9700 §4.14.2,
+	// as ory/fosite does): the whole token family of its subject is
+	// revoked, the live refresh token and the access tokens included.
+	ReuseDetection bool `json:"reuse_detection"`
 }
 
 // DefaultOAuthExpiresIn is the OAuth access tokens' lifetime in seconds
@@ -120,6 +126,13 @@ type Stats struct {
 	PeakInAnySecond int `json:"peak_in_any_second"`
 	// InFlight is how many calls are being answered now.
 	InFlight int `json:"in_flight"`
+	// PeakInFlightPerUser is the most calls of one username (OAuth: one
+	// subject) answered at the same moment: 1 when nothing ever called
+	// twice at once for one seller.
+	PeakInFlightPerUser int `json:"peak_in_flight_per_user"`
+	// FamiliesRevoked counts OAuth token families revoked for reuse
+	// (Faults.ReuseDetection).
+	FamiliesRevoked int `json:"families_revoked"`
 }
 
 // Server is the sandbox marketplace.
@@ -130,6 +143,7 @@ type Server struct {
 	grants  map[string]*grant // OAuth refresh token → what it grants
 	faults  Faults
 	calls   map[string]int // by username (OAuth: subject)
+	userIn  map[string]int // calls being answered, by username
 	issued  map[string]string
 	stats   Stats
 	second  int64
@@ -145,6 +159,25 @@ type grant struct {
 	// until is when a rotated-away token stops being accepted; zero while
 	// the token is current.
 	until time.Time
+	// revoked is set when the token's family was revoked for reuse.
+	revoked bool
+}
+
+// revokeFamily revokes every refresh token and access token of subject: a
+// reused refresh token means one of them leaked (RFC 9700 §4.14.2). The
+// caller holds s.mu.
+func (s *Server) revokeFamily(subject string) {
+	s.stats.FamiliesRevoked++
+	for _, g := range s.grants {
+		if g.subject == subject {
+			g.revoked = true
+		}
+	}
+	for tok, owner := range s.issued {
+		if owner == subject {
+			delete(s.issued, tok)
+		}
+	}
 }
 
 // New returns a sandbox knowing the seed sellers and the default OAuth
@@ -155,6 +188,7 @@ func New() *Server {
 		clients: map[string]string{DefaultClientID: DefaultClientSecret},
 		grants:  map[string]*grant{},
 		calls:   map[string]int{},
+		userIn:  map[string]int{},
 		issued:  map[string]string{},
 		stats:   Stats{ByFlow: map[string]int{}},
 		now:     time.Now,
@@ -342,6 +376,15 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, flow, username st
 	s.stats.ByFlow[flow]++
 	if username != "" {
 		s.calls[username]++
+		s.userIn[username]++
+		s.stats.PeakInFlightPerUser = max(s.stats.PeakInFlightPerUser, s.userIn[username])
+		// The request's context ends when its handler returns: the call
+		// is answered (or abandoned) then.
+		context.AfterFunc(r.Context(), func() {
+			s.mu.Lock()
+			s.userIn[username]--
+			s.mu.Unlock()
+		})
 	}
 	now := time.Now().Unix()
 	if now != s.second {
@@ -596,8 +639,15 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 		s.stats.Rejected++
 		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client")
 		return
+	case g.revoked:
+		s.stats.Rejected++
+		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was revoked")
+		return
 	case !s.current(g):
 		s.stats.Rejected++
+		if s.faults.ReuseDetection {
+			s.revokeFamily(g.subject)
+		}
 		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was rotated and its grace period is over")
 		return
 	}
@@ -647,7 +697,7 @@ func (s *Server) lookup(refreshToken string) *grant {
 // current reports whether a grant is still accepted: never rotated, or
 // rotated less than its grace ago. The caller holds s.mu.
 func (s *Server) current(g *grant) bool {
-	return g.until.IsZero() || s.now().Before(g.until)
+	return !g.revoked && (g.until.IsZero() || s.now().Before(g.until))
 }
 
 func randomToken(prefix string) string {
