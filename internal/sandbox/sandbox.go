@@ -142,8 +142,10 @@ type Server struct {
 	clients map[string]string // OAuth client id → secret
 	grants  map[string]*grant // OAuth refresh token → what it grants
 	faults  Faults
-	calls   map[string]int // by username (OAuth: subject)
-	userIn  map[string]int // calls being answered, by username
+	calls   map[string]int         // by username (OAuth: subject)
+	userIn  map[string]int         // calls being answered, by username
+	gens    map[string]*Generation // latest issuance by username
+	seq     map[string]int         // access token → its issuance number for its username
 	issued  map[string]string
 	stats   Stats
 	second  int64
@@ -189,6 +191,8 @@ func New() *Server {
 		grants:  map[string]*grant{},
 		calls:   map[string]int{},
 		userIn:  map[string]int{},
+		gens:    map[string]*Generation{},
+		seq:     map[string]int{},
 		issued:  map[string]string{},
 		stats:   Stats{ByFlow: map[string]int{}},
 		now:     time.Now,
@@ -291,6 +295,7 @@ func (s *Server) IssuedTo(accessToken string) (string, bool) {
 //	GET  /_sandbox/stats     the counters
 //	GET  /_sandbox/calls     token calls by username
 //	POST /_sandbox/owners    JSON array of access tokens → {token: username} of those it issued
+//	POST /_sandbox/generations  JSON array of access tokens → Generations (issuance order)
 //	POST /_sandbox/sellers   register {username,password}
 //	POST /_sandbox/oauth/clients         register {client_id,client_secret}
 //	POST /_sandbox/oauth/refresh_tokens  register {client_id,subject,refresh_token}
@@ -355,6 +360,14 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 		writeJSON(w, http.StatusOK, owners)
+	})
+	mux.HandleFunc("POST /_sandbox/generations", func(w http.ResponseWriter, r *http.Request) {
+		var tokens []string
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<24)).Decode(&tokens); err != nil {
+			http.Error(w, "want a JSON array of access tokens", http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.GenerationsOf(tokens))
 	})
 	mux.HandleFunc("POST /_sandbox/sellers", func(w http.ResponseWriter, r *http.Request) {
 		var c struct{ Username, Password string }
@@ -487,10 +500,68 @@ func (s *Server) accepts(username, password string) bool {
 func (s *Server) issue(prefix, username string) string {
 	tok := randomToken(prefix)
 	s.mu.Lock()
-	s.issued[tok] = username
-	s.stats.Issued++
+	s.noteIssued(tok, username)
 	s.mu.Unlock()
 	return tok
+}
+
+// noteIssued remembers an access token issued to username, numbered in the
+// order of issuance. The caller holds s.mu.
+func (s *Server) noteIssued(tok, username string) {
+	s.issued[tok] = username
+	s.stats.Issued++
+	g := s.gens[username]
+	if g == nil {
+		g = &Generation{}
+		s.gens[username] = g
+	}
+	g.Issued++
+	g.LastAt = time.Now()
+	s.seq[tok] = g.Issued
+}
+
+// Generation is what the sandbox issued to one username (OAuth: subject).
+type Generation struct {
+	// Issued counts the access tokens issued; the latest is number Issued.
+	Issued int `json:"issued"`
+	// LastAt is when the latest was issued.
+	LastAt time.Time `json:"last_at"`
+	// InFlight is how many calls of the username are being answered.
+	InFlight int `json:"in_flight"`
+}
+
+// Generations tells, for each access token it issued, its username and its
+// number in that username's issuance order (1 is the first), and for each
+// of those usernames what was issued so far: a token whose number is below
+// its username's Issued is an older one than the marketplace already
+// issued.
+type Generations struct {
+	Tokens map[string]IssuedToken `json:"tokens"`
+	Users  map[string]Generation  `json:"users"`
+}
+
+// IssuedToken is one access token's owner and issuance number.
+type IssuedToken struct {
+	User string `json:"user"`
+	Seq  int    `json:"seq"`
+}
+
+// GenerationsOf answers Generations for tokens (unknown ones are left out).
+func (s *Server) GenerationsOf(tokens []string) Generations {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Generations{Tokens: map[string]IssuedToken{}, Users: map[string]Generation{}}
+	for _, t := range tokens {
+		u, ok := s.issued[t]
+		if !ok {
+			continue
+		}
+		out.Tokens[t] = IssuedToken{User: u, Seq: s.seq[t]}
+		if g := s.gens[u]; g != nil {
+			out.Users[u] = Generation{Issued: g.Issued, LastAt: g.LastAt, InFlight: s.userIn[u]}
+		}
+	}
+	return out
 }
 
 func (s *Server) reject() {
@@ -655,8 +726,7 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	s.grants[req.RefreshToken] = g
 
 	access := randomToken("oauth-at-")
-	s.issued[access] = g.subject
-	s.stats.Issued++
+	s.noteIssued(access, g.subject)
 	expiresIn := s.faults.OAuthExpiresIn
 	if expiresIn <= 0 {
 		expiresIn = DefaultOAuthExpiresIn
