@@ -303,6 +303,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	stopScanner()
 	scanning.Wait()
 	srv.Shutdown()
+	handler.Wait(time.Minute) // a token obtained during the drain is still being written
 	drained = true
 	if err := tr.poll(context.Background(), queue, insp, ie); err != nil {
 		log.Warn("summary: cannot read the queue or the database", zap.Error(err))
