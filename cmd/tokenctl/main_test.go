@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -29,7 +30,27 @@ func (store) FindActive(_ context.Context, id int64, _ []string) (token.DueConne
 	return token.DueConnection{ID: id, IntegrationType: "16"}, nil
 }
 
+func (store) Describe(context.Context, int64, []string) (token.Described, error) {
+	return token.Described{}, errors.New("not in this fake")
+}
+
+func (store) DuePage(context.Context, string, time.Time, int64) ([]token.DueConnection, *int64, error) {
+	return nil, nil, errors.New("not in this fake")
+}
+
+func (store) Fingerprints(context.Context, []int64) (map[int64]string, error) {
+	return nil, errors.New("not in this fake")
+}
+
 type queue struct{ queued map[int64]bool }
+
+func (*queue) Inspect(context.Context, int64) ([]task.Status, error) {
+	return nil, errors.New("not in this fake")
+}
+
+func (*queue) ListArchived() (map[int64]task.Archived, error) {
+	return nil, errors.New("not in this fake")
+}
 
 func (q *queue) EnqueueForced(_ context.Context, p task.Payload) (bool, error) {
 	if q.queued[p.ConnectionID] {

@@ -62,17 +62,20 @@ type Scanner struct {
 // Refresher holds the refresher's settings.
 type Refresher struct {
 	Common
-	Concurrency       int           // REFRESH_CONCURRENCY
-	RetryMaxDelay     time.Duration // RETRY_MAX_DELAY
-	RetryBaseDelay    time.Duration // RETRY_BASE_DELAY: the first retry comes within it
-	RetryCheck        time.Duration // RETRY_CHECK_INTERVAL: how often due retries are moved back to the queue
-	DrainTimeout      time.Duration // DRAIN_TIMEOUT
-	BreakerFailures   int           // BREAKER_FAILURES: consecutive transient failures that open a marketplace's breaker
-	BreakerCooldown   time.Duration // BREAKER_COOLDOWN: how long it stays open before a probe
-	APIToken          string        // API_TOKEN
-	DashboardUser     string        // DASHBOARD_USER
-	DashboardPassword string        // DASHBOARD_PASSWORD
-	DashboardReadOnly bool          // DASHBOARD_READ_ONLY
+	Concurrency     int           // REFRESH_CONCURRENCY
+	RetryMaxDelay   time.Duration // RETRY_MAX_DELAY
+	RetryBaseDelay  time.Duration // RETRY_BASE_DELAY: the first retry comes within it
+	RetryCheck      time.Duration // RETRY_CHECK_INTERVAL: how often due retries are moved back to the queue
+	DrainTimeout    time.Duration // DRAIN_TIMEOUT
+	BreakerFailures int           // BREAKER_FAILURES: consecutive transient failures that open a marketplace's breaker
+	BreakerCooldown time.Duration // BREAKER_COOLDOWN: how long it stays open before a probe
+	// Cooldown is FAILURE_COOLDOWN, the scanner's: the API tells from it
+	// when a failing connection is tried again.
+	Cooldown          time.Duration
+	APIToken          string // API_TOKEN
+	DashboardUser     string // DASHBOARD_USER
+	DashboardPassword string // DASHBOARD_PASSWORD
+	DashboardReadOnly bool   // DASHBOARD_READ_ONLY
 }
 
 type reader struct {
@@ -255,6 +258,7 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	s.DrainTimeout = r.duration("DRAIN_TIMEOUT", 25*time.Second)
 	s.BreakerFailures = r.integer("BREAKER_FAILURES", 5, 1, 1000)
 	s.BreakerCooldown = r.duration("BREAKER_COOLDOWN", 30*time.Second)
+	s.Cooldown = r.duration("FAILURE_COOLDOWN", time.Hour)
 	s.APIToken = r.str("API_TOKEN", "")
 	s.DashboardUser = r.str("DASHBOARD_USER", "")
 	s.DashboardPassword = r.str("DASHBOARD_PASSWORD", "")
