@@ -77,4 +77,3 @@ func (s *Store) DuePage(ctx context.Context, integrationType string, dueBefore t
 	slices.SortFunc(due, func(a, b token.DueConnection) int { return cmp.Compare(a.ID, b.ID) })
 	return due, next, nil
 }
-
