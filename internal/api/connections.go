@@ -187,7 +187,7 @@ func (a *API) nextRefresh(c Connection, d token.Described, tg census.Target, bus
 // or asynq's last error split into outcome and reason.
 func lastAttempt(st task.Status) *Attempt {
 	if f := st.Failure; f != nil {
-		return &Attempt{At: f.At.UTC(), Outcome: "permanent", Reason: f.Reason}
+		return &Attempt{At: f.At.UTC(), Outcome: "permanent", Reason: strings.TrimPrefix(f.Reason, "permanent: ")}
 	}
 	if st.LastFailedAt.IsZero() || st.LastErr == "" {
 		return nil
@@ -371,6 +371,7 @@ func listFailing(archived map[int64]task.Archived, targets []census.Target, star
 			if a.Failure != nil {
 				failedAt, reason = a.Failure.At.UTC(), a.Failure.Reason
 			}
+			reason = strings.TrimPrefix(reason, "permanent: ")
 			l.FailedAt, l.Reason = &failedAt, reason
 			out = append(out, l)
 			if len(out) == limit {
