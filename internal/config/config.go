@@ -18,6 +18,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
 // SettingError names the setting that stopped start-up.
@@ -76,6 +77,17 @@ type Refresher struct {
 	DashboardUser     string // DASHBOARD_USER
 	DashboardPassword string // DASHBOARD_PASSWORD
 	DashboardReadOnly bool   // DASHBOARD_READ_ONLY
+	Webhooks          Webhooks
+}
+
+// Webhooks are the failure notifications' settings (off without URLs).
+type Webhooks struct {
+	Endpoints   []webhook.Endpoint // WEBHOOK_URLS, comma-separated
+	Secret      []byte             // WEBHOOK_SECRET: bytes as given, or whsec_ + base64
+	Events      []string           // WEBHOOK_EVENTS: connection.failed, connection.recovered (default both)
+	Concurrency int                // WEBHOOK_CONCURRENCY: deliveries at once (default 4)
+	Timeout     time.Duration      // WEBHOOK_TIMEOUT: one POST (default 10s)
+	MaxRetry    int                // WEBHOOK_MAX_RETRY: retries before a delivery is archived (default 25)
 }
 
 type reader struct {
@@ -269,5 +281,40 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	if s.APIToken != "" && len(s.APIToken) < 16 {
 		r.fail("API_TOKEN", errors.New("shorter than 16 characters"))
 	}
+	s.Webhooks = r.webhooks()
 	return s, r.err
+}
+
+func (r *reader) webhooks() Webhooks {
+	var w Webhooks
+	eps, err := webhook.ParseURLs(r.get("WEBHOOK_URLS"))
+	if err != nil {
+		r.fail("WEBHOOK_URLS", err)
+	}
+	w.Endpoints = eps
+	secret := strings.TrimSpace(r.get("WEBHOOK_SECRET"))
+	switch {
+	case len(eps) > 0 && secret == "":
+		r.fail("WEBHOOK_SECRET", errors.New("is not set; WEBHOOK_URLS needs it to sign events"))
+	case secret != "":
+		key, err := webhook.ParseSecret(secret)
+		if err != nil {
+			r.fail("WEBHOOK_SECRET", err)
+		}
+		w.Secret = key
+	}
+	for _, e := range strings.Split(r.str("WEBHOOK_EVENTS", strings.Join(webhook.Events, ",")), ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if e != webhook.EventFailed && e != webhook.EventRecovered {
+			r.fail("WEBHOOK_EVENTS", fmt.Errorf("%q is not connection.failed or connection.recovered", e))
+		}
+		w.Events = append(w.Events, e)
+	}
+	w.Concurrency = r.integer("WEBHOOK_CONCURRENCY", 4, 1, 1000)
+	w.Timeout = r.duration("WEBHOOK_TIMEOUT", 10*time.Second)
+	w.MaxRetry = r.integer("WEBHOOK_MAX_RETRY", 25, 0, 1000)
+	return w
 }
