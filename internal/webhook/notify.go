@@ -85,7 +85,9 @@ func NewNotifier(rdb redis.UniversalClient, refreshQueue string, endpoints []End
 // StateKeyPrefix is the prefix of the per-connection notified-state keys of
 // a refresh queue (a hash tag keeps them on one Redis Cluster slot with
 // nothing else in particular; each key is its own).
-func StateKeyPrefix(refreshQueue string) string { return "token_refresher:{" + refreshQueue + "}:notified:" }
+func StateKeyPrefix(refreshQueue string) string {
+	return "token_refresher:{" + refreshQueue + "}:notified:"
+}
 
 // transition moves a connection's notified state to ARGV[1] and stores the
 // event ARGV[2] (with its id ARGV[3]) when the state changes. It returns the
