@@ -83,8 +83,7 @@ func NewNotifier(rdb redis.UniversalClient, refreshQueue string, endpoints []End
 }
 
 // StateKeyPrefix is the prefix of the per-connection notified-state keys of
-// a refresh queue (a hash tag keeps them on one Redis Cluster slot with
-// nothing else in particular; each key is its own).
+// a refresh queue; the key of connection id is the prefix and the id.
 func StateKeyPrefix(refreshQueue string) string {
 	return "token_refresher:{" + refreshQueue + "}:notified:"
 }
