@@ -291,7 +291,11 @@ func TestDemoEndToEnd(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "a progress line counting every refresh", func() bool {
 		return strings.Contains(r.out.String(), "refreshed 22  failed 6")
 	})
+	testenv.Eventually(t, 30*time.Second, "a webhook event per failed connection (Lua on miniredis)", func() bool {
+		return strings.Count(r.out.String(), "webhook received: connection.failed") == 6
+	})
 	out := r.stop(t)
+	assert.Contains(t, out, "webhook received: connection.failed for connection 4290 (oauth2_refresh), signature verified")
 	assert.Contains(t, out, "dashboard  "+r.ep.Dashboard)
 	assert.Contains(t, out, "came due")
 	for _, line := range []string{
