@@ -246,6 +246,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	// quoting them.
 	text, html = showPage(t, bctx, r.base+"/monitoring/queues/"+env.Queue+"?status=archived", "connection 19 · type 16", "malformed inputFields")
 	assertNoSecret(t, "the scan queue's archived tasks page", text+html)
+
+	// The connection view (JSON behind the API's bearer token), as the
+	// browser shows it.
+	require.NoError(t, chromedp.Run(bctx, network.SetExtraHTTPHeaders(network.Headers{"Authorization": "Bearer " + apiToken})))
+	text, html = showPage(t, bctx, r.base+"/v1/connections/18", `"state":"failing"`, wantReason, `"queue":"`+urgent+`","state":"archived"`)
+	assertNoSecret(t, "the connection view", text+html)
+	assert.NotContains(t, text, storedToken)
 }
 
 // openBrowser starts headless Chromium with the flags this machine needs
