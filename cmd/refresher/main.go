@@ -87,6 +87,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		log.Error("cannot start the webhook deliveries", zap.Error(err))
 		return 1
 	}
+	if hooks != nil {
+		// Deferred, so it runs after the refresh workers' drain below: an
+		// event queued while draining still gets its chance; undelivered
+		// ones stay queued for the next start.
+		defer hooks.Shutdown()
+	}
 	handler := refresh.New(store, providers, rcfg, log, m)
 
 	if cfg.HTTPAddr != "" {
@@ -123,11 +129,6 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	log.Info("draining: in-flight refreshes get DRAIN_TIMEOUT to finish; the rest go back to the queue",
 		zap.Duration("drain_timeout", cfg.DrainTimeout))
 	srv.Shutdown()
-	if hooks != nil {
-		// After the refreshes: an event they queued while draining still
-		// gets its chance; undelivered ones stay queued for the next start.
-		hooks.Shutdown()
-	}
 	log.Info("refresher stopped")
 	return 0
 }

@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	base := fs.String("url", envOr(getenv, "TOKENCTL_URL", "http://127.0.0.1:8081"), "refresher base URL (TOKENCTL_URL)")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline of the call")
+	output := fs.String("o", "table", "show and list: table or json (also after the command)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return c.refresh(ctx, cmd, id, stdout, stderr)
 	case "show", "list":
-		return c.view(ctx, cmd, fs.Args()[1:], stdout, stderr, fs.Usage)
+		return c.view(ctx, cmd, fs.Args()[1:], *output, stdout, stderr, fs.Usage)
 	case "summary":
 		if fs.NArg() != 1 {
 			fs.Usage()

@@ -191,13 +191,16 @@ func TestListCommand(t *testing.T) {
 	assert.Regexp(t, `(?m)^99\s+16\s+ajio\s+failing`, out)
 	assert.Contains(t, out, "2 connection(s) failing at ")
 
-	code, out, errOut = tokenctl(t, env, "-o", "json", "list", "--state", "failing", "--provider", "ajio")
-	assert.Equal(t, exitUsage, code, "-o belongs to the command: %s", errOut)
-	code, out, errOut = tokenctl(t, env, "list", "--state", "failing", "--provider", "ajio", "-o", "json")
-	require.Equal(t, exitOK, code, errOut)
-	var l []map[string]any
-	require.NoError(t, json.Unmarshal([]byte(out), &l))
-	assert.Len(t, l, 2)
+	for _, args := range [][]string{
+		{"-o", "json", "list", "--state", "failing", "--provider", "ajio"},
+		{"list", "--state", "failing", "--provider", "ajio", "-o", "json"},
+	} {
+		code, out, errOut = tokenctl(t, env, args...)
+		require.Equal(t, exitOK, code, errOut)
+		var l []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &l), out)
+		assert.Len(t, l, 2)
+	}
 
 	code, _, errOut = tokenctl(t, env, "list", "--state", "sideways")
 	assert.Equal(t, exitUsage, code)

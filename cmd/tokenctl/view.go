@@ -67,10 +67,10 @@ type page struct {
 
 // view runs show and list. Flags may come before or after the arguments
 // (tokenctl show 11 -o json).
-func (c client) view(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer, usage func()) int {
+func (c client) view(ctx context.Context, cmd string, args []string, defaultOutput string, stdout, stderr io.Writer, usage func()) int {
 	fs := flag.NewFlagSet("tokenctl "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	output := fs.String("o", "table", "output: table or json")
+	output := fs.String("o", defaultOutput, "output: table or json")
 	state := fs.String("state", "", "list: failing, expired or due")
 	prov := fs.String("provider", "", "list: a provider kind (ajio) or integration type (16)")
 	var rest []string
