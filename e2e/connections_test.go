@@ -96,12 +96,16 @@ func TestConnectionView(t *testing.T) {
 	assert.Equal(t, []api.TaskState{{Queue: b.env.Queue, State: "none"}, {Queue: task.UrgentQueue(b.env.Queue), State: "none"}}, v.Tasks)
 	assert.Nil(t, v.LastAttempt)
 
-	for id, want := range map[string]token.State{"42": token.StateDue, "43": token.StateExpired, "46": token.StateExpired} {
+	for _, tc := range []struct {
+		id   string
+		want token.State
+	}{{"42", token.StateDue}, {"43", token.StateExpired}, {"46", token.StateExpired}} {
 		v = api.Connection{}
-		require.Equal(t, http.StatusOK, c.do("GET", "/v1/connections/"+id, &v))
-		assert.Equal(t, want, v.State, "connection %s", id)
+		require.Equal(t, http.StatusOK, c.do("GET", "/v1/connections/"+tc.id, &v))
+		assert.Equal(t, tc.want, v.State, "connection %s", tc.id)
 	}
 	assert.Nil(t, v.ExpiresAt, "46 never had a token")
+	assert.Nil(t, v.ExpiresInSeconds)
 	v = api.Connection{}
 	require.Equal(t, http.StatusOK, c.do("GET", "/v1/connections/45", &v))
 	assert.False(t, v.Active)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -245,14 +246,14 @@ func (c client) list(ctx context.Context, state, prov string, asJSON bool, stdou
 	return exitOK
 }
 
+// printJSON prints the API's JSON indented, in the API's order.
 func printJSON(w io.Writer, raw []byte) int {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
 		fmt.Fprintln(w, string(raw))
 		return exitOK
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	fmt.Fprintln(w, string(b))
+	fmt.Fprintln(w, b.String())
 	return exitOK
 }
 

@@ -153,7 +153,7 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 // the workers decide it.
 func (a *API) nextRefresh(c Connection, d token.Described, tg census.Target, busy, archived *task.Status, now time.Time) (*time.Time, string) {
 	at := func(t time.Time) *time.Time {
-		t = t.UTC()
+		t = t.UTC().Truncate(time.Second)
 		if t.Before(now) {
 			t = now
 		}
@@ -187,7 +187,7 @@ func (a *API) nextRefresh(c Connection, d token.Described, tg census.Target, bus
 // or asynq's last error split into outcome and reason.
 func lastAttempt(st task.Status) *Attempt {
 	if f := st.Failure; f != nil {
-		return &Attempt{At: f.At.UTC(), Outcome: "permanent", Reason: strings.TrimPrefix(f.Reason, "permanent: ")}
+		return &Attempt{At: f.At.UTC().Truncate(time.Second), Outcome: "permanent", Reason: strings.TrimPrefix(f.Reason, "permanent: ")}
 	}
 	if st.LastFailedAt.IsZero() || st.LastErr == "" {
 		return nil
@@ -200,7 +200,7 @@ func lastAttempt(st task.Status) *Attempt {
 	case outcome != "permanent" && outcome != "transient" && outcome != "deferred":
 		outcome, reason = "error", msg
 	}
-	return &Attempt{At: st.LastFailedAt.UTC(), Outcome: outcome, Reason: reason}
+	return &Attempt{At: st.LastFailedAt.UTC().Truncate(time.Second), Outcome: outcome, Reason: reason}
 }
 
 func (a *API) retry(w http.ResponseWriter, r *http.Request) {
@@ -369,7 +369,7 @@ func listFailing(archived map[int64]task.Archived, targets []census.Target, star
 			l := Listed{ConnectionID: id, IntegrationType: tg.IntegrationType, Provider: tg.Kind, State: token.StateFailing}
 			failedAt, reason := a.LastFailedAt.UTC(), strings.TrimSuffix(a.LastErr, ": "+asynq.SkipRetry.Error())
 			if a.Failure != nil {
-				failedAt, reason = a.Failure.At.UTC(), a.Failure.Reason
+				failedAt, reason = a.Failure.At.UTC().Truncate(time.Second), a.Failure.Reason
 			}
 			reason = strings.TrimPrefix(reason, "permanent: ")
 			l.FailedAt, l.Reason = &failedAt, reason
