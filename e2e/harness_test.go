@@ -36,6 +36,9 @@ type bundle struct {
 	log        *zap.Logger
 	providers  []registry.Entry
 	cooldown   time.Duration
+	// notifier, when set before startRefresher, hears of failures and
+	// refreshes (webhooks).
+	notifier refresh.Notifier
 }
 
 type options struct {
@@ -100,7 +103,8 @@ func (b *bundle) startRefresher(t *testing.T) {
 	providers, err := refresh.Marketplaces(b.providers, provider.NewHTTPClient(10), nil, b.env.Redis, b.env.Queue,
 		breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond}, b.log)
 	require.NoError(t, err)
-	h := refresh.New(b.store, lease.New(b.env.Redis, b.env.Queue, 0), providers, refresh.Config{SaveRetryFor: time.Second}, b.log, nil)
+	h := refresh.New(b.store, lease.New(b.env.Redis, b.env.Queue, 0), providers,
+		refresh.Config{SaveRetryFor: time.Second, Notifier: b.notifier}, b.log, nil)
 	srv := asynq.NewServerFromRedisClient(b.env.Redis, asynq.Config{
 		Concurrency:              8,
 		Queues:                   task.ServerQueues(b.env.Queue),

@@ -25,6 +25,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
 func main() {
@@ -81,7 +82,19 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		fmt.Fprintln(stderr, "refresher:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
 		return 2
 	}
-	handler := refresh.New(store, lease.New(rdb, cfg.Queue, 0), providers, refresh.Config{}, log, m)
+	rcfg := refresh.Config{}
+	hooks, err := startWebhooks(cfg, rdb, &rcfg, log)
+	if err != nil {
+		log.Error("cannot start the webhook deliveries", zap.Error(err))
+		return 1
+	}
+	if hooks != nil {
+		// Deferred, so it runs after the refresh workers' drain below: an
+		// event queued while draining still gets its chance; undelivered
+		// ones stay queued for the next start.
+		defer hooks.Shutdown()
+	}
+	handler := refresh.New(store, lease.New(rdb, cfg.Queue, 0), providers, rcfg, log, m)
 
 	if cfg.HTTPAddr != "" {
 		closeHTTP, err := serveHTTP(ctx, cfg, store, rdb, reg, log)
@@ -124,4 +137,30 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	log.Info("refresher stopped")
 	return 0
+}
+
+// startWebhooks starts the delivery workers of the failure notifications
+// and sets the handler's notifier, when WEBHOOK_URLS is set; it returns nil
+// otherwise.
+func startWebhooks(cfg config.Refresher, rdb redis.UniversalClient, rcfg *refresh.Config, log *zap.Logger) (*asynq.Server, error) {
+	w := cfg.Webhooks
+	if len(w.Endpoints) == 0 {
+		return nil, nil
+	}
+	d, err := webhook.NewDeliverer(w.Endpoints, w.Secret, w.Timeout, log)
+	if err != nil {
+		return nil, err
+	}
+	srv := webhook.NewServer(rdb, cfg.Queue, webhook.ServerConfig{
+		Concurrency: w.Concurrency, CheckInterval: cfg.RetryCheck, ShutdownTimeout: cfg.DrainTimeout,
+	}, log)
+	if err := srv.Start(webhook.Mux(d)); err != nil {
+		return nil, err
+	}
+	rcfg.Notifier = webhook.NewNotifier(rdb, cfg.Queue, w.Endpoints, webhook.NotifierConfig{
+		Events: w.Events, MaxRetry: w.MaxRetry,
+	}, log)
+	log.Info("webhooks enabled", zap.Int("endpoints", len(w.Endpoints)), zap.Strings("events", w.Events),
+		zap.String("queue", webhook.Queue(cfg.Queue)))
+	return srv, nil
 }

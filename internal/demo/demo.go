@@ -92,6 +92,8 @@ type Endpoints struct {
 	WMSDSN, IEDSN string
 	// MySQL and Redis are the embedded servers' host:port ("" on real servers).
 	MySQL, Redis string
+	// Webhooks is the demo's webhook receiver (README "Failure notifications").
+	Webhooks string
 }
 
 func (c *Config) defaults() {
@@ -225,7 +227,14 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 
 	tr := newTracker(conns, start, time.Now)
 	reg := metrics.NewRegistry()
-	handler := refresh.New(trackedStore{Store: store, t: tr}, lease.New(rdb, cfg.Queue, 0), providers, refresh.Config{}, log.Named("refresher"), metrics.NewRefresher(reg))
+	hooks, err := startWebhooks(srvCtx, rdb, cfg.Queue, log)
+	if err != nil {
+		return Status{}, err
+	}
+	defer hooks.server.Shutdown()
+	ep.Webhooks = hooks.url
+	handler := refresh.New(trackedStore{Store: store, t: tr}, lease.New(rdb, cfg.Queue, 0), providers,
+		refresh.Config{Notifier: hooks.notifier}, log.Named("refresher"), metrics.NewRefresher(reg))
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
@@ -291,6 +300,14 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	}
 	for ctx.Err() == nil {
 		pollOnce()
+		for drained := false; !drained; {
+			select {
+			case r := <-hooks.got:
+				pr.event("%s  %s", clock(time.Since(start)), r.line())
+			default:
+				drained = true
+			}
+		}
 		pr.update(tr.status(), time.Now())
 		select {
 		case <-ctx.Done():
@@ -354,6 +371,9 @@ func header(cfg Config, ep Endpoints, fellBack bool, conns []conn) {
 		fmt.Fprintln(w, "  Redis      the server of REDIS_URL")
 	}
 	fmt.Fprintf(w, "  sandbox    %s   the marketplace stand-in\n", ep.Sandbox)
+	if ep.Webhooks != "" {
+		fmt.Fprintf(w, "  webhooks   %s   a receiver checking each signature; events show below as they arrive\n", ep.Webhooks)
+	}
 	if cfg.LogsName != "" {
 		fmt.Fprintf(w, "  logs       %s\n", cfg.LogsName)
 	}

@@ -116,8 +116,19 @@ type Observer interface {
 	Attempted(kind string, o Outcome, took time.Duration, remaining time.Duration, hadToken bool)
 }
 
+// Notifier hears of each permanent failure where it is recorded, and of
+// each stored token (internal/webhook turns them into events on state
+// changes). Its calls must not fail the refresh: they log their own errors.
+type Notifier interface {
+	Failed(ctx context.Context, connectionID int64, integrationType, kind, reason string)
+	Refreshed(ctx context.Context, connectionID int64, integrationType, kind string)
+}
+
 // Config of a handler.
 type Config struct {
+	// Notifier is told of permanent failures and stored tokens; nil: no
+	// one is.
+	Notifier Notifier
 	// SaveRetryFor is how long a failed write of a token already obtained
 	// is retried in place before the attempt gives up (default 30s). The
 	// token in hand may be the only valid one (a rotated refresh token), so
@@ -215,6 +226,14 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken && o != Deferred && o != Busy)
 	}
 	fields := []zap.Field{zap.String("outcome", string(o)), zap.Duration("duration", took)}
+	if n := h.cfg.Notifier; n != nil {
+		switch o {
+		case Refreshed:
+			n.Refreshed(ctx, p.ConnectionID, p.IntegrationType, prov.Kind)
+		case Permanent:
+			n.Failed(ctx, p.ConnectionID, p.IntegrationType, prov.Kind, err.Error())
+		}
+	}
 	switch o {
 	case Refreshed, NotDue, Inactive, Stale, Satisfied:
 		log.Info("refresh done", fields...)

@@ -92,10 +92,11 @@ func New(t testing.TB) *Env {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		keys, _ := e.Redis.Keys(ctx, "asynq:{"+e.Queue+"*").Result()
-		if len(keys) > 0 {
+		notified, _ := e.Redis.Keys(ctx, "token_refresher:{"+e.Queue+"}*").Result()
+		if keys = append(keys, notified...); len(keys) > 0 {
 			e.Redis.Del(ctx, keys...)
 		}
-		e.Redis.SRem(ctx, "asynq:queues", e.Queue, e.Queue+"_urgent")
+		e.Redis.SRem(ctx, "asynq:queues", e.Queue, e.Queue+"_urgent", e.Queue+"_webhooks")
 		e.Redis.Close()
 	})
 	return e
