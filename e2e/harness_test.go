@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/provider"
@@ -35,6 +36,9 @@ type bundle struct {
 	log        *zap.Logger
 	providers  []registry.Entry
 	cooldown   time.Duration
+	// notifier, when set before startRefresher, hears of failures and
+	// refreshes (webhooks).
+	notifier refresh.Notifier
 	// schedule makes the refresher schedule each stored token's refresh
 	// on its own clock, as cmd/refresher does (off by default, so a
 	// settled queue means no task at all).
@@ -105,11 +109,11 @@ func (b *bundle) startRefresher(t *testing.T) {
 	providers, err := refresh.Marketplaces(b.providers, provider.NewHTTPClient(10), nil, b.env.Redis, b.env.Queue,
 		breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond}, b.log)
 	require.NoError(t, err)
-	rcfg := refresh.Config{SaveRetryFor: time.Second}
+	rcfg := refresh.Config{SaveRetryFor: time.Second, Notifier: b.notifier}
 	if b.schedule {
 		rcfg.Scheduler = b.queue
 	}
-	h := refresh.New(b.store, providers, rcfg, b.log, b.obs)
+	h := refresh.New(b.store, lease.New(b.env.Redis, b.env.Queue, 0), providers, rcfg, b.log, b.obs)
 	srv := asynq.NewServerFromRedisClient(b.env.Redis, asynq.Config{
 		Concurrency:              8,
 		Queues:                   task.ServerQueues(b.env.Queue),

@@ -59,7 +59,7 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, rd
 			targets = append(targets, census.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
 		}
 		queue := task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
-		a, err := api.New(api.Config{Token: cfg.APIToken, IntegrationTypes: types},
+		a, err := api.New(api.Config{Token: cfg.APIToken, IntegrationTypes: types, Providers: targets, Cooldown: cfg.Cooldown},
 			store, queue, census.New(store, queue, targets), log)
 		if err != nil {
 			closeAll()

@@ -76,7 +76,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string) *refresher {
+func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...map[string]string) *refresher {
 	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{
@@ -84,6 +84,11 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string) *refreshe
 		"REFRESH_QUEUE": env.Queue, "AJIO_BASE_URL": sandboxURL, "HTTP_ADDR": addr,
 		"DASHBOARD_USER": dashUser, "DASHBOARD_PASSWORD": dashPassword, "API_TOKEN": apiToken,
 		"REFRESH_CONCURRENCY": "4", "DRAIN_TIMEOUT": "5s", "LOG_LEVEL": "debug",
+	}
+	for _, m := range extra {
+		for k, v := range m {
+			vars[k] = v
+		}
 	}
 	r := &refresher{env: env, base: "http://" + addr, stderr: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -241,6 +246,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	// quoting them.
 	text, html = showPage(t, bctx, r.base+"/monitoring/queues/"+env.Queue+"?status=archived", "connection 19 · type 16", "malformed inputFields")
 	assertNoSecret(t, "the scan queue's archived tasks page", text+html)
+
+	// The connection view (JSON behind the API's bearer token), as the
+	// browser shows it.
+	require.NoError(t, chromedp.Run(bctx, network.SetExtraHTTPHeaders(network.Headers{"Authorization": "Bearer " + apiToken})))
+	text, html = showPage(t, bctx, r.base+"/v1/connections/18", `"state":"failing"`, wantReason, `"queue":"`+urgent+`","state":"archived"`)
+	assertNoSecret(t, "the connection view", text+html)
+	assert.NotContains(t, text, storedToken)
 }
 
 // openBrowser starts headless Chromium with the flags this machine needs

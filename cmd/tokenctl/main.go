@@ -1,7 +1,12 @@
 // Command tokenctl is the operator's command line for the refresher's API:
 //
 //	tokenctl refresh <connection id>   refresh one connection now (urgent queue)
+//	tokenctl retry <connection id>     the same, only for a failing connection
+//	tokenctl show <connection id>      one connection: state, expiry, tasks, last attempt
+//	tokenctl list --state failing      connections in a state (failing, expired, due)
 //	tokenctl summary                   connections per provider: fresh, due, expired, failing
+//
+// show and list print aligned tables, or the API's JSON with -o json.
 //
 // It talks to a refresher's /v1/ API (TOKENCTL_URL, API_TOKEN) rather than to
 // Redis and MySQL directly: the API owns the checks (active connection,
@@ -47,12 +52,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("tokenctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tokenctl [-url URL] [-timeout 30s] refresh <connection id> | summary")
+		fmt.Fprintln(stderr, "usage: tokenctl [-url URL] [-timeout 30s] refresh|retry <connection id> | show <connection id> [-o json] |")
+		fmt.Fprintln(stderr, "       list --state failing|expired|due [--provider KIND|TYPE] [-o json] | summary")
 		fmt.Fprintln(stderr, "environment: TOKENCTL_URL (default http://127.0.0.1:8081), API_TOKEN (required)")
 		fs.PrintDefaults()
 	}
 	base := fs.String("url", envOr(getenv, "TOKENCTL_URL", "http://127.0.0.1:8081"), "refresher base URL (TOKENCTL_URL)")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline of the call")
+	output := fs.String("o", "table", "show and list: table or json (also after the command)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -68,8 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	c := client{base: strings.TrimRight(u.String(), "/"), token: tok, http: &http.Client{Timeout: *timeout}}
 
-	switch fs.Arg(0) {
-	case "refresh":
+	switch cmd := fs.Arg(0); cmd {
+	case "refresh", "retry":
 		if fs.NArg() != 2 {
 			fs.Usage()
 			return exitUsage
@@ -79,7 +86,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stderr, "tokenctl: the connection id must be a positive whole number")
 			return exitUsage
 		}
-		return c.refresh(ctx, id, stdout, stderr)
+		return c.refresh(ctx, cmd, id, stdout, stderr)
+	case "show", "list":
+		return c.view(ctx, cmd, fs.Args()[1:], *output, stdout, stderr, fs.Usage)
 	case "summary":
 		if fs.NArg() != 1 {
 			fs.Usage()
@@ -130,9 +139,9 @@ type answer struct {
 	Error           string `json:"error"`
 }
 
-func (c client) refresh(ctx context.Context, id int64, stdout, stderr io.Writer) int {
+func (c client) refresh(ctx context.Context, verb string, id int64, stdout, stderr io.Writer) int {
 	var a answer
-	status, err := c.call(ctx, http.MethodPost, "/v1/connections/"+strconv.FormatInt(id, 10)+"/refresh", &a)
+	status, err := c.call(ctx, http.MethodPost, "/v1/connections/"+strconv.FormatInt(id, 10)+"/"+verb, &a)
 	if err != nil {
 		fmt.Fprintln(stderr, "tokenctl:", err)
 		return exitFailed

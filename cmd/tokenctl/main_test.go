@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +33,45 @@ func (store) FindActive(_ context.Context, id int64, _ []string) (token.DueConne
 	return token.DueConnection{ID: id, IntegrationType: "16"}, nil
 }
 
+// failedAt is when the fake connection 11 failed.
+var failedAt = time.Now().UTC().Add(-12 * time.Minute).Truncate(time.Second)
+
+func (store) Describe(_ context.Context, id int64, _ []string) (token.Described, error) {
+	if id > 100 {
+		return token.Described{}, token.ErrNotFound
+	}
+	exp := failedAt.Add(-time.Hour)
+	return token.Described{ID: id, IntegrationType: "16", Active: true, ExpiresAt: &exp}, nil
+}
+
+func (store) DuePage(context.Context, string, time.Time, int64) ([]token.DueConnection, *int64, error) {
+	return nil, nil, errors.New("not in this fake")
+}
+
+func (store) Fingerprints(_ context.Context, ids []int64) (map[int64]string, error) {
+	return map[int64]string{ids[0]: "fp-unchanged"}, nil
+}
+
 type queue struct{ queued map[int64]bool }
+
+var failure = task.Failure{Reason: "permanent: ajio rejected the credentials (success:false, statusCode 401)",
+	Fingerprint: "fp-unchanged", At: failedAt}
+
+func (*queue) Inspect(context.Context, int64) ([]task.Status, error) {
+	f := failure
+	return []task.Status{
+		{Queue: "token_refresh", State: "archived", LastFailedAt: failedAt, LastErr: f.Reason, Failure: &f},
+		{Queue: "token_refresh_urgent", State: task.StateNone},
+	}, nil
+}
+
+func (*queue) ListArchived() (map[int64]task.Archived, error) {
+	f := failure
+	return map[int64]task.Archived{
+		11: {TaskID: "refresh:11", Queue: "token_refresh", IntegrationType: "16", LastFailedAt: failedAt, Failure: &f},
+		99: {TaskID: "refresh:99", Queue: "token_refresh", IntegrationType: "16", LastFailedAt: failedAt, Failure: &f},
+	}, nil
+}
 
 func (q *queue) EnqueueForced(_ context.Context, p task.Payload) (bool, error) {
 	if q.queued[p.ConnectionID] {
@@ -49,7 +91,7 @@ func (counts) Take(context.Context) ([]census.Count, error) {
 // the refresher really gives.
 func server(t *testing.T) *httptest.Server {
 	t.Helper()
-	a, err := api.New(api.Config{Token: apiToken, IntegrationTypes: []string{"16"}}, store{}, &queue{queued: map[int64]bool{}}, counts{}, zap.NewNop())
+	a, err := api.New(api.Config{Token: apiToken, Providers: []census.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}}, store{}, &queue{queued: map[int64]bool{}}, counts{}, zap.NewNop())
 	require.NoError(t, err)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
@@ -99,6 +141,70 @@ func TestSummaryCommand(t *testing.T) {
 	assert.Regexp(t, `TYPE\s+PROVIDER\s+ACTIVE\s+FRESH\s+DUE\s+EXPIRED\s+FAILING`, out)
 	assert.Regexp(t, `16\s+ajio\s+10\s+7\s+2\s+1\s+1`, out)
 	assert.Regexp(t, `at \d{4}-\d\d-\d\dT`, out)
+}
+
+func TestShowCommand(t *testing.T) {
+	t.Parallel()
+	srv := server(t)
+	env := map[string]string{"TOKENCTL_URL": srv.URL, "API_TOKEN": apiToken}
+	code, out, errOut := tokenctl(t, env, "show", "11")
+	require.Equal(t, exitOK, code, errOut)
+	t.Log("\n" + out)
+	for _, re := range []string{
+		`(?m)^CONNECTION\s+11$`, `(?m)^PROVIDER\s+ajio$`, `(?m)^STATE\s+failing$`, `(?m)^ACTIVE\s+yes$`,
+		`(?m)^EXPIRES\s+\S+Z \(expired 1h12m0s ago\)$`,
+		`(?m)^LAST ATTEMPT\s+\S+Z permanent: ajio rejected the credentials`,
+		`(?m)^FAILURE AGE\s+12m0s \(credentials unchanged\)$`, `(?m)^ATTEMPTS\s+1$`,
+		`(?m)^token_refresh\s+archived\s+-$`, `(?m)^token_refresh_urgent\s+none\s+-$`,
+	} {
+		assert.Regexp(t, re, out)
+	}
+	assert.NotContains(t, out, "fp-unchanged", "never the fingerprint")
+	// Columns line up: every value of the first table starts at one column.
+	key := regexp.MustCompile(`^[A-Z]+( [A-Z]+)?\s+`)
+	lines := strings.Split(out, "\n")
+	for _, l := range lines[:10] {
+		assert.Len(t, key.FindString(l), len("LAST ATTEMPT  "), "%q", l)
+	}
+
+	code, out, errOut = tokenctl(t, env, "show", "11", "-o", "json")
+	require.Equal(t, exitOK, code, errOut)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	assert.Equal(t, "failing", v["state"])
+	assert.NotContains(t, out, "fp-unchanged")
+
+	code, _, errOut = tokenctl(t, env, "show", "404")
+	assert.Equal(t, exitNotFound, code)
+	assert.Contains(t, errOut, "connection 404 is unknown")
+}
+
+func TestListCommand(t *testing.T) {
+	t.Parallel()
+	srv := server(t)
+	env := map[string]string{"TOKENCTL_URL": srv.URL, "API_TOKEN": apiToken}
+	code, out, errOut := tokenctl(t, env, "list", "--state", "failing")
+	require.Equal(t, exitOK, code, errOut)
+	t.Log("\n" + out)
+	assert.Regexp(t, `(?m)^ID\s+TYPE\s+PROVIDER\s+STATE\s+FAILED AT\s+REASON$`, out)
+	assert.Regexp(t, `(?m)^11\s+16\s+ajio\s+failing\s+\S+Z\s+ajio rejected`, out)
+	assert.Regexp(t, `(?m)^99\s+16\s+ajio\s+failing`, out)
+	assert.Contains(t, out, "2 connection(s) failing at ")
+
+	for _, args := range [][]string{
+		{"-o", "json", "list", "--state", "failing", "--provider", "ajio"},
+		{"list", "--state", "failing", "--provider", "ajio", "-o", "json"},
+	} {
+		code, out, errOut = tokenctl(t, env, args...)
+		require.Equal(t, exitOK, code, errOut)
+		var l []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &l), out)
+		assert.Len(t, l, 2)
+	}
+
+	code, _, errOut = tokenctl(t, env, "list", "--state", "sideways")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "state must be failing, expired or due")
 }
 
 func TestUsage(t *testing.T) {

@@ -1,6 +1,9 @@
 // Package api is the refresher's on-demand API, for services and operators:
 //
 //	POST /v1/connections/{id}/refresh  refresh now, on the urgent queue
+//	POST /v1/connections/{id}/retry    the same, for a failing connection only
+//	GET  /v1/connections/{id}          one connection: state, expiry, task, last attempt
+//	GET  /v1/connections?state=…       connections in one state, paged
 //	GET  /v1/connections/summary       connections per provider by token state
 //
 // Every call needs "Authorization: Bearer <API_TOKEN>". Answers are JSON and
@@ -25,14 +28,19 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// Store finds active connections.
+// Store finds and describes connections.
 type Store interface {
 	FindActive(ctx context.Context, id int64, integrationTypes []string) (token.DueConnection, error)
+	Describe(ctx context.Context, id int64, integrationTypes []string) (token.Described, error)
+	DuePage(ctx context.Context, integrationType string, dueBefore time.Time, after int64) ([]token.DueConnection, *int64, error)
+	Fingerprints(ctx context.Context, ids []int64) (map[int64]string, error)
 }
 
-// Queue takes on-demand refreshes.
+// Queue takes on-demand refreshes and tells the state of refresh tasks.
 type Queue interface {
 	EnqueueForced(ctx context.Context, p task.Payload) (bool, error)
+	Inspect(ctx context.Context, connectionID int64) ([]task.Status, error)
+	ListArchived() (map[int64]task.Archived, error)
 }
 
 // Census counts connections.
@@ -45,8 +53,14 @@ type Config struct {
 	// Token is the bearer token callers present; required.
 	Token string
 	// IntegrationTypes are the configured ones: a connection of another
-	// type is unknown to this service.
+	// type is unknown to this service. Taken from Providers when empty.
 	IntegrationTypes []string
+	// Providers give each integration type's provider kind and refresh
+	// window, for the connection view and list.
+	Providers []census.Target
+	// Cooldown is FAILURE_COOLDOWN: when the scanner tries a failing
+	// connection again (default 1h).
+	Cooldown time.Duration
 	// Timeout bounds one call's work (default 30s).
 	Timeout time.Duration
 }
@@ -72,10 +86,21 @@ func New(cfg Config, store Store, queue Queue, c Census, log *zap.Logger) (*API,
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.Cooldown <= 0 {
+		cfg.Cooldown = time.Hour
+	}
+	if len(cfg.IntegrationTypes) == 0 {
+		for _, p := range cfg.Providers {
+			cfg.IntegrationTypes = append(cfg.IntegrationTypes, p.IntegrationType)
+		}
+	}
 	a := &API{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token)), store: store, queue: queue, census: c,
 		log: log.Named("api"), mux: http.NewServeMux()}
 	a.mux.HandleFunc("POST /v1/connections/{id}/refresh", a.refresh)
+	a.mux.HandleFunc("POST /v1/connections/{id}/retry", a.retry)
 	a.mux.HandleFunc("GET /v1/connections/summary", a.summary)
+	a.mux.HandleFunc("GET /v1/connections/{id}", a.show)
+	a.mux.HandleFunc("GET /v1/connections", a.list)
 	return a, nil
 }
 
@@ -109,11 +134,24 @@ type Queued struct {
 }
 
 func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	a.enqueue(w, r, id)
+}
+
+// pathID reads the {id} of the path, answering 400 when it is not one.
+func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		writeError(w, http.StatusBadRequest, "the connection id must be a positive whole number")
-		return
+		return 0, false
 	}
+	return id, true
+}
+
+func (a *API) enqueue(w http.ResponseWriter, r *http.Request, id int64) {
 	log := a.log.With(zap.Int64("connection_id", id))
 	c, err := a.store.FindActive(r.Context(), id, a.cfg.IntegrationTypes)
 	if errors.Is(err, token.ErrNotFound) {
@@ -133,7 +171,7 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !queued {
-		writeError(w, http.StatusConflict, "a refresh of connection "+strconv.FormatInt(id, 10)+" is already queued or running")
+		writeError(w, http.StatusConflict, "an on-demand refresh of connection "+strconv.FormatInt(id, 10)+" is already queued or running; it will answer this request")
 		return
 	}
 	log.Info("on-demand refresh queued", zap.String("integration_type", c.IntegrationType))

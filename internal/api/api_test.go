@@ -34,12 +34,32 @@ func (f fakeStore) FindActive(ctx context.Context, id int64, types []string) (to
 	return f.FindActiveFunc(ctx, id, types)
 }
 
+func (fakeStore) Describe(context.Context, int64, []string) (token.Described, error) {
+	return token.Described{}, errors.New("not in this fake")
+}
+
+func (fakeStore) DuePage(context.Context, string, time.Time, int64) ([]token.DueConnection, *int64, error) {
+	return nil, nil, errors.New("not in this fake")
+}
+
+func (fakeStore) Fingerprints(context.Context, []int64) (map[int64]string, error) {
+	return nil, errors.New("not in this fake")
+}
+
 type fakeQueue struct {
 	EnqueueForcedFunc func(ctx context.Context, p task.Payload) (bool, error)
 }
 
 func (f fakeQueue) EnqueueForced(ctx context.Context, p task.Payload) (bool, error) {
 	return f.EnqueueForcedFunc(ctx, p)
+}
+
+func (fakeQueue) Inspect(context.Context, int64) ([]task.Status, error) {
+	return nil, errors.New("not in this fake")
+}
+
+func (fakeQueue) ListArchived() (map[int64]task.Archived, error) {
+	return nil, errors.New("not in this fake")
 }
 
 type fakeCensus struct {
@@ -123,7 +143,7 @@ func TestRefreshAnswers(t *testing.T) {
 			http.StatusAccepted, `{"connection_id":11,"integration_type":"16","task_id":"refresh:11","status":"queued"}`},
 		{"already queued", "/v1/connections/11/refresh", found,
 			func(context.Context, task.Payload) (bool, error) { return false, nil },
-			http.StatusConflict, `{"error":"a refresh of connection 11 is already queued or running"}`},
+			http.StatusConflict, `{"error":"an on-demand refresh of connection 11 is already queued or running; it will answer this request"}`},
 		{"unknown", "/v1/connections/12/refresh", found, nil,
 			http.StatusNotFound, `{"error":"connection 12 is unknown or not active"}`},
 		{"not a number", "/v1/connections/abc/refresh", found, nil,
@@ -255,12 +275,16 @@ func TestOnDemandRefreshOnRealStores(t *testing.T) {
 	status, _ = post("11")
 	assert.Equal(t, http.StatusConflict, status, "already queued on the urgent queue")
 
-	// The scanner already queued connection 12: on-demand waits for it.
+	// The scanner already queued connection 12: its task makes no call if
+	// 12 is not due, so on-demand is queued beside it, and the connection's
+	// lease lets only one of the two call.
 	queued, err := queue.Enqueue(context.Background(), task.Payload{ConnectionID: 12, IntegrationType: "16"})
 	require.NoError(t, err)
 	require.True(t, queued)
 	status, _ = post("12")
-	assert.Equal(t, http.StatusConflict, status, "queued on the scan queue")
+	assert.Equal(t, http.StatusAccepted, status, "a scan's task does not answer an on-demand request")
+	status, _ = post("12")
+	assert.Equal(t, http.StatusConflict, status, "an on-demand refresh is already queued")
 
 	for _, id := range []string{"14", "15", "16", "404"} {
 		status, _ = post(id)

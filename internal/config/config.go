@@ -18,6 +18,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
 // SettingError names the setting that stopped start-up.
@@ -62,17 +63,31 @@ type Scanner struct {
 // Refresher holds the refresher's settings.
 type Refresher struct {
 	Common
-	Concurrency       int           // REFRESH_CONCURRENCY
-	RetryMaxDelay     time.Duration // RETRY_MAX_DELAY
-	RetryBaseDelay    time.Duration // RETRY_BASE_DELAY: the first retry comes within it
-	RetryCheck        time.Duration // RETRY_CHECK_INTERVAL: how often due retries are moved back to the queue
-	DrainTimeout      time.Duration // DRAIN_TIMEOUT
-	BreakerFailures   int           // BREAKER_FAILURES: consecutive transient failures that open a marketplace's breaker
-	BreakerCooldown   time.Duration // BREAKER_COOLDOWN: how long it stays open before a probe
-	APIToken          string        // API_TOKEN
-	DashboardUser     string        // DASHBOARD_USER
-	DashboardPassword string        // DASHBOARD_PASSWORD
-	DashboardReadOnly bool          // DASHBOARD_READ_ONLY
+	Concurrency     int           // REFRESH_CONCURRENCY
+	RetryMaxDelay   time.Duration // RETRY_MAX_DELAY
+	RetryBaseDelay  time.Duration // RETRY_BASE_DELAY: the first retry comes within it
+	RetryCheck      time.Duration // RETRY_CHECK_INTERVAL: how often due retries are moved back to the queue
+	DrainTimeout    time.Duration // DRAIN_TIMEOUT
+	BreakerFailures int           // BREAKER_FAILURES: consecutive transient failures that open a marketplace's breaker
+	BreakerCooldown time.Duration // BREAKER_COOLDOWN: how long it stays open before a probe
+	// Cooldown is FAILURE_COOLDOWN, the scanner's: the API tells from it
+	// when a failing connection is tried again.
+	Cooldown          time.Duration
+	APIToken          string // API_TOKEN
+	DashboardUser     string // DASHBOARD_USER
+	DashboardPassword string // DASHBOARD_PASSWORD
+	DashboardReadOnly bool   // DASHBOARD_READ_ONLY
+	Webhooks          Webhooks
+}
+
+// Webhooks are the failure notifications' settings (off without URLs).
+type Webhooks struct {
+	Endpoints   []webhook.Endpoint // WEBHOOK_URLS, comma-separated
+	Secret      []byte             // WEBHOOK_SECRET: bytes as given, or whsec_ + base64
+	Events      []string           // WEBHOOK_EVENTS: connection.failed, connection.recovered (default both)
+	Concurrency int                // WEBHOOK_CONCURRENCY: deliveries at once (default 4)
+	Timeout     time.Duration      // WEBHOOK_TIMEOUT: one POST (default 10s)
+	MaxRetry    int                // WEBHOOK_MAX_RETRY: retries before a delivery is archived (default 25)
 }
 
 type reader struct {
@@ -255,6 +270,7 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	s.DrainTimeout = r.duration("DRAIN_TIMEOUT", 25*time.Second)
 	s.BreakerFailures = r.integer("BREAKER_FAILURES", 5, 1, 1000)
 	s.BreakerCooldown = r.duration("BREAKER_COOLDOWN", 30*time.Second)
+	s.Cooldown = r.duration("FAILURE_COOLDOWN", time.Hour)
 	s.APIToken = r.str("API_TOKEN", "")
 	s.DashboardUser = r.str("DASHBOARD_USER", "")
 	s.DashboardPassword = r.str("DASHBOARD_PASSWORD", "")
@@ -265,5 +281,40 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	if s.APIToken != "" && len(s.APIToken) < 16 {
 		r.fail("API_TOKEN", errors.New("shorter than 16 characters"))
 	}
+	s.Webhooks = r.webhooks()
 	return s, r.err
+}
+
+func (r *reader) webhooks() Webhooks {
+	var w Webhooks
+	eps, err := webhook.ParseURLs(r.get("WEBHOOK_URLS"))
+	if err != nil {
+		r.fail("WEBHOOK_URLS", err)
+	}
+	w.Endpoints = eps
+	secret := strings.TrimSpace(r.get("WEBHOOK_SECRET"))
+	switch {
+	case len(eps) > 0 && secret == "":
+		r.fail("WEBHOOK_SECRET", errors.New("is not set; WEBHOOK_URLS needs it to sign events"))
+	case secret != "":
+		key, err := webhook.ParseSecret(secret)
+		if err != nil {
+			r.fail("WEBHOOK_SECRET", err)
+		}
+		w.Secret = key
+	}
+	for _, e := range strings.Split(r.str("WEBHOOK_EVENTS", strings.Join(webhook.Events, ",")), ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if e != webhook.EventFailed && e != webhook.EventRecovered {
+			r.fail("WEBHOOK_EVENTS", fmt.Errorf("%q is not connection.failed or connection.recovered", e))
+		}
+		w.Events = append(w.Events, e)
+	}
+	w.Concurrency = r.integer("WEBHOOK_CONCURRENCY", 4, 1, 1000)
+	w.Timeout = r.duration("WEBHOOK_TIMEOUT", 10*time.Second)
+	w.MaxRetry = r.integer("WEBHOOK_MAX_RETRY", 25, 0, 1000)
+	return w
 }

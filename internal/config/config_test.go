@@ -108,3 +108,44 @@ func TestRefresherSettings(t *testing.T) {
 		assert.Equal(t, tt.setting, se.Name, name)
 	}
 }
+
+func TestWebhookSettings(t *testing.T) {
+	t.Parallel()
+	r, err := config.LoadRefresher(env(nil))
+	require.NoError(t, err)
+	assert.Empty(t, r.Webhooks.Endpoints, "off by default")
+
+	r, err = config.LoadRefresher(env(map[string]string{
+		"WEBHOOK_URLS":   "https://hooks.example.com/a?token=url-secret , http://127.0.0.1:9000/b",
+		"WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"WEBHOOK_EVENTS": "connection.failed",
+	}))
+	require.NoError(t, err)
+	require.Len(t, r.Webhooks.Endpoints, 2)
+	assert.Equal(t, "http://127.0.0.1:9000/b", r.Webhooks.Endpoints[1].URL)
+	assert.Len(t, r.Webhooks.Secret, 24, "whsec_ is base64 of the key")
+	assert.Equal(t, []string{"connection.failed"}, r.Webhooks.Events)
+	assert.Equal(t, 4, r.Webhooks.Concurrency)
+	assert.Equal(t, 25, r.Webhooks.MaxRetry)
+	assert.Equal(t, 10*time.Second, r.Webhooks.Timeout)
+
+	for _, tc := range []struct {
+		kv      map[string]string
+		setting string
+	}{
+		{map[string]string{"WEBHOOK_URLS": "https://hooks.example.com/a"}, "WEBHOOK_SECRET"},
+		{map[string]string{"WEBHOOK_URLS": "https://h/a", "WEBHOOK_SECRET": "short-secret"}, "WEBHOOK_SECRET"},
+		{map[string]string{"WEBHOOK_URLS": "https://h/a", "WEBHOOK_SECRET": "whsec_!!!"}, "WEBHOOK_SECRET"},
+		{map[string]string{"WEBHOOK_URLS": "hooks.example.com/a?token=url-secret"}, "WEBHOOK_URLS"},
+		{map[string]string{"WEBHOOK_URLS": "https://u:url-secret@h/a"}, "WEBHOOK_URLS"},
+		{map[string]string{"WEBHOOK_EVENTS": "connection.deleted"}, "WEBHOOK_EVENTS"},
+	} {
+		_, err := config.LoadRefresher(env(tc.kv))
+		var se *config.SettingError
+		require.ErrorAs(t, err, &se, "%v", tc.kv)
+		assert.Equal(t, tc.setting, se.Name, "%v", tc.kv)
+		assert.NotContains(t, err.Error(), "url-secret")
+		assert.NotContains(t, err.Error(), "short-secret")
+		assert.NotContains(t, err.Error(), "\n")
+	}
+}

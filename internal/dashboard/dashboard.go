@@ -8,6 +8,7 @@ package dashboard
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
 // Path is where the refresher serves the dashboard.
@@ -103,10 +105,14 @@ func (d *Dashboard) authorized(r *http.Request) bool {
 // Close releases asynqmon's Redis connections.
 func (d *Dashboard) Close() error { return d.mon.Close() }
 
-// FormatPayload shows a refresh task's payload as its identifiers. Payloads
-// of other task types (another application sharing the Redis) are not
-// shown: nothing says they are free of secrets.
+// FormatPayload shows a refresh task's payload as its identifiers, and a
+// webhook delivery as its event and endpoint key. Payloads of other task
+// types (another application sharing the Redis) are not shown: nothing says
+// they are free of secrets.
 func FormatPayload(taskType string, payload []byte) string {
+	if taskType == webhook.TypeDeliver {
+		return formatDelivery(payload)
+	}
 	if taskType != task.TypeRefresh {
 		return fmt.Sprintf("%d-byte payload of task type %q (not shown)", len(payload), taskType)
 	}
@@ -136,6 +142,15 @@ func FormatResult(_ string, result []byte) string {
 		s += " (at " + f.At.UTC().Format(time.RFC3339) + ")"
 	}
 	return s
+}
+
+func formatDelivery(payload []byte) string {
+	var p webhook.Payload
+	var ev webhook.Event
+	if json.Unmarshal(payload, &p) != nil || json.Unmarshal(p.Event, &ev) != nil {
+		return fmt.Sprintf("malformed webhook delivery (%d bytes, not shown)", len(payload))
+	}
+	return fmt.Sprintf("%s · connection %d · event %s · endpoint %s", ev.Type, ev.Data.ConnectionID, ev.ID, p.Endpoint)
 }
 
 func expiry(t *time.Time) string {

@@ -38,6 +38,9 @@ func TestFormatPayload(t *testing.T) {
 		{"extra fields are never echoed", task.TypeRefresh, `{"connection_id":14,"integration_type":"16","password":"hunter2"}`,
 			"connection 14 · type 16 · due expiry never (no token yet)"},
 		{"malformed", task.TypeRefresh, `{"password":"hunter2"`, "malformed refresh payload (21 bytes, not shown)"},
+		{"webhook delivery", "webhook:deliver",
+			`{"endpoint":"0a1b2c3d4e5f","event":{"id":"msg_x","type":"connection.failed","data":{"connection_id":15,"reason":"r"},"password":"hunter2"}}`,
+			"connection.failed · connection 15 · event msg_x · endpoint 0a1b2c3d4e5f"},
 		{"another application's task", "email:send", `{"password":"hunter2"}`, `22-byte payload of task type "email:send" (not shown)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

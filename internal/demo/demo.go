@@ -25,6 +25,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/deploy"
 	"github.com/eshopbox/token-refresher/internal/demo/embedded"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
@@ -91,6 +92,8 @@ type Endpoints struct {
 	WMSDSN, IEDSN string
 	// MySQL and Redis are the embedded servers' host:port ("" on real servers).
 	MySQL, Redis string
+	// Webhooks is the demo's webhook receiver (README "Failure notifications").
+	Webhooks string
 }
 
 func (c *Config) defaults() {
@@ -224,7 +227,14 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 
 	tr := newTracker(conns, start, time.Now)
 	reg := metrics.NewRegistry()
-	handler := refresh.New(trackedStore{Store: store, t: tr}, providers, refresh.Config{Scheduler: queue}, log.Named("refresher"), metrics.NewRefresher(reg))
+	hooks, err := startWebhooks(srvCtx, rdb, cfg.Queue, log)
+	if err != nil {
+		return Status{}, err
+	}
+	defer hooks.server.Shutdown()
+	ep.Webhooks = hooks.url
+	handler := refresh.New(trackedStore{Store: store, t: tr}, lease.New(rdb, cfg.Queue, 0), providers,
+		refresh.Config{Notifier: hooks.notifier, Scheduler: queue}, log.Named("refresher"), metrics.NewRefresher(reg))
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
@@ -291,6 +301,14 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	}
 	for ctx.Err() == nil {
 		pollOnce()
+		for drained := false; !drained; {
+			select {
+			case r := <-hooks.got:
+				pr.event("%s  %s", clock(time.Since(start)), r.line())
+			default:
+				drained = true
+			}
+		}
 		pr.update(tr.status(), time.Now())
 		select {
 		case <-ctx.Done():
@@ -303,6 +321,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	stopScanner()
 	scanning.Wait()
 	srv.Shutdown()
+	handler.Wait(time.Minute) // a token obtained during the drain is still being written
 	drained = true
 	if err := tr.poll(context.Background(), queue, insp, ie); err != nil {
 		log.Warn("summary: cannot read the queue or the database", zap.Error(err))
@@ -353,6 +372,9 @@ func header(cfg Config, ep Endpoints, fellBack bool, conns []conn) {
 		fmt.Fprintln(w, "  Redis      the server of REDIS_URL")
 	}
 	fmt.Fprintf(w, "  sandbox    %s   the marketplace stand-in\n", ep.Sandbox)
+	if ep.Webhooks != "" {
+		fmt.Fprintf(w, "  webhooks   %s   a receiver checking each signature; events show below as they arrive\n", ep.Webhooks)
+	}
 	if cfg.LogsName != "" {
 		fmt.Fprintf(w, "  logs       %s\n", cfg.LogsName)
 	}

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -224,6 +225,7 @@ func TestRunOnRealServers(t *testing.T) {
 	_, conns, err := build(Kinds(), "http://sandbox", cfg.Timing)
 	require.NoError(t, err)
 
+	first := true // the second run's failures are already notified
 	runUntilRefreshed := func() (Status, string) {
 		var out syncBuffer
 		c := cfg
@@ -265,6 +267,12 @@ func TestRunOnRealServers(t *testing.T) {
 		testenv.Eventually(t, 30*time.Second, "the six failures shown", func() bool {
 			return strings.Contains(out.String(), "failed 6")
 		})
+		if first {
+			testenv.Eventually(t, 30*time.Second, "their six webhook events received", func() bool {
+				return strings.Count(out.String(), "webhook received: connection.failed") == 6
+			})
+		}
+		first = false
 		cancel()
 		r := <-done
 		require.NoError(t, r.err)
@@ -273,6 +281,11 @@ func TestRunOnRealServers(t *testing.T) {
 
 	st, out := runUntilRefreshed()
 	assert.Contains(t, out, "the servers of WMS_DB_DSN and IE_DB_DSN")
+	for _, c := range conns {
+		if c.Want == WantRejected || c.Want == WantMalformed {
+			assert.Contains(t, out, fmt.Sprintf("webhook received: connection.failed for connection %d (%s), signature verified", c.ID, c.Kind))
+		}
+	}
 	checkFinal := func(st Status) {
 		t.Helper()
 		// At least once each: a slow machine may see a token come due again.

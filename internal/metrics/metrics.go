@@ -136,7 +136,7 @@ func (m *Refresher) ShortLifetime(kind string) { m.short.WithLabelValues(kind).I
 func (m *Refresher) Attempted(kind string, o refresh.Outcome, took, remaining time.Duration, hadToken bool) {
 	m.attempts.WithLabelValues(kind, string(o)).Inc()
 	m.duration.WithLabelValues(kind).Observe(took.Seconds())
-	if hadToken && o != refresh.NotDue && o != refresh.Inactive {
+	if hadToken && o != refresh.NotDue && o != refresh.Inactive && o != refresh.Satisfied {
 		m.remaining.WithLabelValues(kind).Observe(remaining.Seconds())
 	}
 }

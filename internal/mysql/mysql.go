@@ -328,12 +328,24 @@ func (s *Store) Load(ctx context.Context, id int64) (token.Connection, error) {
 	return c, nil
 }
 
-// Save writes a renewed token to exactly the row it was obtained for. The
-// write only happens if the row still holds the expiry and refresh token
-// that were read with it: a duplicate or late worker, or a second refresh
-// that raced this one, finds the row changed and gets token.ErrStale, so a
-// newer token is never overwritten with an older one and a rotated refresh
-// token is never lost. An empty refresh token in t keeps the stored one.
+// Save writes a renewed token to exactly the row it was obtained for,
+// guarded so that the newest-issued token wins whichever write lands last.
+// The write goes through when the row still holds the expiry and refresh
+// token read with it (the usual case, one refresh at a time under the
+// connection's lease), or when the row holds an older token than t: no
+// token, or an expiry earlier than t's. Otherwise it returns token.ErrStale
+// and writes nothing: a late or duplicate worker never overwrites a newer
+// token with an older one, and a rotated refresh token stored by a newer
+// refresh is never replaced by an older one.
+//
+// Issuance order is read from the expiry, because the data contract's table
+// has no issued-at column: a stored expiry is obtained-at (taken before the
+// call, to the second) plus the token's lifetime, so for one marketplace a
+// later call's token expires later. Two tokens whose expiries fall in the
+// same second are a tie, and the row keeps the one it holds.
+//
+// An empty refresh token in t keeps the stored one. The expiry is written in
+// the store's zone (Options.Location), to the second.
 func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) error {
 	if t.AccessToken == "" || t.ExpiresAt.IsZero() {
 		return errors.New("refusing to store a token without an access token or expiry")
@@ -344,16 +356,18 @@ func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) 
 	if read.ExpiresAt != nil {
 		prevExpiry = *read.ExpiresAt
 	}
+	expiry := t.ExpiresAt.Truncate(time.Second)
 	res, err := s.ie.ExecContext(ctx, `
 		UPDATE ie_appinstall_connection
 		SET accessToken = ?,
 		    refreshToken = COALESCE(NULLIF(?, ''), refreshToken),
 		    accessTokenExpiryAt = ?
 		WHERE id = ? AND isActive = 'active'
-		  AND accessTokenExpiryAt <=> ?
-		  AND COALESCE(refreshToken, '') = ?`,
-		t.AccessToken, t.RefreshToken, t.ExpiresAt.Truncate(time.Second),
-		read.ID, prevExpiry, read.RefreshToken)
+		  AND ((accessTokenExpiryAt <=> ? AND COALESCE(refreshToken, '') = ?)
+		       OR accessTokenExpiryAt IS NULL
+		       OR accessTokenExpiryAt < ?)`,
+		t.AccessToken, t.RefreshToken, expiry,
+		read.ID, prevExpiry, read.RefreshToken, expiry)
 	if err != nil {
 		return fmt.Errorf("store token of connection %d: %w", read.ID, valueFree(err))
 	}

@@ -141,7 +141,9 @@ func TestZeroDateIsDueAndSavable(t *testing.T) {
 }
 
 // TestSaveIsGuarded: two workers that read the same row and both obtained a
-// token: the first write wins, the second is stale and changes nothing.
+// token: the newest-issued token wins whichever write lands last. An older
+// token written after a newer one is stale and changes nothing; a newer one
+// replaces an older one stored meanwhile; a tie keeps the row.
 func TestSaveIsGuarded(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
@@ -160,7 +162,11 @@ func TestSaveIsGuarded(t *testing.T) {
 
 	exp1 := time.Now().UTC().Add(30 * time.Minute).Truncate(time.Second)
 	require.NoError(t, s.Save(ctx, a, token.Token{AccessToken: "AT1", RefreshToken: "RT1", ExpiresAt: exp1}))
-	err = s.Save(ctx, b, token.Token{AccessToken: "AT2", RefreshToken: "RT2", ExpiresAt: exp1.Add(time.Second)})
+	// b's token was issued a second before a's: it lands late and is stale.
+	err = s.Save(ctx, b, token.Token{AccessToken: "AT-older", RefreshToken: "RT-older", ExpiresAt: exp1.Add(-time.Second)})
+	assert.ErrorIs(t, err, token.ErrStale)
+	// The same second is a tie: the row keeps what it holds.
+	err = s.Save(ctx, b, token.Token{AccessToken: "AT-tie", RefreshToken: "RT-tie", ExpiresAt: exp1})
 	assert.ErrorIs(t, err, token.ErrStale)
 
 	row := env.Get(t, 1)
@@ -169,13 +175,21 @@ func TestSaveIsGuarded(t *testing.T) {
 	assert.True(t, exp1.Equal(*row.ExpiresAt))
 	assert.Equal(t, "other", *env.Get(t, 2).AccessToken, "exactly one row is written")
 
+	// b's token issued after a's replaces it although b read the row before
+	// a stored: newest issued wins.
+	require.NoError(t, s.Save(ctx, b, token.Token{AccessToken: "AT2", RefreshToken: "RT2", ExpiresAt: exp1.Add(time.Second)}))
+	row = env.Get(t, 1)
+	assert.Equal(t, "AT2", *row.AccessToken)
+	assert.Equal(t, "RT2", *row.RefreshToken)
+	exp1 = exp1.Add(time.Second)
+
 	// No refresh token in the answer keeps the stored one.
 	c, err := s.Load(ctx, 1)
 	require.NoError(t, err)
 	require.NoError(t, s.Save(ctx, c, token.Token{AccessToken: "AT3", ExpiresAt: exp1.Add(time.Minute)}))
 	row = env.Get(t, 1)
 	assert.Equal(t, "AT3", *row.AccessToken)
-	assert.Equal(t, "RT1", *row.RefreshToken)
+	assert.Equal(t, "RT2", *row.RefreshToken)
 
 	// A token without an access token is never written.
 	c, err = s.Load(ctx, 1)
@@ -210,8 +224,9 @@ func TestSaveOddCharacters(t *testing.T) {
 	assert.Equal(t, odd+"R", *row.RefreshToken)
 	assert.Equal(t, "other", *env.Get(t, 2).AccessToken, "exactly one row is written")
 
-	// The guard compares the odd refresh token too: a stale read fails.
-	assert.ErrorIs(t, s.Save(ctx, c, token.Token{AccessToken: "late", ExpiresAt: exp.Add(time.Second)}), token.ErrStale)
+	// The guard compares the odd refresh token too: a stale read of an
+	// older token fails.
+	assert.ErrorIs(t, s.Save(ctx, c, token.Token{AccessToken: "late", ExpiresAt: exp.Add(-time.Second)}), token.ErrStale)
 }
 
 func TestLoadInactiveIsNotFound(t *testing.T) {

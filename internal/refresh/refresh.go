@@ -1,10 +1,13 @@
 // Package refresh is the asynq handler of a refresh task: load the
-// connection, skip it if it is no longer due, wait for the marketplace's
+// connection, skip it if it is no longer due, take the connection's lease
+// (at most one marketplace call per connection in flight, fleet-wide:
+// internal/lease), read it again under the lease, wait for the marketplace's
 // circuit breaker and fleet-wide rate limit, call it, store the new token
 // with a guarded write, and classify what went wrong as permanent (archived
 // with a reason, not retried in a loop), transient (retried with backoff
-// until it heals) or deferred (waiting for the breaker or a rate slot: put
-// back without counting as a failure).
+// until it heals) or deferred (another refresh of the connection in flight,
+// the breaker open or no rate slot: put back without counting as a
+// failure).
 package refresh
 
 import (
@@ -19,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -53,8 +57,8 @@ type Provider struct {
 }
 
 // DeferredError is the error of an attempt that made no marketplace call because
-// the marketplace's circuit breaker is open or its rate limit has no slot
-// soon. It is not a failure (IsFailure): asynq puts the task back for After
+// another refresh of the connection holds its lease, the marketplace's
+// circuit breaker is open or its rate limit has no slot soon. It is not a failure (IsFailure): asynq puts the task back for After
 // without spending a retry, and RetryDelay honours After.
 type DeferredError struct {
 	Reason string
@@ -75,6 +79,12 @@ func (e *expiringError) Error() string { return e.err.Error() }
 
 func (e *expiringError) Unwrap() error { return e.err }
 
+// BusyRecheck is how soon a task that found its connection's lease taken
+// looks again: short, because the other refresh usually ends within a
+// marketplace call, and cheap (one Redis round trip and one primary-key
+// read), because the wait spends no retry.
+const BusyRecheck = time.Second
+
 // IsFailure is asynq's Config.IsFailure: a deferred attempt is not a failure.
 func IsFailure(err error) bool {
 	var d *DeferredError
@@ -90,7 +100,9 @@ const (
 	Refreshed  Outcome = "refreshed"   // new token stored
 	NotDue     Outcome = "not_due"     // refreshed meanwhile: no call made
 	Inactive   Outcome = "inactive"    // gone or deactivated: no call made
-	Stale      Outcome = "stale"       // another worker stored a newer token first
+	Stale      Outcome = "stale"       // another path stored a newer token first (or rotated the refresh token refused)
+	Satisfied  Outcome = "satisfied"   // on demand: a refresh completed after the request; no call made
+	Busy       Outcome = "busy"        // another refresh of the connection holds its lease: put back, not a failure
 	Permanent  Outcome = "permanent"   // rejected credentials, malformed inputFields
 	Transient  Outcome = "transient"   // marketplace or network trouble; retried
 	Unusable   Outcome = "unusable"    // an answer the product cannot place; retried, backoff growing to hours
@@ -105,8 +117,19 @@ type Observer interface {
 	Attempted(kind string, o Outcome, took time.Duration, remaining time.Duration, hadToken bool)
 }
 
+// Notifier hears of each permanent failure where it is recorded, and of
+// each stored token (internal/webhook turns them into events on state
+// changes). Its calls must not fail the refresh: they log their own errors.
+type Notifier interface {
+	Failed(ctx context.Context, connectionID int64, integrationType, kind, reason string)
+	Refreshed(ctx context.Context, connectionID int64, integrationType, kind string)
+}
+
 // Config of a handler.
 type Config struct {
+	// Notifier is told of permanent failures and stored tokens; nil: no
+	// one is.
+	Notifier Notifier
 	// SaveRetryFor is how long a failed write of a token already obtained
 	// is retried in place before the attempt gives up (default 30s). The
 	// token in hand may be the only valid one (a rotated refresh token), so
@@ -129,6 +152,8 @@ type Config struct {
 // Handler processes refresh tasks.
 type Handler struct {
 	store     Store
+	leases    *lease.Manager
+	writes    atomic.Int64 // token writes in progress (Wait)
 	providers map[string]Provider
 	waiting   map[string]*atomic.Int64 // workers waiting for a rate slot, by integration type
 	cfg       Config
@@ -138,9 +163,10 @@ type Handler struct {
 
 var _ asynq.Handler = (*Handler)(nil)
 
-// New returns a handler. providers is keyed by integration type; obs may be
-// nil.
-func New(store Store, providers map[string]Provider, cfg Config, log *zap.Logger, obs Observer) *Handler {
+// New returns a handler. leases is the fleet-wide per-connection exclusion
+// (required: every refresher replica sharing a queue must use the same Redis
+// and namespace); providers is keyed by integration type; obs may be nil.
+func New(store Store, leases *lease.Manager, providers map[string]Provider, cfg Config, log *zap.Logger, obs Observer) *Handler {
 	if cfg.SaveRetryFor <= 0 {
 		cfg.SaveRetryFor = 30 * time.Second
 	}
@@ -154,7 +180,23 @@ func New(store Store, providers map[string]Provider, cfg Config, log *zap.Logger
 	for it := range providers {
 		waiting[it] = new(atomic.Int64)
 	}
-	return &Handler{store: store, providers: providers, waiting: waiting, cfg: cfg, log: log, obs: obs}
+	return &Handler{store: store, leases: leases, providers: providers, waiting: waiting, cfg: cfg, log: log, obs: obs}
+}
+
+// Wait blocks until the token writes in progress end, or timeout passes.
+// A write outlives its task's context (a token in hand is stored even when
+// the task's deadline or the shutdown's DRAIN_TIMEOUT cancels the task), so
+// a process that stops calls Wait after the asynq server's Shutdown and
+// before it exits. It reports whether every write ended.
+func (h *Handler) Wait(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for h.writes.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 // ProcessTask implements asynq.Handler.
@@ -188,18 +230,26 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if h.obs != nil {
 		// A deferred attempt made no call: the lifetime left is observed
 		// when the refresh really starts, not at every deferral.
-		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken && o != Deferred)
+		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken && o != Deferred && o != Busy)
 	}
 	fields := []zap.Field{zap.String("outcome", string(o)), zap.Duration("duration", took)}
+	if n := h.cfg.Notifier; n != nil {
+		switch o {
+		case Refreshed:
+			n.Refreshed(ctx, p.ConnectionID, p.IntegrationType, prov.Kind)
+		case Permanent:
+			n.Failed(ctx, p.ConnectionID, p.IntegrationType, prov.Kind, err.Error())
+		}
+	}
 	switch o {
-	case Refreshed, NotDue, Inactive, Stale:
+	case Refreshed, NotDue, Inactive, Stale, Satisfied:
 		log.Info("refresh done", fields...)
 		return nil
 	case Permanent:
 		log.Error("refresh failed permanently; not retried until credentials change, the cooldown ends or an operator retries",
 			append(fields, zap.String("reason", err.Error()))...)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	case Deferred:
+	case Deferred, Busy:
 		log.Debug("refresh deferred; not a failure", append(fields, zap.String("reason", err.Error()))...)
 		return err
 	default:
@@ -216,23 +266,38 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, prov Provider) (Outcome, time.Duration, bool, error) {
-	c, err := h.store.Load(ctx, p.ConnectionID)
-	if errors.Is(err, token.ErrNotFound) {
-		return Inactive, 0, false, nil
+	// A first read without the lease settles most duplicates (a task whose
+	// connection was refreshed meanwhile) with no Redis round trip.
+	c, o, err := h.load(ctx, p, prov)
+	remaining, hadToken := lifetimeLeft(c, h.cfg.Now())
+	if o != "" {
+		return o, remaining, hadToken, err
 	}
+
+	holder, _ := asynq.GetTaskID(ctx)
+	held, err := h.leases.Acquire(ctx, p.ConnectionID, holder)
 	if err != nil {
-		return StoreError, 0, false, err
+		var busy *lease.BusyError
+		if errors.As(err, &busy) {
+			// Waiting for another path's refresh spends no retry and
+			// records no failure. The holder's lease is renewed while it
+			// works, so its time left says little about when it ends:
+			// look again within BusyRecheck (sooner if the lease runs
+			// out sooner); the read under the lease then finds the
+			// token it stored, or the lease of a dead holder gone.
+			return Busy, remaining, hadToken, &DeferredError{Reason: busy.Error(),
+				After: min(max(busy.Remaining, 100*time.Millisecond), BusyRecheck)}
+		}
+		return Transient, remaining, hadToken, token.Transient("connection lease unavailable (Redis): no call made")
 	}
-	c.IntegrationType = p.IntegrationType
-	now := h.cfg.Now()
-	var remaining time.Duration
-	hadToken := c.ExpiresAt != nil && !c.ExpiresAt.IsZero()
-	if hadToken {
-		remaining = c.ExpiresAt.Sub(now)
-	}
-	if !p.Forced && (movedOn(p.DueExpiry, c.ExpiresAt) ||
-		!h.due(ctx, c, now, prov.RefreshBefore)) {
-		return NotDue, remaining, hadToken, nil
+	defer held.Release()
+
+	// Read again under the lease: the previous holder may have stored a
+	// token between the first read and the lease.
+	c, o, err = h.load(ctx, p, prov)
+	remaining, hadToken = lifetimeLeft(c, h.cfg.Now())
+	if o != "" {
+		return o, remaining, hadToken, err
 	}
 
 	report, err := h.admit(ctx, p.IntegrationType, prov)
@@ -248,6 +313,12 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	report(breakerResult(ctx, err))
 	if err != nil {
 		if token.IsPermanent(err) {
+			if h.changedSince(ctx, c) {
+				// The refusal is of credentials another path (a worker
+				// past an expired lease, the seller re-authorizing)
+				// replaced meanwhile: the connection is fine.
+				return Stale, remaining, hadToken, nil
+			}
 			h.recordFailure(t, err.Error(), &c)
 			return Permanent, remaining, hadToken, err
 		}
@@ -265,6 +336,10 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	if tok.AccessToken == "" || tok.ExpiresAt.IsZero() {
 		return Transient, remaining, hadToken, token.Transient("%s returned no usable token", prov.Kind)
 	}
+	if held.Lost() {
+		h.log.Warn("the connection's lease expired during the call; the guarded write decides what is stored",
+			zap.Int64("connection_id", c.ID))
+	}
 
 	err = h.save(ctx, c, tok)
 	switch {
@@ -276,6 +351,66 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	default:
 		return StoreError, remaining, hadToken, err
 	}
+}
+
+// load reads the connection and decides whether it still needs a call. It
+// returns a non-empty outcome when it does not (or cannot be read).
+//
+// A scanned task needs a call while the connection is due. An on-demand
+// (forced) task is satisfied by any refresh that completed after it was
+// accepted: its payload holds the expiry the API read, so a stored expiry
+// that differs from it is a token stored since, and no call is made.
+func (h *Handler) load(ctx context.Context, p task.Payload, prov Provider) (token.Connection, Outcome, error) {
+	c, err := h.store.Load(ctx, p.ConnectionID)
+	if errors.Is(err, token.ErrNotFound) {
+		return c, Inactive, nil
+	}
+	if err != nil {
+		return c, StoreError, err
+	}
+	c.IntegrationType = p.IntegrationType
+	if p.Forced {
+		if !sameExpiry(c.ExpiresAt, p.DueExpiry) {
+			return c, Satisfied, nil
+		}
+		return c, "", nil
+	}
+	if movedOn(p.DueExpiry, c.ExpiresAt) || !h.due(ctx, c, h.cfg.Now(), prov.RefreshBefore) {
+		return c, NotDue, nil
+	}
+	return c, "", nil
+}
+
+// lifetimeLeft is the stored token's lifetime left at now (negative:
+// expired), and whether there is a token.
+func lifetimeLeft(c token.Connection, now time.Time) (time.Duration, bool) {
+	if c.ExpiresAt == nil || c.ExpiresAt.IsZero() {
+		return 0, false
+	}
+	return c.ExpiresAt.Sub(now), true
+}
+
+// sameExpiry compares two stored expiries to the second (a DATETIME has no
+// fraction); nil and the zero time both mean "no token".
+func sameExpiry(a, b *time.Time) bool {
+	aNone, bNone := a == nil || a.IsZero(), b == nil || b.IsZero()
+	if aNone || bNone {
+		return aNone == bNone
+	}
+	return a.Truncate(time.Second).Equal(b.Truncate(time.Second))
+}
+
+// changedSince reports whether the row no longer holds the refresh token or
+// expiry read in c. A read that fails says nothing, and the refusal stands.
+func (h *Handler) changedSince(ctx context.Context, c token.Connection) bool {
+	now, err := h.store.Load(context.WithoutCancel(ctx), c.ID)
+	if errors.Is(err, token.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	return now.RefreshToken != c.RefreshToken || !sameExpiry(now.ExpiresAt, c.ExpiresAt)
 }
 
 // admit holds the call back while the marketplace's breaker is open, and
@@ -363,13 +498,23 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 
 // save retries a failing write with backoff for up to SaveRetryFor: the new
 // token is already issued, and calling the marketplace again costs more than
-// waiting for the database.
+// waiting for the database. The write is detached from ctx's cancellation
+// (a task deadline, DRAIN_TIMEOUT on SIGTERM) and bounded by SaveRetryFor
+// instead: a token in hand, above all a rotated refresh token that may be
+// the connection's only valid credential, is stored. Wait lets the process
+// see it through before exiting.
 func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Token) error {
-	deadline := time.Now().Add(h.cfg.SaveRetryFor)
+	h.writes.Add(1)
+	defer h.writes.Add(-1)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SaveRetryFor)
+	defer cancel()
 	delay := 100 * time.Millisecond
 	for {
 		err := h.store.Save(ctx, read, tok)
-		if err == nil || errors.Is(err, token.ErrStale) || time.Now().Add(delay).After(deadline) {
+		if err == nil || errors.Is(err, token.ErrStale) {
+			return err
+		}
+		if dl, _ := ctx.Deadline(); time.Now().Add(delay).After(dl) {
 			return err
 		}
 		h.log.Warn("storing the new token failed; retrying the write",

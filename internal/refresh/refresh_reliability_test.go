@@ -16,6 +16,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
@@ -72,16 +73,20 @@ func setup(t *testing.T, limiter Limiter, cfg Config) *bundle {
 		}},
 		breaker: breaker.New(breaker.Config{Failures: 2, Cooldown: time.Minute}),
 	}
-	b.handler = New(b.store, map[string]Provider{"16": {
+	b.handler = New(b.store, testenv.Leases(t), map[string]Provider{"16": {
 		Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: b.provider,
 		CallTimeout: time.Second, Limiter: limiter, Breaker: b.breaker,
 	}}, cfg, zap.NewNop(), nil)
 	return b
 }
 
-func refreshTask(t *testing.T) *asynq.Task {
+func refreshTask(t *testing.T) *asynq.Task { return refreshTaskOf(t, 7) }
+
+// refreshTaskOf is the task of another connection: connections have leases
+// of their own, so tasks of different ones run side by side.
+func refreshTaskOf(t *testing.T, connectionID int64) *asynq.Task {
 	t.Helper()
-	payload, err := json.Marshal(task.Payload{ConnectionID: 7, IntegrationType: "16"})
+	payload, err := json.Marshal(task.Payload{ConnectionID: connectionID, IntegrationType: "16"})
 	require.NoError(t, err)
 	return asynq.NewTask(task.TypeRefresh, payload)
 }
@@ -205,8 +210,8 @@ func TestRateLimitCapsWaitingWorkers(t *testing.T) {
 	b := setup(t, lim, Config{RateWait: time.Second})
 	// 2/s × 1s: two workers may wait; a third is deferred at once.
 	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() { assert.NoError(t, b.handler.ProcessTask(context.Background(), refreshTask(t))) })
+	for i := range 2 {
+		wg.Go(func() { assert.NoError(t, b.handler.ProcessTask(context.Background(), refreshTaskOf(t, int64(100+i)))) })
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for waiting.Load() < 2 && time.Now().Before(deadline) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
@@ -49,8 +50,8 @@ func newTask(t *testing.T, p task.Payload) *asynq.Task {
 	return asynq.NewTask(task.TypeRefresh, b)
 }
 
-func handler(store *fakeStore, prov *fakeProvider) *refresh.Handler {
-	return refresh.New(store, map[string]refresh.Provider{
+func handler(t testing.TB, store *fakeStore, prov *fakeProvider) *refresh.Handler {
+	return refresh.New(store, testenv.Leases(t), map[string]refresh.Provider{
 		"16": {Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: prov},
 	}, refresh.Config{SaveRetryFor: 2 * time.Second, Now: func() time.Time { return now }}, zap.NewNop(), nil)
 }
@@ -81,8 +82,13 @@ func TestHandler(t *testing.T) {
 			refresh: good, wantCalls: 1, wantSaves: 1},
 		{name: "refreshed meanwhile: no call", load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil },
 			refresh: good, wantCalls: 0},
-		{name: "forced: called although not due", payload: task.Payload{Forced: true},
+		{name: "forced: called although not due", payload: task.Payload{Forced: true, DueExpiry: conn(25 * time.Minute).ExpiresAt},
 			load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil }, refresh: good, wantCalls: 1, wantSaves: 1},
+		{name: "forced: a token stored since the request satisfies it, no call", payload: task.Payload{Forced: true, DueExpiry: conn(time.Minute).ExpiresAt},
+			load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil }, refresh: good},
+		{name: "forced, never generated: called", payload: task.Payload{Forced: true},
+			load:    func(int64) (token.Connection, error) { return token.Connection{ID: 11, InputFields: []byte(`{}`)}, nil },
+			refresh: good, wantCalls: 1, wantSaves: 1},
 		{name: "inactive: done without a call", load: func(int64) (token.Connection, error) { return token.Connection{}, token.ErrNotFound },
 			refresh: good},
 		{name: "database down on load: retried", load: func(int64) (token.Connection, error) { return token.Connection{}, errors.New("bad connection") },
@@ -130,7 +136,7 @@ func TestHandler(t *testing.T) {
 			if p.IntegrationType == "" {
 				p.IntegrationType = "16"
 			}
-			err := handler(store, prov).ProcessTask(context.Background(), newTask(t, p))
+			err := handler(t, store, prov).ProcessTask(context.Background(), newTask(t, p))
 			assert.Equal(t, tt.wantCalls, prov.calls.Load(), "marketplace calls")
 			assert.Equal(t, tt.wantSaves, saves.Load(), "writes")
 			if tt.wantErr == "" {
@@ -160,7 +166,7 @@ func TestSaveRetriedInPlace(t *testing.T) {
 		},
 	}
 	prov := &fakeProvider{RefreshFunc: good}
-	err := handler(store, prov).ProcessTask(context.Background(), newTask(t, task.Payload{ConnectionID: 11, IntegrationType: "16"}))
+	err := handler(t, store, prov).ProcessTask(context.Background(), newTask(t, task.Payload{ConnectionID: 11, IntegrationType: "16"}))
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), saves.Load())
 	assert.Equal(t, int32(1), prov.calls.Load())
@@ -168,7 +174,7 @@ func TestSaveRetriedInPlace(t *testing.T) {
 
 func TestBadPayloadIsNotRetried(t *testing.T) {
 	t.Parallel()
-	h := handler(&fakeStore{}, &fakeProvider{})
+	h := handler(t, &fakeStore{}, &fakeProvider{})
 	err := h.ProcessTask(context.Background(), asynq.NewTask(task.TypeRefresh, []byte(`{"connection_id":"x"`)))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, asynq.SkipRetry)

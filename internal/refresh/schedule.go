@@ -80,7 +80,7 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 	if taskExpiry == nil || taskExpiry.IsZero() {
 		return false
 	}
-	return rowExpiry == nil || rowExpiry.Unix() != taskExpiry.Unix()
+	return !sameExpiry(taskExpiry, rowExpiry)
 }
 
 // scheduleNext schedules the refresh of a token just stored, a share of its

@@ -7,6 +7,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -49,6 +50,11 @@ type Faults struct {
 	// OAuthExpiresIn is the expires_in of OAuth answers, in seconds
 	// (default 3600).
 	OAuthExpiresIn int `json:"oauth_expires_in"`
+	// ReuseDetection makes the OAuth flow treat a rotated-away refresh
+	// token presented after its grace as a stolen one (RFC 9700 §4.14.2,
+	// as ory/fosite does): the whole token family of its subject is
+	// revoked, the live refresh token and the access tokens included.
+	ReuseDetection bool `json:"reuse_detection"`
 	// OAuthExpiresInBy sets OAuthExpiresIn per subject (the seller a
 	// refresh token stands for): a marketplace issuing short tokens to
 	// some sellers.
@@ -173,6 +179,13 @@ type Stats struct {
 	PeakInAnySecond int `json:"peak_in_any_second"`
 	// InFlight is how many calls are being answered now.
 	InFlight int `json:"in_flight"`
+	// PeakInFlightPerUser is the most calls of one username (OAuth: one
+	// subject) answered at the same moment: 1 when nothing ever called
+	// twice at once for one seller.
+	PeakInFlightPerUser int `json:"peak_in_flight_per_user"`
+	// FamiliesRevoked counts OAuth token families revoked for reuse
+	// (Faults.ReuseDetection).
+	FamiliesRevoked int `json:"families_revoked"`
 }
 
 // Server is the sandbox marketplace.
@@ -182,7 +195,10 @@ type Server struct {
 	clients map[string]string // OAuth client id → secret
 	grants  map[string]*grant // OAuth refresh token → what it grants
 	faults  Faults
-	calls   map[string]int // by username (OAuth: subject)
+	calls   map[string]int         // by username (OAuth: subject)
+	userIn  map[string]int         // calls being answered, by username
+	gens    map[string]*Generation // latest issuance by username
+	seq     map[string]int         // access token → its issuance number for its username
 	issued  map[string]string
 	stats   Stats
 	second  int64
@@ -198,6 +214,25 @@ type grant struct {
 	// until is when a rotated-away token stops being accepted; zero while
 	// the token is current.
 	until time.Time
+	// revoked is set when the token's family was revoked for reuse.
+	revoked bool
+}
+
+// revokeFamily revokes every refresh token and access token of subject: a
+// reused refresh token means one of them leaked (RFC 9700 §4.14.2). The
+// caller holds s.mu.
+func (s *Server) revokeFamily(subject string) {
+	s.stats.FamiliesRevoked++
+	for _, g := range s.grants {
+		if g.subject == subject {
+			g.revoked = true
+		}
+	}
+	for tok, owner := range s.issued {
+		if owner == subject {
+			delete(s.issued, tok)
+		}
+	}
 }
 
 // New returns a sandbox knowing the seed sellers and the default OAuth
@@ -208,6 +243,9 @@ func New() *Server {
 		clients: map[string]string{DefaultClientID: DefaultClientSecret},
 		grants:  map[string]*grant{},
 		calls:   map[string]int{},
+		userIn:  map[string]int{},
+		gens:    map[string]*Generation{},
+		seq:     map[string]int{},
 		issued:  map[string]string{},
 		stats:   Stats{ByFlow: map[string]int{}},
 		now:     time.Now,
@@ -310,6 +348,7 @@ func (s *Server) IssuedTo(accessToken string) (string, bool) {
 //	GET  /_sandbox/stats     the counters
 //	GET  /_sandbox/calls     token calls by username
 //	POST /_sandbox/owners    JSON array of access tokens → {token: username} of those it issued
+//	POST /_sandbox/generations  JSON array of access tokens → Generations (issuance order)
 //	POST /_sandbox/sellers   register {username,password}
 //	POST /_sandbox/oauth/clients         register {client_id,client_secret}
 //	POST /_sandbox/oauth/refresh_tokens  register {client_id,subject,refresh_token}
@@ -375,6 +414,14 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, owners)
 	})
+	mux.HandleFunc("POST /_sandbox/generations", func(w http.ResponseWriter, r *http.Request) {
+		var tokens []string
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<24)).Decode(&tokens); err != nil {
+			http.Error(w, "want a JSON array of access tokens", http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.GenerationsOf(tokens))
+	})
 	mux.HandleFunc("POST /_sandbox/sellers", func(w http.ResponseWriter, r *http.Request) {
 		var c struct{ Username, Password string }
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&c); err != nil || c.Username == "" || c.Password == "" {
@@ -395,6 +442,15 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, flow, username st
 	s.stats.ByFlow[flow]++
 	if username != "" {
 		s.calls[username]++
+		s.userIn[username]++
+		s.stats.PeakInFlightPerUser = max(s.stats.PeakInFlightPerUser, s.userIn[username])
+		// The request's context ends when its handler returns: the call
+		// is answered (or abandoned) then.
+		context.AfterFunc(r.Context(), func() {
+			s.mu.Lock()
+			s.userIn[username]--
+			s.mu.Unlock()
+		})
 	}
 	now := time.Now().Unix()
 	if now != s.second {
@@ -589,10 +645,68 @@ func (s *Server) accepts(username, password string) bool {
 func (s *Server) issue(prefix, username string) string {
 	tok := randomToken(prefix)
 	s.mu.Lock()
-	s.issued[tok] = username
-	s.stats.Issued++
+	s.noteIssued(tok, username)
 	s.mu.Unlock()
 	return tok
+}
+
+// noteIssued remembers an access token issued to username, numbered in the
+// order of issuance. The caller holds s.mu.
+func (s *Server) noteIssued(tok, username string) {
+	s.issued[tok] = username
+	s.stats.Issued++
+	g := s.gens[username]
+	if g == nil {
+		g = &Generation{}
+		s.gens[username] = g
+	}
+	g.Issued++
+	g.LastAt = time.Now()
+	s.seq[tok] = g.Issued
+}
+
+// Generation is what the sandbox issued to one username (OAuth: subject).
+type Generation struct {
+	// Issued counts the access tokens issued; the latest is number Issued.
+	Issued int `json:"issued"`
+	// LastAt is when the latest was issued.
+	LastAt time.Time `json:"last_at"`
+	// InFlight is how many calls of the username are being answered.
+	InFlight int `json:"in_flight"`
+}
+
+// Generations tells, for each access token it issued, its username and its
+// number in that username's issuance order (1 is the first), and for each
+// of those usernames what was issued so far: a token whose number is below
+// its username's Issued is an older one than the marketplace already
+// issued.
+type Generations struct {
+	Tokens map[string]IssuedToken `json:"tokens"`
+	Users  map[string]Generation  `json:"users"`
+}
+
+// IssuedToken is one access token's owner and issuance number.
+type IssuedToken struct {
+	User string `json:"user"`
+	Seq  int    `json:"seq"`
+}
+
+// GenerationsOf answers Generations for tokens (unknown ones are left out).
+func (s *Server) GenerationsOf(tokens []string) Generations {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Generations{Tokens: map[string]IssuedToken{}, Users: map[string]Generation{}}
+	for _, t := range tokens {
+		u, ok := s.issued[t]
+		if !ok {
+			continue
+		}
+		out.Tokens[t] = IssuedToken{User: u, Seq: s.seq[t]}
+		if g := s.gens[u]; g != nil {
+			out.Users[u] = Generation{Issued: g.Issued, LastAt: g.LastAt, InFlight: s.userIn[u]}
+		}
+	}
+	return out
 }
 
 func (s *Server) reject() {
@@ -753,8 +867,15 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 		s.stats.Rejected++
 		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client")
 		return
+	case g.revoked:
+		s.stats.Rejected++
+		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was revoked")
+		return
 	case !s.current(g):
 		s.stats.Rejected++
+		if s.faults.ReuseDetection {
+			s.revokeFamily(g.subject)
+		}
 		oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was rotated and its grace period is over")
 		return
 	}
@@ -762,8 +883,7 @@ func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	s.grants[req.RefreshToken] = g
 
 	access := randomToken("oauth-at-")
-	s.issued[access] = g.subject
-	s.stats.Issued++
+	s.noteIssued(access, g.subject)
 	expiresIn := s.faults.OAuthExpiresIn
 	if by, ok := s.faults.OAuthExpiresInBy[g.subject]; ok {
 		expiresIn = by
@@ -807,7 +927,7 @@ func (s *Server) lookup(refreshToken string) *grant {
 // current reports whether a grant is still accepted: never rotated, or
 // rotated less than its grace ago. The caller holds s.mu.
 func (s *Server) current(g *grant) bool {
-	return g.until.IsZero() || s.now().Before(g.until)
+	return !g.revoked && (g.until.IsZero() || s.now().Before(g.until))
 }
 
 func randomToken(prefix string) string {

@@ -308,3 +308,61 @@ func issued(a answer) string {
 	}
 	return a.str("accessToken") + a.str("access_token")
 }
+
+// TestOAuthReuseDetection: with ReuseDetection, presenting a rotated-away
+// refresh token revokes the whole family: the live refresh token and the
+// access tokens issued to the subject (RFC 9700 §4.14.2).
+func TestOAuthReuseDetection(t *testing.T) {
+	t.Parallel()
+	s, srv, _ := start(t)
+	s.SetFaults(Faults{Rotate: true, ReuseDetection: true})
+	rt1 := RefreshToken("seller-family")
+	a := refresh(t, srv.URL, rt1)
+	require.Equal(t, 200, a.status)
+	rt2, at := a.str("refresh_token"), a.str("access_token")
+	_, ok := s.IssuedTo(at)
+	require.True(t, ok)
+
+	assert.Equal(t, "invalid_grant", refresh(t, srv.URL, rt1).str("error"), "the reuse is refused")
+	assert.False(t, s.RefreshTokenValid(rt2), "and the live refresh token is revoked with it")
+	_, ok = s.IssuedTo(at)
+	assert.False(t, ok, "so is the access token")
+	assert.Equal(t, "invalid_grant", refresh(t, srv.URL, rt2).str("error"))
+	assert.Equal(t, 1, s.Stats().FamiliesRevoked)
+}
+
+// TestGenerationsAndPeakPerUser: tokens are numbered in each seller's
+// issuance order, and two calls of one seller at once show in the peak.
+func TestGenerationsAndPeakPerUser(t *testing.T) {
+	t.Parallel()
+	s, srv, _ := start(t)
+	s.SetFaults(Faults{Latency: 300 * time.Millisecond})
+	u := "gen" + GeneratedDomain
+	login := func() string {
+		body := strings.NewReader(`{"username":"` + u + `","password":"` + Password(u) + `"}`)
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/authToken", body)
+		require.NoError(t, err)
+		return issued(do(t, req))
+	}
+	first := login()
+	assert.Equal(t, 1, s.Stats().PeakInFlightPerUser)
+	var wg sync.WaitGroup
+	var second, third string
+	wg.Go(func() { second = login() })
+	wg.Go(func() { third = login() })
+	wg.Wait()
+	assert.Equal(t, 2, s.Stats().PeakInFlightPerUser, "two calls of one seller overlapped")
+
+	g := s.GenerationsOf([]string{first, second, third, "unknown"})
+	assert.Equal(t, IssuedToken{User: u, Seq: 1}, g.Tokens[first])
+	assert.ElementsMatch(t, []int{2, 3}, []int{g.Tokens[second].Seq, g.Tokens[third].Seq})
+	assert.NotContains(t, g.Tokens, "unknown")
+	assert.Equal(t, 3, g.Users[u].Issued)
+	// A call counts as answered when its handler returns, which may be a
+	// moment after the client read the answer.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.GenerationsOf([]string{first}).Users[u].InFlight != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	assert.Zero(t, s.GenerationsOf([]string{first}).Users[u].InFlight)
+}

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/eshopbox/token-refresher/deploy"
+	"github.com/eshopbox/token-refresher/internal/lease"
 )
 
 // MySQLDSN is the server the tests use: TEST_MYSQL_DSN, or root on
@@ -91,11 +92,12 @@ func New(t testing.TB) *Env {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		keys, _ := e.Redis.Keys(ctx, "asynq:{"+e.Queue+"*").Result()
-		if len(keys) > 0 {
+		notified, _ := e.Redis.Keys(ctx, "token_refresher:{"+e.Queue+"}*").Result()
+		if keys = append(keys, notified...); len(keys) > 0 {
 			e.Redis.Del(ctx, keys...)
 		}
 		e.Redis.Del(ctx, "token_refresher:{"+e.Queue+"}:lifetimes") // task.LifetimesKey
-		e.Redis.SRem(ctx, "asynq:queues", e.Queue, e.Queue+"_urgent")
+		e.Redis.SRem(ctx, "asynq:queues", e.Queue, e.Queue+"_urgent", e.Queue+"_webhooks")
 		e.Redis.Close()
 	})
 	return e
@@ -259,4 +261,18 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Leases returns a connection-lease manager on the real Redis under a
+// namespace of its own, for handler tests that need no databases.
+func Leases(t testing.TB) *lease.Manager {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("testenv: Redis at %s is not reachable (start it: bash .ci/run does): %v", RedisAddr(), err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return lease.New(rdb, "t_"+RandomID(), 0)
 }

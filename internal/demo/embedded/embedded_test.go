@@ -111,10 +111,13 @@ func TestStoreOnEmbeddedMySQL(t *testing.T) {
 	assert.ErrorIs(t, err, token.ErrNotFound, "missing connection")
 
 	// Guarded save of a row with an expiry: exactly one row changes; the
-	// same stale read then changes nothing (RowsAffected 0 → ErrStale).
+	// same stale read with an older token then changes nothing
+	// (RowsAffected 0 → ErrStale), and with a newer one it wins.
 	exp := now.Add(30 * time.Minute)
-	require.NoError(t, store.Save(ctx, c11, token.Token{AccessToken: "at-11", RefreshToken: "rt-11", ExpiresAt: exp}))
-	assert.ErrorIs(t, store.Save(ctx, c11, token.Token{AccessToken: "at-11-late", ExpiresAt: exp.Add(time.Minute)}), token.ErrStale)
+	require.NoError(t, store.Save(ctx, c11, token.Token{AccessToken: "at-11-first", RefreshToken: "rt-11-first", ExpiresAt: exp}))
+	assert.ErrorIs(t, store.Save(ctx, c11, token.Token{AccessToken: "at-11-late", ExpiresAt: exp.Add(-time.Minute)}), token.ErrStale)
+	exp = exp.Add(time.Minute)
+	require.NoError(t, store.Save(ctx, c11, token.Token{AccessToken: "at-11", RefreshToken: "rt-11", ExpiresAt: exp}), "newest issued wins")
 
 	// A row with a NULL expiry matches through <=> NULL; an empty refresh
 	// token leaves the stored NULL alone (COALESCE(NULLIF('', ''), NULL)).
@@ -133,7 +136,7 @@ func TestStoreOnEmbeddedMySQL(t *testing.T) {
 	assert.Equal(t, "rt-13", c13b.RefreshToken, "an empty refresh token keeps the stored one")
 	require.NoError(t, store.Save(ctx, c13b, token.Token{AccessToken: "at-13b", RefreshToken: "rt-13b", ExpiresAt: exp.Add(time.Second)}))
 	// A read whose refresh token is not the stored one is stale.
-	assert.ErrorIs(t, store.Save(ctx, c13b, token.Token{AccessToken: "x", ExpiresAt: exp.Add(2 * time.Second)}), token.ErrStale)
+	assert.ErrorIs(t, store.Save(ctx, c13b, token.Token{AccessToken: "x", ExpiresAt: exp}), token.ErrStale)
 
 	type row struct {
 		ID      int64      `db:"id"`

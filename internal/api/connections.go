@@ -1,0 +1,383 @@
+package api
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/census"
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
+)
+
+// Connection is the answer of GET /v1/connections/{id}: identifiers, states
+// and times, never a credential, a token or the credentials' fingerprint.
+type Connection struct {
+	ConnectionID    int64  `json:"connection_id"`
+	IntegrationType string `json:"integration_type"`
+	Provider        string `json:"provider"`
+	Active          bool   `json:"active"`
+	// State is fresh, due, expired or failing (a permanent failure waits
+	// in an archived task; it overrides the token's state).
+	State token.State `json:"state"`
+	// ExpiresAt is the stored token's expiry (null: none was generated);
+	// ExpiresInSeconds the seconds left at At (negative: expired).
+	ExpiresAt        *time.Time `json:"expires_at"`
+	ExpiresInSeconds *int64     `json:"expires_in_seconds"`
+	// NextRefreshAt is when the next refresh is expected to start (null for
+	// an inactive connection); NextRefresh says why then.
+	NextRefreshAt *time.Time `json:"next_refresh_at"`
+	NextRefresh   string     `json:"next_refresh"`
+	// Tasks is the connection's refresh task in the scan queue and in its
+	// urgent twin: pending, scheduled, active, retry, archived or none.
+	Tasks []TaskState `json:"tasks"`
+	// Attempts counts the failed attempts of the current task (0 when no
+	// task holds a failure).
+	Attempts int `json:"attempts"`
+	// LastAttempt is the last failed attempt on record (null: none; a
+	// successful refresh leaves no task behind, only a fresh expiry).
+	LastAttempt *Attempt `json:"last_attempt"`
+	// FailureAgeSeconds is the age of the permanent failure's credentials
+	// fingerprint; CredentialsChanged is whether inputFields or the
+	// refresh token changed since (the next scan then tries again).
+	FailureAgeSeconds  *int64    `json:"failure_fingerprint_age_seconds,omitempty"`
+	CredentialsChanged *bool     `json:"credentials_changed_since_failure,omitempty"`
+	At                 time.Time `json:"at"`
+}
+
+// TaskState is a refresh task in one queue.
+type TaskState struct {
+	Queue         string     `json:"queue"`
+	State         string     `json:"state"`
+	NextProcessAt *time.Time `json:"next_process_at,omitempty"`
+}
+
+// Attempt is a failed refresh attempt: when, permanent or transient, and the
+// secret-free reason the handler gave.
+type Attempt struct {
+	At      time.Time `json:"at"`
+	Outcome string    `json:"outcome"`
+	Reason  string    `json:"reason"`
+}
+
+func (a *API) target(integrationType string) census.Target {
+	for _, p := range a.cfg.Providers {
+		if p.IntegrationType == integrationType {
+			return p
+		}
+	}
+	return census.Target{IntegrationType: integrationType}
+}
+
+func (a *API) show(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	log := a.log.With(zap.Int64("connection_id", id))
+	d, err := a.store.Describe(r.Context(), id, a.cfg.IntegrationTypes)
+	if errors.Is(err, token.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "connection "+strconv.FormatInt(id, 10)+" is unknown")
+		return
+	}
+	if err != nil {
+		log.Error("connection view: cannot read the connection", zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "the database is not answering; try again")
+		return
+	}
+	statuses, err := a.queue.Inspect(r.Context(), id)
+	if err != nil {
+		log.Error("connection view: cannot read the tasks", zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "the queue is not answering; try again")
+		return
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	tg := a.target(d.IntegrationType)
+	c := Connection{
+		ConnectionID: id, IntegrationType: d.IntegrationType, Provider: tg.Kind, Active: d.Active,
+		State: token.StateAt(d.ExpiresAt, now, tg.RefreshBefore), At: now,
+	}
+	if d.ExpiresAt != nil {
+		exp := d.ExpiresAt.UTC()
+		left := int64(exp.Sub(now) / time.Second)
+		c.ExpiresAt, c.ExpiresInSeconds = &exp, &left
+	}
+	var archived *task.Status
+	var busy *task.Status
+	for i, st := range statuses {
+		ts := TaskState{Queue: st.Queue, State: st.State}
+		switch st.State {
+		case task.StateNone, asynq.TaskStateArchived.String(), asynq.TaskStateCompleted.String():
+		default:
+			t := st.NextProcessAt.UTC()
+			if !t.IsZero() {
+				ts.NextProcessAt = &t
+			}
+			busy = &statuses[i]
+		}
+		if st.State == asynq.TaskStateArchived.String() {
+			archived = &statuses[i]
+		}
+		c.Tasks = append(c.Tasks, ts)
+		c.Attempts += st.Attempts()
+		if at := lastAttempt(st); at != nil && (c.LastAttempt == nil || at.At.After(c.LastAttempt.At)) {
+			c.LastAttempt = at
+		}
+	}
+	if archived != nil {
+		c.State = token.StateFailing
+		if f := archived.Failure; f != nil && f.Fingerprint != "" {
+			age := int64(now.Sub(f.At) / time.Second)
+			c.FailureAgeSeconds = &age
+			fps, err := a.store.Fingerprints(r.Context(), []int64{id})
+			if err != nil {
+				log.Warn("connection view: cannot read the credentials' fingerprint", zap.Error(err))
+			} else {
+				changed := fps[id] != f.Fingerprint
+				c.CredentialsChanged = &changed
+			}
+		}
+	}
+	c.NextRefreshAt, c.NextRefresh = a.nextRefresh(c, d, tg, busy, archived, now)
+	writeJSON(w, http.StatusOK, c)
+}
+
+// nextRefresh says when the next refresh should start, as the scanner and
+// the workers decide it.
+func (a *API) nextRefresh(c Connection, d token.Described, tg census.Target, busy, archived *task.Status, now time.Time) (*time.Time, string) {
+	at := func(t time.Time) *time.Time {
+		t = t.UTC().Truncate(time.Second)
+		if t.Before(now) {
+			t = now
+		}
+		return &t
+	}
+	switch {
+	case !d.Active:
+		return nil, "never: the connection is not active"
+	case busy != nil && busy.State == asynq.TaskStateActive.String():
+		return at(now), "running now"
+	case busy != nil && busy.State == asynq.TaskStatePending.String():
+		return at(now), "queued: next free worker"
+	case busy != nil:
+		return at(busy.NextProcessAt), "retry of a failed attempt (" + busy.State + ")"
+	case archived != nil && c.CredentialsChanged != nil && *c.CredentialsChanged:
+		return at(now), "next scan: the credentials changed since the failure"
+	case archived != nil:
+		failedAt := archived.LastFailedAt
+		if archived.Failure != nil {
+			failedAt = archived.Failure.At
+		}
+		return at(failedAt.Add(a.cfg.Cooldown)), "next scan after FAILURE_COOLDOWN, or once inputFields change, or POST …/retry"
+	case c.State == token.StateFresh && d.ExpiresAt != nil:
+		return at(d.ExpiresAt.Add(-tg.RefreshBefore)), "first scan after its refresh window opens"
+	default:
+		return at(now), "next scan: the token is " + string(c.State)
+	}
+}
+
+// lastAttempt is the last failure a task holds: its permanent-failure record,
+// or asynq's last error split into outcome and reason.
+func lastAttempt(st task.Status) *Attempt {
+	if f := st.Failure; f != nil {
+		return &Attempt{At: f.At.UTC().Truncate(time.Second), Outcome: "permanent", Reason: strings.TrimPrefix(f.Reason, "permanent: ")}
+	}
+	if st.LastFailedAt.IsZero() || st.LastErr == "" {
+		return nil
+	}
+	msg := strings.TrimSuffix(st.LastErr, ": "+asynq.SkipRetry.Error())
+	outcome, reason, ok := strings.Cut(msg, ": ")
+	switch {
+	case !ok:
+		outcome, reason = "error", msg
+	case outcome != "permanent" && outcome != "transient" && outcome != "deferred":
+		outcome, reason = "error", msg
+	}
+	return &Attempt{At: st.LastFailedAt.UTC().Truncate(time.Second), Outcome: outcome, Reason: reason}
+}
+
+func (a *API) retry(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	statuses, err := a.queue.Inspect(r.Context(), id)
+	if err != nil {
+		a.log.Error("retry: cannot read the tasks", zap.Int64("connection_id", id), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "the queue is not answering; try again")
+		return
+	}
+	failing := slices.ContainsFunc(statuses, func(s task.Status) bool { return s.State == asynq.TaskStateArchived.String() })
+	if !failing {
+		writeError(w, http.StatusConflict, "connection "+strconv.FormatInt(id, 10)+
+			" is not failing (no archived refresh); POST …/refresh refreshes it anyway")
+		return
+	}
+	a.enqueue(w, r, id)
+}
+
+// Listed is one connection of GET /v1/connections.
+type Listed struct {
+	ConnectionID    int64       `json:"connection_id"`
+	IntegrationType string      `json:"integration_type"`
+	Provider        string      `json:"provider"`
+	State           token.State `json:"state"`
+	// ExpiresAt is set for due and expired connections (null: no token).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// FailedAt and Reason are set for failing ones.
+	FailedAt *time.Time `json:"failed_at,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+}
+
+// List is the answer of GET /v1/connections.
+type List struct {
+	State       token.State `json:"state"`
+	Connections []Listed    `json:"connections"`
+	// Next is the cursor of the next page (?after=), empty after the last.
+	Next string    `json:"next,omitempty"`
+	At   time.Time `json:"at"`
+}
+
+// maxPagesPerCall bounds the store pages one list call reads while looking
+// for due connections; a call that stops there answers with a cursor.
+const maxPagesPerCall = 50
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := token.State(q.Get("state"))
+	if state != token.StateFailing && state != token.StateExpired && state != token.StateDue {
+		writeError(w, http.StatusBadRequest, "state must be failing, expired or due")
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "limit must be a whole number from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	var targets []census.Target
+	for _, p := range a.cfg.Providers {
+		if pv := q.Get("provider"); pv == "" || pv == p.Kind || pv == p.IntegrationType {
+			targets = append(targets, p)
+		}
+	}
+	if len(targets) == 0 {
+		writeError(w, http.StatusBadRequest, "provider must be a configured provider kind or integration type")
+		return
+	}
+	start, after, ok := cursor(q.Get("after"), targets)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "after must be the next cursor of a previous answer")
+		return
+	}
+	archived, err := a.queue.ListArchived()
+	if err != nil {
+		a.log.Error("list: cannot read the archived refreshes", zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "the queue is not answering; try again")
+		return
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	out := List{State: state, Connections: []Listed{}, At: now}
+	if state == token.StateFailing {
+		out.Connections, out.Next = listFailing(archived, targets, start, after, limit)
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	pages := 0
+	for i := start; i < len(targets) && out.Next == ""; i++ {
+		tg := targets[i]
+		for {
+			due, next, err := a.store.DuePage(r.Context(), tg.IntegrationType, now.Add(tg.RefreshBefore), after)
+			if err != nil {
+				a.log.Error("list: cannot read connections", zap.String("integration_type", tg.IntegrationType), zap.Error(err))
+				writeError(w, http.StatusServiceUnavailable, "the database is not answering; try again")
+				return
+			}
+			pages++
+			for _, d := range due {
+				if _, failing := archived[d.ID]; failing || token.StateAt(d.ExpiresAt, now, tg.RefreshBefore) != state {
+					continue
+				}
+				l := Listed{ConnectionID: d.ID, IntegrationType: tg.IntegrationType, Provider: tg.Kind, State: state}
+				if d.ExpiresAt != nil && !d.ExpiresAt.IsZero() {
+					t := d.ExpiresAt.UTC()
+					l.ExpiresAt = &t
+				}
+				out.Connections = append(out.Connections, l)
+				if len(out.Connections) == limit {
+					out.Next = tg.IntegrationType + ":" + strconv.FormatInt(d.ID, 10)
+					break
+				}
+			}
+			if out.Next != "" {
+				break
+			}
+			if next == nil {
+				after = minID
+				break
+			}
+			after = *next
+			if pages >= maxPagesPerCall {
+				out.Next = tg.IntegrationType + ":" + strconv.FormatInt(after, 10)
+				break
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+const minID = -1 << 63
+
+// cursor parses "<integration type>:<id>" into the index of the type among
+// targets and the id to continue after; empty is the start.
+func cursor(s string, targets []census.Target) (int, int64, bool) {
+	if s == "" {
+		return 0, minID, true
+	}
+	typ, idText, ok := strings.Cut(s, ":")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	i := slices.IndexFunc(targets, func(t census.Target) bool { return t.IntegrationType == typ })
+	if !ok || err != nil || i < 0 {
+		return 0, 0, false
+	}
+	return i, id, true
+}
+
+func listFailing(archived map[int64]task.Archived, targets []census.Target, start int, after int64, limit int) ([]Listed, string) {
+	out := []Listed{}
+	for i := start; i < len(targets); i++ {
+		tg := targets[i]
+		var ids []int64
+		for id, a := range archived {
+			if a.IntegrationType == tg.IntegrationType && (i > start || id > after) {
+				ids = append(ids, id)
+			}
+		}
+		slices.SortFunc(ids, cmp.Compare)
+		for _, id := range ids {
+			a := archived[id]
+			l := Listed{ConnectionID: id, IntegrationType: tg.IntegrationType, Provider: tg.Kind, State: token.StateFailing}
+			failedAt, reason := a.LastFailedAt.UTC(), strings.TrimSuffix(a.LastErr, ": "+asynq.SkipRetry.Error())
+			if a.Failure != nil {
+				failedAt, reason = a.Failure.At.UTC().Truncate(time.Second), a.Failure.Reason
+			}
+			reason = strings.TrimPrefix(reason, "permanent: ")
+			l.FailedAt, l.Reason = &failedAt, reason
+			out = append(out, l)
+			if len(out) == limit {
+				return out, tg.IntegrationType + ":" + strconv.FormatInt(id, 10)
+			}
+		}
+	}
+	return out, ""
+}
