@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 // attempts records every refresh attempt (refresh.Observer).
@@ -49,20 +51,35 @@ func (a *attempts) snapshot() ([]attempt, int) {
 // from the wake-up scheduled when the token was stored, a third of its
 // lifetime (2 s) before expiry (less up to a tenth of it, the jitter),
 // never from a scan of a token just stored.
+//
+// OWN_CLOCK_LIFETIME and OWN_CLOCK_REFRESH_BEFORE (Go durations) run it at
+// other scales, e.g. the issue's 4-minute tokens under a 10-minute window
+// (about ten minutes).
 func TestTokensOnTheirOwnClock(t *testing.T) {
 	t.Parallel()
+	lifetime, before := 6*time.Second, time.Minute
+	if v := os.Getenv("OWN_CLOCK_LIFETIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		require.NoError(t, err)
+		lifetime = d
+	}
+	if v := os.Getenv("OWN_CLOCK_REFRESH_BEFORE"); v != "" {
+		d, err := time.ParseDuration(v)
+		require.NoError(t, err)
+		before = d
+	}
+	lead := token.Lead(before, lifetime)
 	b := setup(t, options{providers: providersYAML(t, `
 providers:
   - integration_type: "42"
     kind: oauth2_refresh
     token_url: SANDBOX_URL/oauth/token
-    refresh_before: 1m
+    refresh_before: `+before.String()+`
     client_id: `+sandbox.DefaultClientID+`
     client_secret: `+sandbox.DefaultClientSecret+`
 `), schedule: true})
 	rec := &attempts{}
 	b.obs = rec
-	const lifetime, lead = 6 * time.Second, 2 * time.Second
 	b.sandbox.SetFaults(sandbox.Faults{Rotate: true, RotationGrace: time.Minute,
 		OAuthExpiresInBy: map[string]int{"short": int(lifetime / time.Second)}})
 	expired := time.Now().UTC().Add(-time.Hour)
@@ -84,12 +101,12 @@ providers:
 				ownClock += res[0].OwnClock
 				scans++
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(max(20*time.Millisecond, lifetime/300))
 		}
 	}()
 
 	const generations = 4
-	testenv.Eventually(t, 60*time.Second, "four generations refreshed", func() bool {
+	testenv.Eventually(t, 10*lifetime+60*time.Second, "four generations refreshed", func() bool {
 		return b.sandbox.Calls("short") >= generations+1
 	})
 	cancel()
@@ -106,15 +123,15 @@ providers:
 				// Obtained-at is truncated to the second, so a stored
 				// expiry may be up to 1 s early; jitter runs it up to
 				// a tenth of the lead earlier.
-				assert.LessOrEqual(t, a.remaining, lead+lead/10+time.Second, "a token is refreshed a third of its lifetime before expiry, not when stored")
+				assert.LessOrEqual(t, a.remaining, lead+token.Spread(lead)+time.Second, "a token is refreshed a third of its lifetime before expiry, not when stored")
 			}
 		case refresh.NotDue, refresh.Stale:
 		default:
 			t.Errorf("unexpected outcome %s", a.outcome)
 		}
 	}
-	t.Logf("FIGURE own clock: %d marketplace calls, %d tokens stored, %d scans (%d rows left to their own clock), %d refresh attempts",
-		calls, refreshed, scans, ownClock, len(all))
+	t.Logf("FIGURE own clock: lifetime %s, refresh_before %s: %d marketplace calls, %d tokens stored (%.2f calls per generation), %d scans (%d rows left to their own clock), %d refresh attempts",
+		lifetime, before, calls, refreshed, float64(calls)/float64(max(refreshed, 1)), scans, ownClock, len(all))
 	assert.Equal(t, calls, refreshed, "every call stored its token: one call per token generation")
 	assert.Greater(t, scans, 2*generations, "the scanner ran many times per generation")
 	assert.Positive(t, ownClock, "the scan saw tokens inside refresh_before and left them to their own clock")
