@@ -66,11 +66,25 @@ func (h *Handler) lifetime(ctx context.Context, c token.Connection) time.Duratio
 	return gens[c.ID].Of(c.ExpiresAt)
 }
 
-// due is token.Due as the handler applies it: a scheduled refresh may run
-// up to token.Spread before its refresh point (it was jittered early).
+// due is token.Due as the handler applies it, reading the recorded
+// lifetime only when it can change the answer: a missing or expired token is
+// due whatever its lifetime, and one outside refresh_before (plus the
+// largest jitter) is not. A scheduled refresh may run up to token.Spread
+// before its refresh point (it was jittered early); without a recorded
+// lifetime no refresh was scheduled, and refresh_before alone decides.
 func (h *Handler) due(ctx context.Context, c token.Connection, now time.Time, refreshBefore time.Duration) bool {
+	if c.ExpiresAt == nil || c.ExpiresAt.IsZero() || !c.ExpiresAt.After(now) {
+		return true
+	}
+	if !token.Due(c.ExpiresAt, now.Add(token.Spread(refreshBefore)), refreshBefore, 0) {
+		return false
+	}
 	lifetime := h.lifetime(ctx, c)
-	return token.Due(c.ExpiresAt, now.Add(token.Spread(token.Lead(refreshBefore, lifetime))), refreshBefore, lifetime)
+	var spread time.Duration
+	if lifetime > 0 {
+		spread = token.Spread(token.Lead(refreshBefore, lifetime))
+	}
+	return token.Due(c.ExpiresAt, now.Add(spread), refreshBefore, lifetime)
 }
 
 // movedOn reports whether the row holds another token than the one the
