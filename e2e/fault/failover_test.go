@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -218,7 +219,9 @@ func (top *topology) pendingIDs(n *redisNode, queue string) []string {
 //     them from MySQL: those connections are refreshed after the kill;
 //   - the processes run on without a restart, and refresh every connection
 //     again after the old master has rejoined;
-//   - the refresher's /readyz answers 503 during the outage and 200 after;
+//   - the scanner's /readyz answers 503 during the outage, and both
+//     /readyz answer 200 after; the refresher's embedded dashboard
+//     (asynqmon on the same failover client) lists the queue after it;
 //   - no password of the URL reaches a log line.
 //
 // To make "acknowledged but not replicated" certain rather than a matter of
@@ -258,7 +261,7 @@ func TestRedisFailover(t *testing.T) {
 
 	w := s.watch(users, before)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	r1 := s.startRefresher("HTTP_ADDR=" + httpAddr)
+	r1 := s.startRefresher("HTTP_ADDR="+httpAddr, "DASHBOARD_USER=ops", "DASHBOARD_PASSWORD=dash-pw-1234")
 	r2 := s.startRefresher()
 	scanAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	sc := s.startScanner("HTTP_ADDR=" + scanAddr)
@@ -321,6 +324,17 @@ func TestRedisFailover(t *testing.T) {
 		assert.Equal(t, calls[u], w.stored[id], "connection %d: marketplace calls = tokens stored", id)
 	}
 	s.requireTokens(users)
+	// The embedded dashboard (asynqmon on the same failover client) follows
+	// the new master too.
+	req, err := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/monitoring/api/queues", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("ops", "dash-pw-1234")
+	resp, err := control.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the dashboard answers after the failover")
+	assert.Contains(t, string(body), s.env.Queue, "the dashboard lists the queue")
 	// The scanner runs through the outage; the refreshers were paused
 	// until the kill, so theirs may have answered nothing for part of it.
 	notReady, lastOK := scanReady.since(killed)
