@@ -36,13 +36,17 @@ func redisServerPath(t testing.TB) string {
 		return p
 	}
 	installRedis.Do(func() {
-		args := []string{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "redis-server"}
-		if os.Geteuid() != 0 {
-			args = append([]string{"sudo", "-n"}, args...)
-		}
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			t.Logf("installing redis-server: %v\n%s", err, tail(string(out), 20))
+		for _, args := range [][]string{
+			{"apt-get", "update", "-qq"},
+			{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "redis-server"},
+		} {
+			if os.Geteuid() != 0 {
+				args = append([]string{"sudo", "-n"}, args...)
+			}
+			out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+			if err != nil {
+				t.Logf("%s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 20))
+			}
 		}
 	})
 	p, err := exec.LookPath("redis-server")
