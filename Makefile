@@ -34,6 +34,14 @@ fault: services
 soak: services
 	$(GO) test -count=1 -timeout 10m -v -run 'TestSoak$$' ./e2e/fault/
 
+## soak-long: ten minutes, 3 refreshers, 2 scanners, 20% marketplace faults, a Redis Sentinel failover and a
+##            20s database blackhole (not part of make test; SOAK_LONG_DURATION=3m shortens it), then its figures
+.PHONY: soak-long
+soak-long: services
+	@mkdir -p $(BIN)
+	SOAK_LONG=1 $(GO) test -count=1 -timeout 30m -v -run 'TestSoakLong$$' ./e2e/fault/ > $(BIN)/soak-long.log 2>&1 || (tail -100 $(BIN)/soak-long.log; exit 1)
+	@grep -h 'FIGURE' $(BIN)/soak-long.log | sed 's/^ *[a-z_]*_test.go:[0-9]*: //'
+
 ## lint: gofmt and go vet must be clean
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
