@@ -263,7 +263,10 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	})
 	dashboard(httpMux, tr.status)
-	httpMux.Handle("/monitoring/", mon)
+	// No credentials on the demo's loopback dashboard, so any page the user
+	// opens could otherwise pause its queues: state changes only from its
+	// own origin (net/http.CrossOriginProtection, as the refresher's).
+	httpMux.Handle("/monitoring/", http.NewCrossOriginProtection().Handler(mon))
 	dashAddr, fellBack, err := serveDashboard(srvCtx, cfg.Addr, cfg.AddrFallback, httpMux)
 	if err != nil {
 		return Status{}, fmt.Errorf("dashboard: cannot listen on %s: %w", cfg.Addr, err)
