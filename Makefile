@@ -31,7 +31,7 @@ $(GOTESTSUM):
 
 ## test: vet, then every test with the race detector, against real MariaDB and Redis
 ## (and docker-compose, promtool and Chromium for the deploy and browser checks);
-## about 6-8 minutes on 2 cores, the fault suite alone 3.5
+## about 4-8 minutes on 2 cores (8 when compiling from scratch), the fault suite alone 3.5
 test: services tools $(GOTESTSUM)
 	$(GO) vet $(PKGS)
 	$(GOTESTSUM) $(GOTESTSUM_FLAGS) -- -race -count=1 -timeout 20m $(PKGS)
