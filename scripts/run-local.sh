@@ -65,7 +65,6 @@ HTTP_ADDR=127.0.0.1:8082 bin/scanner & pids+=($!)
 
 for _ in $(seq 1 50); do
   curl -fs -o /dev/null http://127.0.0.1:8081/healthz 2>/dev/null && break
-  kill -0 "${pids[@]}" 2>/dev/null || break
   sleep 0.2
 done
 cat <<MSG
@@ -83,9 +82,11 @@ cat <<MSG
 MSG
 
 # Wait in the foreground until Ctrl-C or until a service stops by itself.
-watch() { while kill -0 "${pids[@]}" 2>/dev/null; do sleep 1; done; }
+# (kill -0 with several pids succeeds when any one is alive: test each.)
+all_alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
+watch() { while all_alive; do sleep 1; done; }
 watch || true
-if kill -0 "${pids[@]}" 2>/dev/null; then
+if all_alive; then
   stop
   exit 0
 fi
