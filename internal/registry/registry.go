@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -121,6 +122,9 @@ func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
 		if k.Value != "providers" {
 			return nil, fmt.Errorf("not a valid providers file: line %d: unknown key %s%s", k.Line, k.Value, suggest(k.Value, []string{"providers"}))
 		}
+		if list != nil {
+			return nil, fmt.Errorf("not a valid providers file: line %d: providers is given twice", k.Line)
+		}
 		list = root.Content[i+1]
 	}
 	if list == nil || (list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
@@ -182,11 +186,38 @@ func decodeEntry(n *yaml.Node, e *Entry) error {
 	if err := n.Decode(e); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			return errors.New(strings.Join(te.Errors, "; "))
+			msgs := make([]string, len(te.Errors))
+			for i, m := range te.Errors {
+				msgs[i] = typeMismatch.ReplaceAllStringFunc(m, plainMismatch)
+			}
+			return errors.New(strings.Join(msgs, "; "))
 		}
 		return errors.New(strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	return nil
+}
+
+// typeMismatch is yaml.v3's wording of a value of the wrong type, which
+// names Go types an operator does not know.
+var typeMismatch = regexp.MustCompile("cannot unmarshal !!(\\w+) (`[^`]*` )?into ([\\w.]+)")
+
+func plainMismatch(m string) string {
+	sub := typeMismatch.FindStringSubmatch(m)
+	value := strings.TrimSpace(sub[2])
+	if value == "" {
+		value = "this value"
+		if v, ok := map[string]string{"seq": "a list", "map": "a mapping"}[sub[1]]; ok {
+			value = v
+		}
+	}
+	switch {
+	case strings.HasPrefix(sub[3], "float") || strings.HasPrefix(sub[3], "int"):
+		return value + " is not a number"
+	case sub[3] == "string":
+		return value + " is not a single value"
+	default:
+		return value + " is not valid here"
+	}
 }
 
 // entryRef names entry i of the list: its place and, when it has one, its

@@ -170,6 +170,9 @@ func TestParseNamesTheEntryAndSuggestsAKey(t *testing.T) {
 		{"entry without a type", "providers:\n  - {kind: ajio, tokn_ttl: 1h}", "providers[0]: line 2: unknown key tokn_ttl (did you mean token_ttl?)"},
 		{"top-level typo", "provider:\n  - {integration_type: '16', kind: ajio}", "line 1: unknown key provider (did you mean providers?)"},
 		{"not a list", "providers: ajio", "line 1: providers must be a list"},
+		{"providers twice", "providers: []\nproviders: []", "line 2: providers is given twice"},
+		{"not a number", two + "    rate_limit_per_second: fast\n", `providers[1] (integration_type "42"): line 6: ` + "`fast` is not a number"},
+		{"a list for a value", two + "    client_id: [a, b]\n", `providers[1] (integration_type "42"): line 6: a list is not a single value`},
 		{"an entry that is not a mapping", "providers:\n  - ajio", "providers[0]: line 2: an entry must be a mapping"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
