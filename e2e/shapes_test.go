@@ -28,7 +28,7 @@ func TestAnswerShapesEndToEnd(t *testing.T) {
 	refusedUC, pu := seller("refused-uc")
 	retryAjio, pr := seller("retry-ajio")
 	unknownAjio, pn := seller("unknown-ajio")
-	downAjio, pd := seller("down-ajio")
+	downUC, pd := seller("down-uc")
 	row := func(id int64, typ string, fields *string) testenv.Row {
 		return testenv.Row{ID: id, IntegrationType: typ, InputFields: fields, AccessToken: testenv.Str("old"), ExpiresAt: &expired}
 	}
@@ -40,14 +40,16 @@ func TestAnswerShapesEndToEnd(t *testing.T) {
 		oauthRow,
 		row(4, "16", creds(retryAjio, pr)),
 		row(5, "16", creds(unknownAjio, pn)),
-		row(6, "16", creds(downAjio, pd)),
+		row(6, "43", creds(downUC, pd)),
 	)
 	b.sandbox.SetFaults(sandbox.Faults{ShapeBy: map[string]string{
 		refusedAjio: sandbox.ShapeRefusalIn200, refusedUC: sandbox.ShapeRefusalIn200, "refused-oauth": sandbox.ShapeRefusalIn200,
 		retryAjio:   sandbox.ShapeServerErrorIn200,
 		unknownAjio: sandbox.ShapeUnknown,
-		// The same transient shape, its calls the clock of the comparison.
-		downAjio: sandbox.ShapeServerErrorIn200,
+		// Unicommerce answers HTTP 503 in this shape: a transient failure
+		// on another marketplace (its own breaker), the clock of the
+		// comparison.
+		downUC: sandbox.ShapeServerErrorIn200,
 	}})
 	b.scanOnce(t)
 	b.startRefresher(t)
@@ -59,8 +61,8 @@ func TestAnswerShapesEndToEnd(t *testing.T) {
 		_, ok3 := a[3]
 		return ok1 && ok2 && ok3
 	})
-	testenv.Eventually(t, 60*time.Second, "30 calls of a transient failure", func() bool {
-		return b.sandbox.Calls(downAjio) >= 30
+	testenv.Eventually(t, 120*time.Second, "15 calls of a transient failure", func() bool {
+		return b.sandbox.Calls(downUC) >= 15
 	})
 	archived := b.archived(t)
 	assert.Contains(t, archived[1].LastErr, "ajio rejected the credentials (success:false, no statusCode, HTTP 200)")
@@ -72,11 +74,11 @@ func TestAnswerShapesEndToEnd(t *testing.T) {
 	_, retryArchived := archived[4]
 	assert.False(t, retryArchived, "success:false with statusCode 503 is transient, never archived")
 	unknown := b.sandbox.Calls(unknownAjio)
-	t.Logf("FIGURE shapes: unplaceable answer %d calls while a transient failure made %d", unknown, b.sandbox.Calls(downAjio))
+	t.Logf("FIGURE shapes: unplaceable answer %d calls while a transient failure made %d", unknown, b.sandbox.Calls(downUC))
 	assert.GreaterOrEqual(t, unknown, 1)
 	// How far the backoff grows is refresh.RetryDelay's unit test; here it
 	// only shows: fewer calls than the transient failure's.
-	assert.Less(t, unknown, b.sandbox.Calls(downAjio), "an unplaceable answer backs off past the transient cap")
+	assert.Less(t, unknown, b.sandbox.Calls(downUC), "an unplaceable answer backs off past the transient cap")
 	_, unknownArchived := archived[5]
 	assert.False(t, unknownArchived, "an unplaceable answer is not a refusal")
 	assert.True(t, strings.Contains(b.logs.String(), "unusable"), "the unusable outcome is logged")

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole system on this machine against the dev schema:
-#   run-local.sh          sandbox marketplace + refresher + scanner, until Ctrl-C
+#   run-local.sh          sandbox marketplace + refresher (with its dashboard
+#                         and API) + scanner, until Ctrl-C
 #   run-local.sh schema   drop and recreate the dev databases with the seed rows
 # The providers are deploy/providers.yaml (all three token flows against the
-# sandbox) unless PROVIDERS_FILE names another file.
+# sandbox) unless PROVIDERS_FILE names another file. The dashboard and the API
+# get development credentials (printed at start) unless DASHBOARD_USER,
+# DASHBOARD_PASSWORD and API_TOKEN are set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,13 +40,56 @@ export AJIO_BASE_URL="${AJIO_BASE_URL:-http://127.0.0.1:8089}"
 export PROVIDERS_FILE="${PROVIDERS_FILE:-deploy/providers.yaml}"
 export LOG_FORMAT="${LOG_FORMAT:-console}"
 export SCAN_INTERVAL="${SCAN_INTERVAL:-30s}"
+# Development credentials: this machine only, never a deployment's.
+export DASHBOARD_USER="${DASHBOARD_USER:-dev}"
+export DASHBOARD_PASSWORD="${DASHBOARD_PASSWORD:-dev-password}"
+export API_TOKEN="${API_TOKEN:-dev-api-token-0123456789}"
+
+# With a terminal, job control puts each service in a process group of its
+# own: Ctrl-C reaches only the foreground wait below, not the services (they
+# get SIGTERM and drain) nor make, which then sees this script exit 0 instead
+# of dying of SIGINT ("make: *** ... Error 130").
+[ -t 0 ] && set -m
 
 pids=()
-stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap stop EXIT INT TERM
+stop() {
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+# Without a terminal (or a signal sent to this script), stop the same way.
+trap 'stop; exit 0' INT TERM
 
 bin/sandbox --addr 127.0.0.1:8089 & pids+=($!)
 HTTP_ADDR=127.0.0.1:8081 bin/refresher & pids+=($!)
 HTTP_ADDR=127.0.0.1:8082 bin/scanner & pids+=($!)
-echo "sandbox :8089 (ajio, unicommerce, oauth2 with rotation), refresher :8081 (/metrics /healthz /readyz), scanner :8082; providers: $PROVIDERS_FILE; Ctrl-C stops all"
-wait -n "${pids[@]}"
+
+for _ in $(seq 1 50); do
+  curl -fs -o /dev/null http://127.0.0.1:8081/healthz 2>/dev/null && break
+  sleep 0.2
+done
+cat <<MSG
+
+  dashboard  http://127.0.0.1:8081/monitoring/   user $DASHBOARD_USER, password $DASHBOARD_PASSWORD
+  API        http://127.0.0.1:8081/v1/           Authorization: Bearer $API_TOKEN
+             API_TOKEN=$API_TOKEN bin/tokenctl summary
+  metrics    http://127.0.0.1:8081/metrics (refresher), http://127.0.0.1:8082/metrics (scanner); /healthz, /readyz
+  sandbox    http://127.0.0.1:8089 (ajio, unicommerce, oauth2 with rotation); providers: $PROVIDERS_FILE
+  databases  $WMS_DB.channels (connectionId, integrationType, status)
+             $IE_DB.ie_appinstall_connection (id, inputFields, accessToken, refreshToken,
+               accessTokenExpiryAt, isActive): mysql -h127.0.0.1 -uroot $IE_DB
+  Ctrl-C stops all
+
+MSG
+
+# Wait in the foreground until Ctrl-C or until a service stops by itself.
+# (kill -0 with several pids succeeds when any one is alive: test each.)
+all_alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
+watch() { while all_alive; do sleep 1; done; }
+watch || true
+if all_alive; then
+  stop
+  exit 0
+fi
+echo "run-local: a service stopped by itself (see its log above); stopping the others" >&2
+stop
+exit 1

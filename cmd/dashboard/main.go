@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/config"
@@ -36,12 +37,27 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		fmt.Fprintln(stderr, "dashboard:", err)
 		return 2
 	}
-	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	log, err := logging.NewTo(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		fmt.Fprintln(stderr, "dashboard:", err)
 		return 2
 	}
 	defer log.Sync()
+	logging.RouteRedis(log)
+
+	// asynqmon would start on an unreachable Redis and fail every page;
+	// fail at start-up instead, with one line naming REDIS_URL.
+	rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		fmt.Fprintln(stderr, "dashboard: unsupported REDIS_URL")
+		return 2
+	}
+	err = config.PingRedis(ctx, rdb, cfg.Redis)
+	rdb.Close()
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
 
 	d, err := dashboard.New(dashboard.Config{User: cfg.User, Password: cfg.Password, ReadOnly: cfg.ReadOnly, Redis: cfg.Redis, RootPath: "/"})
 	if err != nil {

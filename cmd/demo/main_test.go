@@ -290,6 +290,16 @@ func TestDemoEndToEnd(t *testing.T) {
 	code, archived := get(t, r.ep.Dashboard+"monitoring/api/queues/token_refresh/archived_tasks")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, archived, "rejected the credentials", "asynqmon shows the failure's reason")
+	// Another site's page cannot pause the demo's queue.
+	req, err := http.NewRequest(http.MethodPost, r.ep.Dashboard+"monitoring/api/queues/token_refresh:pause", nil)
+	require.NoError(t, err)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a cross-site pause is refused")
+	_, queues = get(t, r.ep.Dashboard+"monitoring/api/queues")
+	assert.Contains(t, queues, `"paused":false`)
 
 	testenv.Eventually(t, 10*time.Second, "a progress line counting every refresh", func() bool {
 		// 23 connections refreshed; the one with short tokens (4250) may

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		return 2
 	}
 	defer log.Sync()
+	logging.RouteRedis(log)
 
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
 		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns,
@@ -69,8 +70,8 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		return 2
 	}
 	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		log.Error("cannot start: Redis not reachable", zap.Error(err))
+	if err := config.PingRedis(ctx, rdb, cfg.Redis); err != nil {
+		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
 

@@ -167,6 +167,9 @@ func waitArchived(t *testing.T, env *testenv.Env, queue string, id int64) {
 // through the API and fails; headless Chromium opens /monitoring and finds
 // the failed refresh with its reason, and no secret anywhere on the page.
 func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser check is left out of -short (make test-short); make test runs it")
+	}
 	t.Parallel()
 	chromium := testenv.Tool(t, "chromium")
 	env := testenv.New(t)

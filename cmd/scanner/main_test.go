@@ -82,6 +82,6 @@ func TestOnceFailsWhenRedisIsDown(t *testing.T) {
 		"WMS_DB_DSN": env.WMSDSN, "IE_DB_DSN": env.IEDSN, "REDIS_URL": "redis://:hunter2@127.0.0.1:1/0",
 	}), &stdout, &stderr)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr.String(), "Redis not reachable")
+	assert.Contains(t, stderr.String(), "REDIS_URL: cannot reach Redis at 127.0.0.1:1")
 	assert.NotContains(t, stderr.String(), "hunter2")
 }

@@ -117,9 +117,14 @@ func (c client) call(ctx context.Context, method, path string, out any) (int, er
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// url.Error quotes the URL; the base URL is the operator's own
-		// setting and holds no token, so it may stay.
-		return 0, err
+		// One line naming the setting, as the services' start-up errors
+		// do. The base URL is the operator's own setting and holds no
+		// token, so it may be quoted.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, fmt.Errorf("cannot reach the refresher at %s (TOKENCTL_URL or -url): %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -235,5 +235,5 @@ func TestUnreachableRefresher(t *testing.T) {
 	srv.Close()
 	code, _, errOut := tokenctl(t, map[string]string{"API_TOKEN": apiToken, "TOKENCTL_URL": srv.URL}, "-timeout", (5 * time.Second).String(), "summary")
 	assert.Equal(t, exitFailed, code)
-	assert.Contains(t, errOut, "tokenctl:")
+	assert.Regexp(t, `^tokenctl: cannot reach the refresher at `+srv.URL+` \(TOKENCTL_URL or -url\): dial tcp .*\n$`, errOut)
 }

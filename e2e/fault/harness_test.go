@@ -354,8 +354,15 @@ func (s *system) providersFile(name string, kinds []kind) string {
 			fmt.Fprintf(&b, "    rate_limit_per_second: %g\n", k.RatePerSecond)
 		}
 	}
+	// Written aside and renamed into place: a process started a moment ago
+	// may be reading the file, and must never see it truncated (empty).
 	path := filepath.Join(s.dir, name)
-	require.NoError(s.t, os.WriteFile(path, []byte(b.String()), 0o600))
+	tmp, err := os.CreateTemp(s.dir, name+".*")
+	require.NoError(s.t, err)
+	_, err = tmp.WriteString(b.String())
+	require.NoError(s.t, err)
+	require.NoError(s.t, tmp.Close())
+	require.NoError(s.t, os.Rename(tmp.Name(), path))
 	return path
 }
 

@@ -149,11 +149,13 @@ func (p *dbProxy) Stall() {
 func (p *dbProxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.mode == proxyStalled {
-		close(p.gate) // let the held copies notice their closed sockets
-	}
-	p.mode = proxyCut
+	// Close first, then release the held copies: they find their sockets
+	// closed, so nothing held while stalled is delivered.
 	for c := range p.conns {
 		c.Close()
 	}
+	if p.mode == proxyStalled {
+		close(p.gate)
+	}
+	p.mode = proxyCut
 }

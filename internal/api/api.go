@@ -74,6 +74,7 @@ type API struct {
 	census Census
 	log    *zap.Logger
 	mux    *http.ServeMux
+	cop    *http.CrossOriginProtection
 }
 
 var _ http.Handler = (*API)(nil)
@@ -95,7 +96,7 @@ func New(cfg Config, store Store, queue Queue, c Census, log *zap.Logger) (*API,
 		}
 	}
 	a := &API{cfg: cfg, token: sha256.Sum256([]byte(cfg.Token)), store: store, queue: queue, census: c,
-		log: log.Named("api"), mux: http.NewServeMux()}
+		log: log.Named("api"), mux: http.NewServeMux(), cop: http.NewCrossOriginProtection()}
 	a.mux.HandleFunc("POST /v1/connections/{id}/refresh", a.refresh)
 	a.mux.HandleFunc("POST /v1/connections/{id}/retry", a.retry)
 	a.mux.HandleFunc("GET /v1/connections/summary", a.summary)
@@ -104,8 +105,16 @@ func New(cfg Config, store Store, queue Queue, c Census, log *zap.Logger) (*API,
 	return a, nil
 }
 
-// ServeHTTP checks the bearer token, then routes.
+// ServeHTTP refuses a state-changing request from another origin (403, see
+// http.CrossOriginProtection: Sec-Fetch-Site, else Origin against Host),
+// checks the bearer token, then routes. Browsers do not attach a bearer
+// token by themselves, so this is defence in depth; services and tokenctl
+// send neither header and pass.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := a.cop.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, "cross-origin request refused")
+		return
+	}
 	if !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="token-refresher"`)
 		writeError(w, http.StatusUnauthorized, "a valid bearer token is required")

@@ -110,12 +110,16 @@ type Observer interface {
 
 // Watch takes a census now and then every interval until ctx ends, telling
 // obs. A failed census is logged; the gauges keep their last values for the
-// targets it could not count.
+// targets it could not count. The first census, taken while the first scan
+// runs, sets the gauges but does not warn about expired tokens: at start-up
+// they are expected (tokens lapsed while nothing ran) and the scan is
+// enqueuing their refreshes. From the second census on, an expired token
+// that is not failing is a warning.
 func (c *Census) Watch(ctx context.Context, interval time.Duration, obs Observer, log *zap.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
-		c.RunOnce(ctx, obs, log)
+	for first := true; ; first = false {
+		c.runOnce(ctx, obs, log, !first)
 		select {
 		case <-ctx.Done():
 			return
@@ -124,8 +128,13 @@ func (c *Census) Watch(ctx context.Context, interval time.Duration, obs Observer
 	}
 }
 
-// RunOnce is one turn of Watch.
+// RunOnce is one turn of Watch after the first: it warns about expired
+// tokens that are not failing.
 func (c *Census) RunOnce(ctx context.Context, obs Observer, log *zap.Logger) {
+	c.runOnce(ctx, obs, log, true)
+}
+
+func (c *Census) runOnce(ctx context.Context, obs Observer, log *zap.Logger, warnExpired bool) {
 	counts, err := c.Take(ctx)
 	if err != nil && ctx.Err() == nil {
 		log.Warn("census of connections failed", zap.Error(err))
@@ -134,7 +143,7 @@ func (c *Census) RunOnce(ctx context.Context, obs Observer, log *zap.Logger) {
 		obs.Counted(counts)
 	}
 	for _, n := range counts {
-		if lapsed := n.Expired - n.ExpiredFailing; lapsed > 0 {
+		if lapsed := n.Expired - n.ExpiredFailing; lapsed > 0 && warnExpired {
 			log.Warn("active connections hold an expired token that is not waiting for new credentials",
 				zap.String("provider", n.Provider), zap.String("integration_type", n.IntegrationType),
 				zap.Int("expired", lapsed))

@@ -127,3 +127,44 @@ func TestWatchStopsWithItsContext(t *testing.T) {
 type observerFunc func([]census.Count)
 
 func (f observerFunc) Counted(c []census.Count) { f(c) }
+
+// The first census of Watch runs beside the first scan, before any refresh
+// could land: it sets the gauges but does not warn about the tokens that
+// lapsed while nothing ran. The second one does.
+func TestWatchWarnsFromItsSecondCensus(t *testing.T) {
+	t.Parallel()
+	store := fakeStore{func(context.Context, string, time.Time, time.Time, map[int64]bool) (token.StateCounts, error) {
+		return token.StateCounts{Expired: 3}, nil
+	}}
+	c := census.New(store, nil, targets[:1])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &testenv.Logs{}
+	// The observer holds each turn until the test has looked: a turn warns
+	// after it has told the observer.
+	turn := make(chan struct{})
+	resume := make(chan struct{})
+	go c.Watch(ctx, 10*time.Millisecond, observerFunc(func([]census.Count) {
+		select {
+		case turn <- struct{}{}:
+			<-resume
+		case <-ctx.Done():
+		}
+	}), logs.Logger())
+	wait := func() {
+		select {
+		case <-turn:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no census within 10s")
+		}
+	}
+	wait() // first turn, held
+	resume <- struct{}{}
+	wait() // second turn, held: the first one has finished
+	assert.NotContains(t, logs.String(), "expired token", "the first census does not warn")
+	resume <- struct{}{}
+	wait() // third turn, held: the second one has finished
+	assert.Contains(t, logs.String(), "active connections hold an expired token")
+	cancel()
+	resume <- struct{}{}
+}

@@ -215,15 +215,18 @@ func (r *reader) dsn(name string, loc *time.Location) string {
 	return v
 }
 
-// parseRedisURL accepts redis://, rediss:// and redis-sentinel:// URLs. Its
-// errors never repeat the URL, which may hold a password.
+// parseRedisURL accepts redis://, rediss:// and redis-sentinel:// URLs
+// (sentinel.go reads the last, with the master's credentials). Its errors
+// never repeat the URL, which may hold a password.
 func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, errors.New("not a valid URL (redis://[:password@]host:port/db)")
 	}
 	switch u.Scheme {
-	case "redis", "rediss", "redis-sentinel":
+	case "redis", "rediss":
+	case "redis-sentinel", "rediss-sentinel":
+		return parseSentinelURL(u)
 	default:
 		return nil, fmt.Errorf("scheme %q is not redis, rediss or redis-sentinel", u.Scheme)
 	}

@@ -39,9 +39,11 @@ type Config struct {
 	RootPath string
 }
 
-// Dashboard is asynqmon behind basic auth.
+// Dashboard is asynqmon behind basic auth, refusing state-changing
+// cross-origin requests.
 type Dashboard struct {
 	mon      *asynqmon.HTTPHandler
+	cop      *http.CrossOriginProtection
 	user     [sha256.Size]byte
 	password [sha256.Size]byte
 }
@@ -76,11 +78,27 @@ func New(cfg Config) (*Dashboard, error) {
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(FormatPayload),
 		ResultFormatter:  asynqmon.ResultFormatterFunc(FormatResult),
 	})
-	return &Dashboard{mon: mon, user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
+	return &Dashboard{mon: mon, cop: http.NewCrossOriginProtection(), user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
 }
 
-// ServeHTTP asks for basic auth, then serves asynqmon.
+// ServeHTTP refuses a state-changing request from another origin (403),
+// asks for basic auth, then serves asynqmon.
+//
+// A browser attaches cached basic-auth credentials to any request to this
+// host, a hostile page's form POST included: without the check, such a page
+// could pause the queues or delete tasks with the operator's credentials.
+// http.CrossOriginProtection (Go 1.25) lets GET, HEAD and OPTIONS through
+// and refuses other methods whose Sec-Fetch-Site is not same-origin or none,
+// or, from browsers without Sec-Fetch-Site, whose Origin host differs from
+// Host. asynqmon's own page calls its API from the same origin and is
+// unaffected; curl and other non-browser clients send neither header and
+// pass. The check comes before auth, so a refused request learns nothing
+// of the credentials.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := d.cop.Check(r); err != nil {
+		http.Error(w, "cross-origin request refused: the dashboard changes state only from its own pages", http.StatusForbidden)
+		return
+	}
 	if !d.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="token-refresher dashboard", charset="UTF-8"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -134,6 +135,9 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 		zapcore.AddSync(logs), zapcore.InfoLevel))
 	defer log.Sync()
+	// go-redis's own lines (pool dial failures) go to the log file, not
+	// over the progress.
+	logging.RouteRedis(log)
 	start := time.Now()
 
 	// Servers stop when Run returns, after the refresher drained.
@@ -160,6 +164,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	}
 
 	var redisOpt asynq.RedisConnOpt
+	var redisAt string // host:port, for messages
 	if cfg.Servers == nil {
 		my, err := embedded.StartMySQL(logs)
 		if err != nil {
@@ -172,6 +177,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 		}
 		defer rd.Close()
 		ep.MySQL, ep.Redis = my.Addr(), rd.Addr()
+		redisAt = rd.Addr()
 		ep.WMSDSN, ep.IEDSN = my.DSN(deploy.WMSDatabase), my.DSN(deploy.IEDatabase)
 		redisOpt = dialOpt{addr: rd.Addr(), dial: cfg.Dial}
 	} else {
@@ -180,6 +186,9 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 		if err != nil {
 			// The URL may hold a password: never repeat it.
 			return Status{}, errors.New("REDIS_URL: not a usable Redis URL (redis://[:password@]host:port/db)")
+		}
+		if u, err := url.Parse(cfg.Servers.RedisURL); err == nil {
+			redisAt = u.Host // host:port, without the password
 		}
 	}
 
@@ -208,7 +217,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	}
 	defer rdb.Close()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return Status{}, fmt.Errorf("REDIS_URL: Redis not reachable: %w", err)
+		return Status{}, fmt.Errorf("REDIS_URL: cannot reach Redis at %s: %w", redisAt, err)
 	}
 	queue := task.NewQueue(rdb, cfg.Queue, 30*time.Second)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
@@ -274,7 +283,10 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	})
 	dashboard(httpMux, tr.status)
-	httpMux.Handle("/monitoring/", mon)
+	// No credentials on the demo's loopback dashboard, so any page the user
+	// opens could otherwise pause its queues: state changes only from its
+	// own origin (net/http.CrossOriginProtection, as the refresher's).
+	httpMux.Handle("/monitoring/", http.NewCrossOriginProtection().Handler(mon))
 	dashAddr, fellBack, err := serveDashboard(srvCtx, cfg.Addr, cfg.AddrFallback, httpMux)
 	if err != nil {
 		return Status{}, fmt.Errorf("dashboard: cannot listen on %s: %w", cfg.Addr, err)

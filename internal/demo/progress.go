@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,14 +41,22 @@ type Connection struct {
 	State           string     `json:"state"`
 	Reason          string     `json:"reason,omitempty"`
 	ExpiresAt       *time.Time `json:"expires_at"`
+	// Due: its token needs a refresh (expired, expiring within the refresh
+	// window, or never generated) and it has not failed permanently. A
+	// failed connection is counted as failed, not due: it waits for new
+	// credentials or the cooldown. States due, refreshing and retrying can
+	// be due. The live line's "due" and the summary's "still due" both
+	// count this.
+	Due bool `json:"due"`
 	// Refreshes counts the tokens the demo stored for it.
 	Refreshes int `json:"refreshes"`
 }
 
-// Status is a snapshot of the demo.
+// Status is a snapshot of the demo. In JSON, durations are whole seconds
+// (elapsed_seconds, next_due_in_seconds).
 type Status struct {
-	Elapsed     time.Duration `json:"elapsed"`
-	Due         int           `json:"due"`
+	Elapsed     time.Duration `json:"-"`
+	Due         int           `json:"due"` // connections with Due set
 	Queued      int           `json:"queued"`
 	Refreshing  int           `json:"refreshing"`
 	Retrying    int           `json:"retrying"`
@@ -55,9 +64,22 @@ type Status struct {
 	Failed      int           `json:"failed"`
 	Scans       int           `json:"scans"`       // scans of every integration type
 	ScanErrors  int           `json:"scan_errors"` // failed scans of one integration type
-	NextDueIn   time.Duration `json:"next_due_in"` // 0: nothing upcoming
+	NextDueIn   time.Duration `json:"-"`           // 0: nothing upcoming
 	Connections []Connection  `json:"connections"`
 }
+
+// MarshalJSON writes the durations as whole seconds: elapsed_seconds, and
+// next_due_in_seconds (0: nothing upcoming).
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status // without this method
+	return json.Marshal(struct {
+		ElapsedSeconds   int64 `json:"elapsed_seconds"`
+		NextDueInSeconds int64 `json:"next_due_in_seconds"`
+		plain
+	}{seconds(s.Elapsed), seconds(s.NextDueIn), plain(s)})
+}
+
+func seconds(d time.Duration) int64 { return int64(d.Round(time.Second) / time.Second) }
 
 // tracker follows the running system: the handler and store wrappers report
 // refreshes as they happen; poll reads the queue and the connections' expiry.
@@ -265,7 +287,7 @@ func (t *tracker) status() Status {
 		default:
 			cs.State = StateFresh
 		}
-		if due && t.polled {
+		if cs.Due = due && t.polled && cs.State != StateFailed; cs.Due {
 			s.Due++
 		}
 		s.Connections = append(s.Connections, cs)
@@ -402,12 +424,13 @@ func (p *printer) summary(s Status) {
 	for _, c := range fails {
 		fmt.Fprintf(p.out, "    connection %d (%s, integration type %s), %s: %s\n", c.ID, c.Kind, c.IntegrationType, c.State, c.Reason)
 	}
-	var due []int64
+	var due []int64 // the live line's "due": a token to refresh, not failed
 	for _, c := range s.Connections {
-		if c.State == StateDue || c.State == StateRefreshing {
+		if c.Due {
 			due = append(due, c.ID)
 		}
 	}
+	slices.Sort(due)
 	fmt.Fprintf(p.out, "  still due: %d %v\n", len(due), due)
 	fmt.Fprintf(p.out, "  scans:     %d (%d scans of an integration type failed)\n", s.Scans, s.ScanErrors)
 }

@@ -1,13 +1,15 @@
-// Package logging builds the zap logger of both binaries and adapts it to
-// asynq's logger interface.
+// Package logging builds the zap logger of the binaries and adapts it to
+// asynq's and go-redis's logger interfaces.
 package logging
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -71,3 +73,17 @@ func (a Asynq) Error(args ...any) { a.L.Error(args...) }
 // Fatal implements asynq.Logger. asynq calls it on unrecoverable errors;
 // it is logged as an error and left to the caller, which sees Run fail.
 func (a Asynq) Fatal(args ...any) { a.L.Error(args...) }
+
+// RouteRedis sends go-redis's own lines (connection pool dial failures and
+// the like, printed unstructured to standard error by default) to l at
+// debug level, process-wide. The binaries report a Redis failure
+// themselves, naming REDIS_URL (start-up) or the operation that failed;
+// LOG_LEVEL=debug shows go-redis's detail too.
+func RouteRedis(l *zap.Logger) {
+	redis.SetLogger(redisLogger{l.Named("redis").WithOptions(zap.AddCallerSkip(1)).Sugar()})
+}
+
+type redisLogger struct{ l *zap.SugaredLogger }
+
+// Printf implements go-redis's internal.Logging.
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) { r.l.Debugf(format, v...) }

@@ -28,8 +28,13 @@ type Options struct {
 	ChunkSize int
 	// MaxOpenConns caps each pool (default 32).
 	MaxOpenConns int
-	// QueryTimeout bounds every query (default 30s).
+	// QueryTimeout bounds every query and write, including the wait for a
+	// connection and its handshake (default 30s). It holds when the network
+	// goes silent: the driver closes the socket when the context ends.
 	QueryTimeout time.Duration
+	// ConnMaxIdleTime closes a pooled connection unused for longer (default
+	// 1m).
+	ConnMaxIdleTime time.Duration
 }
 
 func (o *Options) defaults() {
@@ -44,6 +49,21 @@ func (o *Options) defaults() {
 	}
 	if o.QueryTimeout <= 0 {
 		o.QueryTimeout = 30 * time.Second
+	}
+	if o.ConnMaxIdleTime <= 0 {
+		// Servers and the middleboxes in front of them close idle
+		// connections without telling the client: MySQL's wait_timeout
+		// (8h by default, often set to minutes), proxies such as ProxySQL
+		// and HAProxy (commonly 1-5 minutes), cloud load balancers and NAT
+		// (Azure 4 minutes, AWS NAT 350s), which may even drop the
+		// connection silently. One minute stays below all of these, so a
+		// pool connection is retired by us before anyone else kills it;
+		// reopening one a minute costs nothing next to a scan. What slips
+		// through (a shorter server timeout) the driver catches on reuse:
+		// it checks a pooled connection's socket before writing to it
+		// (checkConnLiveness, on by default) and database/sql retries
+		// on a fresh connection.
+		o.ConnMaxIdleTime = time.Minute
 	}
 }
 
@@ -131,6 +151,7 @@ func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error)
 	db.SetMaxOpenConns(opts.MaxOpenConns)
 	db.SetMaxIdleConns(opts.MaxOpenConns)
 	db.SetConnMaxLifetime(5 * time.Minute)
+	db.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
 	ctx, cancel := context.WithTimeout(ctx, opts.QueryTimeout)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {

@@ -4,14 +4,14 @@
 package registry
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,20 +100,51 @@ func Load(path, ajioBaseURL string) ([]Entry, error) {
 }
 
 // Parse is Load of the file's content. Unknown keys are errors: a typo must
-// not silently fall back to a default.
+// not silently fall back to a default. An error about an entry names it by
+// its place and integration type, "providers[1] (integration_type "42")",
+// and an unknown key comes with the nearest known one ("did you mean
+// token_ttl?").
 func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var f file
-	if err := dec.Decode(&f); err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, decodeError(err)
 	}
-	if len(f.Providers) == 0 {
+	if len(doc.Content) == 0 {
+		return nil, errors.New("not a valid providers file: it is empty")
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("not a valid providers file: line %d: expected a mapping with a providers list", root.Line)
+	}
+	var list *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if k.Value != "providers" {
+			return nil, fmt.Errorf("not a valid providers file: line %d: unknown key %s%s", k.Line, k.Value, suggest(k.Value, []string{"providers"}))
+		}
+		if list != nil {
+			return nil, fmt.Errorf("not a valid providers file: line %d: providers is given twice", k.Line)
+		}
+		list = root.Content[i+1]
+	}
+	if list == nil || (list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
 		return nil, errors.New("lists no providers")
 	}
+	if list.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("not a valid providers file: line %d: providers must be a list", list.Line)
+	}
+	if len(list.Content) == 0 {
+		return nil, errors.New("lists no providers")
+	}
+	entries := make([]Entry, len(list.Content))
+	for i, n := range list.Content {
+		if err := decodeEntry(n, &entries[i]); err != nil {
+			return nil, fmt.Errorf("%s: %w", entryRef(i, n), err)
+		}
+	}
 	seen := map[string]bool{}
-	for i := range f.Providers {
-		e := &f.Providers[i]
+	for i := range entries {
+		e := &entries[i]
 		if e.Kind == KindAjio && e.BaseURL == "" {
 			e.BaseURL = ajioBaseURL
 		}
@@ -126,25 +157,130 @@ func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
 		}
 		seen[e.IntegrationType] = true
 	}
-	return f.Providers, nil
+	return entries, nil
 }
 
-var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
-
-// decodeError makes a YAML error one line: yaml.v3 lists unknown keys on
-// lines of their own, and names Go types an operator does not know.
-func decodeError(err error) error {
-	if errors.Is(err, io.EOF) {
-		return errors.New("not a valid providers file: it is empty")
-	}
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
-		for i, m := range te.Errors {
-			msgs[i] = unknownField.ReplaceAllString(strings.TrimSpace(m), "unknown key $1")
+// entryKeys are the keys an entry may have: Entry's yaml tags.
+var entryKeys = func() []string {
+	t := reflect.TypeOf(Entry{})
+	keys := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
 		}
-		return fmt.Errorf("not a valid providers file: %s", strings.Join(msgs, "; "))
 	}
+	return keys
+}()
+
+// decodeEntry decodes one list item, refusing unknown keys.
+func decodeEntry(n *yaml.Node, e *Entry) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: an entry must be a mapping of keys (integration_type, kind, ...)", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(entryKeys, k.Value) {
+			return fmt.Errorf("line %d: unknown key %s%s", k.Line, k.Value, suggest(k.Value, entryKeys))
+		}
+	}
+	if err := n.Decode(e); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs := make([]string, len(te.Errors))
+			for i, m := range te.Errors {
+				msgs[i] = typeMismatch.ReplaceAllStringFunc(m, plainMismatch)
+			}
+			return errors.New(strings.Join(msgs, "; "))
+		}
+		return errors.New(strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	return nil
+}
+
+// typeMismatch is yaml.v3's wording of a value of the wrong type, which
+// names Go types an operator does not know.
+var typeMismatch = regexp.MustCompile("cannot unmarshal !!(\\w+) (`[^`]*` )?into ([\\w.]+)")
+
+func plainMismatch(m string) string {
+	sub := typeMismatch.FindStringSubmatch(m)
+	value := strings.TrimSpace(sub[2])
+	if value == "" {
+		value = "this value"
+		if v, ok := map[string]string{"seq": "a list", "map": "a mapping"}[sub[1]]; ok {
+			value = v
+		}
+	}
+	switch {
+	case strings.HasPrefix(sub[3], "float") || strings.HasPrefix(sub[3], "int"):
+		return value + " is not a number"
+	case sub[3] == "string":
+		return value + " is not a single value"
+	default:
+		return value + " is not valid here"
+	}
+}
+
+// entryRef names entry i of the list: its place and, when it has one, its
+// integration type, read from the node so even an entry that fails to
+// decode is named.
+func entryRef(i int, n *yaml.Node) string {
+	ref := fmt.Sprintf("providers[%d]", i)
+	if n.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == "integration_type" && n.Content[j+1].Kind == yaml.ScalarNode {
+				ref += fmt.Sprintf(" (integration_type %q)", n.Content[j+1].Value)
+			}
+		}
+	}
+	return ref
+}
+
+// suggest returns " (did you mean k?)" for the known key k nearest to key,
+// when it is near enough to be a typo (at most a third of its letters
+// changed), else "".
+func suggest(key string, known []string) string {
+	best, bestD := "", -1
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(key), k); bestD < 0 || d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if bestD < 0 || bestD > max(1, len(best)/3) {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
+// editDistance is the Levenshtein distance of a and b, counting a swap of
+// two neighbouring letters as one edit (optimal string alignment), the
+// commonest typo.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// decodeError makes a YAML syntax error one line.
+func decodeError(err error) error {
 	return fmt.Errorf("not a valid providers file: %s", strings.ReplaceAll(err.Error(), "\n", " "))
 }
 

@@ -153,6 +153,41 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// An error about an entry names it by place and integration type, and an
+// unknown key comes with the nearest known one when it looks like a typo.
+func TestParseNamesTheEntryAndSuggestsAKey(t *testing.T) {
+	t.Parallel()
+	const two = "providers:\n  - {integration_type: '16', kind: ajio}\n  - integration_type: '42'\n    kind: oauth2_refresh\n    token_url: 'https://a.example/t'\n"
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"typo in the second entry", two + "    token_tll: 1h\n",
+			`providers[1] (integration_type "42"): line 6: unknown key token_tll (did you mean token_ttl?)`},
+		{"swapped letters", two + "    refersh_before: 5m\n",
+			`providers[1] (integration_type "42"): line 6: unknown key refersh_before (did you mean refresh_before?)`},
+		{"wrong case", two + "    Client_ID: x\n", "unknown key Client_ID (did you mean client_id?)"},
+		{"bad value", two + "    timeout: soon\n", `providers[1] (integration_type "42"): line 6: "soon" is not a duration`},
+		{"entry without a type", "providers:\n  - {kind: ajio, tokn_ttl: 1h}", "providers[0]: line 2: unknown key tokn_ttl (did you mean token_ttl?)"},
+		{"top-level typo", "provider:\n  - {integration_type: '16', kind: ajio}", "line 1: unknown key provider (did you mean providers?)"},
+		{"not a list", "providers: ajio", "line 1: providers must be a list"},
+		{"providers twice", "providers: []\nproviders: []", "line 2: providers is given twice"},
+		{"not a number", two + "    rate_limit_per_second: fast\n", `providers[1] (integration_type "42"): line 6: ` + "`fast` is not a number"},
+		{"a list for a value", two + "    client_id: [a, b]\n", `providers[1] (integration_type "42"): line 6: a list is not a single value`},
+		{"an entry that is not a mapping", "providers:\n  - ajio", "providers[0]: line 2: an entry must be a mapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := registry.Parse([]byte(tc.yaml), "")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	// A key far from every known one gets no guess.
+	_, err := registry.Parse([]byte(two+"    colour: blue\n"), "")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "unknown key colour")
+	assert.NotContains(t, err.Error(), "did you mean")
+}
+
 func TestBuild(t *testing.T) {
 	t.Setenv("REGISTRY_TEST_CLIENT_SECRET", "from-the-environment")
 	var got []string
