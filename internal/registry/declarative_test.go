@@ -79,6 +79,10 @@ func TestHTTPTokenRefusals(t *testing.T) {
 			`response.refresh_token[0] "ok.refresh" is a path into nothing: response.success.path reads "ok" as a single value`},
 		{"a credential mapped into the URL path", "path: /v2/login", "path: /v2/login/{password}",
 			`request.path "/v2/login/{password}" holds a placeholder or a query: a credential mapped into the URL path`},
+		{"a credential mapped into the URL path, colon style", "path: /v2/login", "path: /v2/login/:password",
+			`a credential mapped into the URL path`},
+		{"a credential mapped into the URL path, shell style", "path: /v2/login", "path: /v2/$password",
+			`a credential mapped into the URL path`},
 		{"a query in the URL path", "path: /v2/login", "path: /v2/login?user=x",
 			`request.path "/v2/login?user=x" holds a placeholder or a query`},
 		{"expiry missing", "      expiry: {expires_at: data.auth.expiresAt, layout: RFC3339}\n", "",
@@ -132,6 +136,12 @@ func TestHTTPTokenRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestHTTPTokenPathWithAColonVerb(t *testing.T) {
+	t.Parallel()
+	_, err := registry.Parse([]byte(strings.Replace(validHTTPToken, "path: /v2/login", "path: /v1/token:exchange", 1)), "")
+	assert.NoError(t, err, "a colon inside a segment (Google-style verb) is no placeholder")
 }
 
 func TestHTTPTokenExpiryTokenTTLNeedsOne(t *testing.T) {

@@ -195,7 +195,7 @@ func unknownKeys(n *yaml.Node, t reflect.Type, at string) []string {
 
 var (
 	codeClass   = regexp.MustCompile(`^[1-5]([0-9]{2}|xx)$`)
-	placeholder = regexp.MustCompile(`\{[^}]*\}|\$|%[sv]|<[^>]*>|:[A-Za-z_]+`)
+	placeholder = regexp.MustCompile(`\{[^}]*\}|\$\{|\$[A-Za-z_]|%[sv]|<[^>]+>|/:[A-Za-z_]`)
 	pathSegment = regexp.MustCompile(`^[A-Za-z0-9_\-@$]+$`)
 )
 
