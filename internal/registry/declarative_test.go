@@ -110,6 +110,8 @@ func TestHTTPTokenRefusals(t *testing.T) {
 		{"body none with fields", "body: json", "body: none", "request.fields are set but request.body is none"},
 		{"a Content-Type header against the body", "X-Api-Version: \"2\"", "Content-Type: text/plain",
 			"request.headers.Content-Type contradicts request.body json"},
+		{"a mapping written as a bare value", "{input: username}", "username",
+			"request: line 15: cannot unmarshal !!str `username` into Value"},
 		{"no access token path", "      access_token: data.auth.token\n", "", "response.access_token is missing"},
 		{"no request", "    request:\n", "    requestx:\n", `unknown key requestx`},
 		{"a key of another kind", "    token_ttl: 1h\n", "    token_ttl: 1h\n    token_url: https://x.example/t\n",

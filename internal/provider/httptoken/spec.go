@@ -145,7 +145,8 @@ func Decode(request, response *yaml.Node, ttl time.Duration) (Spec, []string) {
 			continue
 		}
 		if err := part.node.Decode(part.into); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %s", part.key, strings.ReplaceAll(err.Error(), "\n", " ")))
+			msg := strings.TrimSpace(strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\n", " "), "yaml: unmarshal errors:"))
+			problems = append(problems, fmt.Sprintf("%s: %s", part.key, goTypes.ReplaceAllString(msg, "into $1")))
 		}
 	}
 	if len(problems) > 0 {
@@ -194,6 +195,7 @@ func unknownKeys(n *yaml.Node, t reflect.Type, at string) []string {
 }
 
 var (
+	goTypes     = regexp.MustCompile(`into (?:\[\])?(?:map\[string\])?(?:httptoken\.)?(\w+)`)
 	codeClass   = regexp.MustCompile(`^[1-5]([0-9]{2}|xx)$`)
 	placeholder = regexp.MustCompile(`\{[^}]*\}|\$\{|\$[A-Za-z_]|%[sv]|<[^>]+>|/:[A-Za-z_]`)
 	pathSegment = regexp.MustCompile(`^[A-Za-z0-9_\-@$]+$`)
