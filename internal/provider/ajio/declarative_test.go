@@ -38,6 +38,10 @@ func TestDeclarativeAjio(t *testing.T) {
 //     unusable; http_token reads JSON numbers, and 401.0 is the number 401,
 //     a 4xx refusal, so it is permanent. The JSON value is the same number;
 //     the declarative reading is kept.
+//   - success:true with an access token and a refreshToken that is not a
+//     string: the built-in kind decodes into a typed struct and refuses the
+//     whole answer (unusable); http_token reads only the paths the entry
+//     names, stores the access token and keeps the stored refresh token.
 func TestDeclarativeAjioDifferences(t *testing.T) {
 	t.Parallel()
 	newDeclarative := providertest.Declarative(t, deploy.DeclarativeExample, "16")
@@ -47,6 +51,7 @@ func TestDeclarativeAjioDifferences(t *testing.T) {
 	}{
 		{`{"success":false,"statusCode":401.0}`, provider.Unusable, provider.Permanent},
 		{`{"success":false,"statusCode":4.01e2}`, provider.Unusable, provider.Permanent},
+		{`{"success":true,"result":{"accessToken":"AT-1","refreshToken":5}}`, provider.Unusable, provider.Stored},
 	} {
 		srv := httptest.NewServer(answer(200, c.body))
 		builtin, err := ajio.New(ajio.Config{BaseURL: srv.URL, Client: provider.NewHTTPClient(2)})
