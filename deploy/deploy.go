@@ -44,3 +44,9 @@ func statements(sql, wmsDB, ieDB string) []string {
 	}
 	return out
 }
+
+// DeclarativeExample is providers.declarative.example.yaml: Ajio and
+// Unicommerce as http_token entries (the conformance tests run them).
+//
+//go:embed providers.declarative.example.yaml
+var DeclarativeExample []byte

@@ -252,12 +252,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	// The dashboard and its JSON twin show the failures with their reasons.
 	var st demo.Status
 	// (and no refresh still running: on a loaded machine a second wave's
-	// refresh may still be in flight when the sixth failure shows)
-	testenv.Eventually(t, 30*time.Second, "the six failures on the status page", func() bool {
+	// refresh may still be in flight when the last failure shows)
+	testenv.Eventually(t, 30*time.Second, "the ten failures on the status page", func() bool {
 		code, body := get(t, r.ep.Dashboard+"api/status")
 		require.Equal(t, http.StatusOK, code)
 		require.NoError(t, json.Unmarshal([]byte(body), &st))
-		return st.Failed == 6 && st.Refreshing == 0
+		return st.Failed == 10 && st.Refreshing == 0
 	})
 	byID := map[int64]demo.Connection{}
 	for _, c := range st.Connections {
@@ -268,7 +268,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		switch row.Want {
 		case demo.WantRejected:
 			assert.Equal(t, demo.StateFailed, c.State, "connection %d", id)
-			assert.Regexp(t, `^permanent: .*(rejected the credentials|invalid_grant)`, c.Reason, "connection %d", id)
+			assert.Regexp(t, `^permanent: .*(rejected the credentials|invalid_grant|invalid_client)`, c.Reason, "connection %d", id)
 		case demo.WantMalformed:
 			assert.Equal(t, demo.StateFailed, c.State, "connection %d", id)
 			assert.Contains(t, c.Reason, "malformed inputFields", "connection %d", id)
@@ -286,7 +286,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	assert.Contains(t, mon, "<html")
 	code, queues := get(t, r.ep.Dashboard+"monitoring/api/queues")
 	assert.Equal(t, http.StatusOK, code, "asynqmon API on miniredis")
-	assert.Contains(t, queues, `"archived":6`)
+	assert.Contains(t, queues, `"archived":10`)
 	code, archived := get(t, r.ep.Dashboard+"monitoring/api/queues/token_refresh/archived_tasks")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, archived, "rejected the credentials", "asynqmon shows the failure's reason")
@@ -302,12 +302,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	assert.Contains(t, queues, `"paused":false`)
 
 	testenv.Eventually(t, 10*time.Second, "a progress line counting every refresh", func() bool {
-		// 23 connections refreshed; the one with short tokens (4250) may
+		// 35 connections refreshed; the one with short tokens (4250) may
 		// have been refreshed again on its own clock.
-		return regexp.MustCompile(`refreshed (2[3-9]|[3-9]\d)  failed 6`).MatchString(r.out.String())
+		return regexp.MustCompile(`refreshed (3[5-9]|[4-9]\d)  failed 10`).MatchString(r.out.String())
 	})
 	testenv.Eventually(t, 30*time.Second, "a webhook event per failed connection (Lua on miniredis)", func() bool {
-		return strings.Count(r.out.String(), "webhook received: connection.failed") == 6
+		return strings.Count(r.out.String(), "webhook received: connection.failed") == 10
 	})
 	out := r.stop(t)
 	assert.Contains(t, out, "webhook received: connection.failed for connection 4290 (oauth2_refresh), signature verified")
@@ -320,13 +320,17 @@ func TestDemoEndToEnd(t *testing.T) {
 		"failed: connection 4291 (oauth2_refresh, integration type 42): permanent: malformed inputFields",
 		"failed: connection 4390 (unicommerce, integration type 43): permanent: unicommerce rejected the credentials",
 		"failed: connection 4391 (unicommerce, integration type 43): permanent: malformed inputFields",
+		"failed: connection 6190 (http_token, integration type 61): permanent: shopzone rejected the credentials (response.rejected[0]: error.code BAD_LOGIN",
+		"failed: connection 6191 (http_token, integration type 61): permanent: malformed inputFields",
+		"failed: connection 5090 (oauth2_client_credentials, integration type 50): permanent: oauth2 token endpoint refused the client_credentials grant: invalid_client",
+		"failed: connection 5091 (oauth2_client_credentials, integration type 50): permanent: malformed inputFields",
 	} {
 		assert.Contains(t, out, line)
 	}
 	summary := out[strings.LastIndex(out, "Summary after"):]
-	assert.Regexp(t, `refreshed: (2[3-9]|[3-9]\d) token\(s\) stored for 23 of 29 connections`, summary)
+	assert.Regexp(t, `refreshed: (3[5-9]|[4-9]\d) token\(s\) stored for 35 of 45 connections`, summary)
 	assert.Contains(t, summary, "connection 1690 (ajio, integration type 16), failed: permanent: ajio rejected the credentials")
-	assert.Contains(t, summary, "failed:    6")
+	assert.Contains(t, summary, "failed:    10")
 	assert.Contains(t, summary, "still due: 0")
 
 	logs, err := os.ReadFile(r.logs)

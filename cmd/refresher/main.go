@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,8 +39,12 @@ func main() {
 var _ refresh.Store = (*mysql.Store)(nil)
 
 func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer) int {
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "refresher: takes no arguments; it is configured by environment (see README)")
+	fs := flag.NewFlagSet("refresher", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tryID := fs.Int64("try", 0, "call the marketplace once for this connection id, print the verdict, store nothing, exit")
+	spend := fs.Bool("spend-refresh-token", false, "with --try: allow a call that sends the stored refresh token")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "refresher: takes no arguments but --try <connection id>; it is configured by environment (see README)")
 		return 2
 	}
 	cfg, err := config.LoadRefresher(getenv)
@@ -63,6 +68,9 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		return 1
 	}
 	defer store.Close()
+	if *tryID != 0 {
+		return try(ctx, store, cfg.Providers, *tryID, *spend, stderr)
+	}
 
 	rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
 	if !ok {

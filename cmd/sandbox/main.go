@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.BoolVar(&f.Rotate, "rotate", true, "OAuth: issue a new refresh token with every access token")
 	fs.DurationVar(&f.RotationGrace, "rotation-grace", time.Minute, "OAuth: how long a rotated-away refresh token is still accepted")
 	fs.IntVar(&f.OAuthExpiresIn, "oauth-expires-in", sandbox.DefaultOAuthExpiresIn, "OAuth: expires_in of access tokens, in seconds")
+	fs.IntVar(&f.ShopzoneExpiresIn, "shopzone-expires-in", sandbox.DefaultShopzoneExpiresIn, "Shopzone (http_token): seconds from now to a token's expiresAt")
 	fs.StringVar(&f.Shape, "shape", "", "answer every call in this shape: "+strings.Join(sandbox.Shapes, ", ")+" (per seller: PUT /_sandbox/faults shape_by)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -61,8 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return 2
 		}
 	}
-	if f.RotationGrace < 0 || f.OAuthExpiresIn < 1 {
-		fmt.Fprintln(stderr, "sandbox: --rotation-grace must not be negative and --oauth-expires-in must be at least 1")
+	if f.RotationGrace < 0 || f.OAuthExpiresIn < 1 || f.ShopzoneExpiresIn < 1 {
+		fmt.Fprintln(stderr, "sandbox: --rotation-grace must not be negative and --oauth-expires-in and --shopzone-expires-in must be at least 1")
 		return 2
 	}
 	log, err := logging.New(envOr(getenv, "LOG_LEVEL", "info"), envOr(getenv, "LOG_FORMAT", "json"))

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/eshopbox/token-refresher/internal/registry"
@@ -112,9 +113,11 @@ type Kind struct {
 	Prepare func(sb *sandbox.Server, f *sandbox.Faults, t Timing)
 }
 
-// Kinds are the provider kinds the demo runs, one per token flow.
+// Kinds are the provider kinds the demo runs, one per token flow: the
+// three seed flows, then Shopzone (a marketplace that exists only as a
+// declarative http_token entry) and an OAuth2 client credentials grant.
 func Kinds() []Kind {
-	return []Kind{ajioKind, oauth2Kind, unicommerceKind}
+	return []Kind{ajioKind, oauth2Kind, unicommerceKind, shopzoneKind, clientCredentialsKind}
 }
 
 // seedExpiry is the expiry of the seed document's two Ajio connections.
@@ -235,6 +238,62 @@ var unicommerceKind = Kind{
 			Row{Note: "password rejected by the marketplace", InputFields: userPass("trudy"+sandbox.GeneratedDomain, "not-her-password")},
 			Row{Note: `inputFields has no "password"`, InputFields: fmt.Sprintf(`{"username":"seller-4391%s"}`, sandbox.GeneratedDomain)},
 		)...)
+	},
+}
+
+// shopzoneKind is integration type 61: the sandbox's Shopzone, configured
+// only by its http_token entry (sandbox.ShopzoneEntry): a form login, the
+// token under data.auth.token, an absolute expiry the marketplace sets.
+var shopzoneKind = Kind{
+	Entry: func(sandboxURL string, t Timing) registry.Entry {
+		entries, err := registry.Parse([]byte("providers:\n"+strings.ReplaceAll(sandbox.ShopzoneEntry, "BASE_URL", sandboxURL)), "")
+		if err != nil {
+			panic("demo: the sandbox's Shopzone entry does not parse: " + err.Error()) // a test parses it
+		}
+		e := entries[0]
+		e.RefreshBefore, e.Timeout = registry.Duration(t.RefreshBefore), registry.Duration(5*time.Second)
+		return e
+	},
+	Rows: func(t Timing) []Row {
+		return sellers(t, 6100,
+			func(id int64) Row {
+				return Row{InputFields: userPass(fmt.Sprintf("seller-%d%s", id, sandbox.GeneratedDomain), "")}
+			},
+			Row{Note: "login rejected by the marketplace (BAD_LOGIN)", InputFields: userPass("oscar"+sandbox.GeneratedDomain, "not-his-password")},
+			Row{Note: `inputFields has no "username"`, InputFields: `{"password":"pw-6191"}`},
+		)
+	},
+	Prepare: func(_ *sandbox.Server, f *sandbox.Faults, t Timing) {
+		f.ShopzoneExpiresIn = int(t.TokenTTL / time.Second)
+	},
+}
+
+// clientCredentialsKind is integration type 50: an app's OAuth2 client
+// credentials grant (RFC 6749 §4.4): a new grant every refresh, no refresh
+// token; the entry's client, or the connection's own.
+var clientCredentialsKind = Kind{
+	Entry: func(sandboxURL string, t Timing) registry.Entry {
+		return registry.Entry{
+			IntegrationType: "50", Kind: registry.KindClientCredentials, TokenURL: sandboxURL + "/oauth/token",
+			ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret, ClientAuth: "basic",
+			BodyFormat: "form", Scope: "orders", RefreshBefore: registry.Duration(t.RefreshBefore),
+			Timeout: registry.Duration(5 * time.Second),
+		}
+	},
+	Rows: func(t Timing) []Row {
+		return sellers(t, 5000,
+			func(id int64) Row {
+				if id%2 == 0 {
+					return Row{InputFields: `{}`} // the entry's client
+				}
+				return Row{InputFields: fmt.Sprintf(`{"client_id":%q,"client_secret":%q}`, sandbox.DefaultClientID, sandbox.DefaultClientSecret)}
+			},
+			Row{Note: "client secret rejected (invalid_client)", InputFields: fmt.Sprintf(`{"client_id":%q,"client_secret":"not-the-secret"}`, sandbox.DefaultClientID)},
+			Row{Note: "inputFields is not valid JSON", InputFields: `{"client_secret":`},
+		)
+	},
+	Prepare: func(_ *sandbox.Server, f *sandbox.Faults, t Timing) {
+		f.OAuthExpiresIn = int(t.TokenTTL / time.Second)
 	},
 }
 

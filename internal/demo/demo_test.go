@@ -55,7 +55,8 @@ func TestKinds(t *testing.T) {
 			assert.Positive(t, cases[c], "%s has a connection %s", e.Name(), c)
 		}
 	}
-	for _, kind := range []string{registry.KindAjio, registry.KindOAuth2Refresh, registry.KindUnicommerce} {
+	for _, kind := range []string{registry.KindAjio, registry.KindOAuth2Refresh, registry.KindUnicommerce,
+		registry.KindHTTPToken, registry.KindClientCredentials} {
 		assert.True(t, slices.ContainsFunc(Kinds(), func(k Kind) bool { return k.Entry("http://x", timing).Kind == kind }), "the demo shows %s", kind)
 	}
 }
@@ -264,12 +265,12 @@ func TestRunOnRealServers(t *testing.T) {
 			}
 			return true
 		})
-		testenv.Eventually(t, 30*time.Second, "the six failures shown", func() bool {
-			return strings.Contains(out.String(), "failed 6")
+		testenv.Eventually(t, 30*time.Second, "the ten failures shown", func() bool {
+			return strings.Contains(out.String(), "failed 10")
 		})
 		if first {
-			testenv.Eventually(t, 30*time.Second, "their six webhook events received", func() bool {
-				return strings.Count(out.String(), "webhook received: connection.failed") == 6
+			testenv.Eventually(t, 30*time.Second, "their ten webhook events received", func() bool {
+				return strings.Count(out.String(), "webhook received: connection.failed") == 10
 			})
 		}
 		first = false
@@ -289,15 +290,15 @@ func TestRunOnRealServers(t *testing.T) {
 	checkFinal := func(st Status) {
 		t.Helper()
 		// At least once each: a slow machine may see a token come due again.
-		assert.GreaterOrEqual(t, st.Refreshed, 23)
-		assert.Equal(t, 6, st.Failed)
+		assert.GreaterOrEqual(t, st.Refreshed, 35)
+		assert.Equal(t, 10, st.Failed)
 		for _, c := range st.Connections {
 			switch c.Want {
 			case WantRefreshed:
 				assert.Positive(t, c.Refreshes, "connection %d", c.ID)
 			case WantRejected:
 				assert.Equal(t, StateFailed, c.State, "connection %d", c.ID)
-				assert.Regexp(t, `rejected the credentials|invalid_grant`, c.Reason, "connection %d", c.ID)
+				assert.Regexp(t, `rejected the credentials|invalid_grant|invalid_client`, c.Reason, "connection %d", c.ID)
 			case WantMalformed:
 				assert.Equal(t, StateFailed, c.State, "connection %d", c.ID)
 				assert.Contains(t, c.Reason, "malformed inputFields", "connection %d", c.ID)

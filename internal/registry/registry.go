@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
+	"github.com/eshopbox/token-refresher/internal/provider/httptoken"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
 	"github.com/eshopbox/token-refresher/internal/provider/unicommerce"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -28,6 +29,12 @@ const (
 	KindAjio          = "ajio"
 	KindOAuth2Refresh = "oauth2_refresh"
 	KindUnicommerce   = "unicommerce"
+	// KindHTTPToken is a login-style token API declared in the entry
+	// (package httptoken).
+	KindHTTPToken = "http_token"
+	// KindClientCredentials is the OAuth 2.0 client credentials grant
+	// (RFC 6749 §4.4, package clientcredentials).
+	KindClientCredentials = "oauth2_client_credentials"
 )
 
 // Duration is a time.Duration written as "30m" in YAML.
@@ -64,6 +71,22 @@ type Entry struct {
 	// BodyFormat of the oauth2_refresh request: "form" (RFC 6749, default)
 	// or "json".
 	BodyFormat string `yaml:"body_format"`
+
+	// Marketplace (key name) is how an http_token entry's reasons and logs name the
+	// marketplace (a short word; default the kind and integration type).
+	Marketplace string `yaml:"name"`
+	// Request and Response are an http_token entry's declaration
+	// (httptoken.Spec), decoded strictly by validate into Spec.
+	Request  yaml.Node       `yaml:"request"`
+	Response yaml.Node       `yaml:"response"`
+	Spec     *httptoken.Spec `yaml:"-"`
+
+	// ClientAuth (body or basic), Scope, Audience and ExtraParams are an
+	// oauth2_client_credentials entry's request.
+	ClientAuth  string            `yaml:"client_auth"`
+	Scope       string            `yaml:"scope"`
+	Audience    string            `yaml:"audience"`
+	ExtraParams map[string]string `yaml:"extra_params"`
 }
 
 // TTL is the entry's token lifetime.
@@ -150,7 +173,7 @@ func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
 		}
 		e.applyDefaults()
 		if err := e.validate(); err != nil {
-			return nil, fmt.Errorf("providers[%d]: %w", i, err)
+			return nil, entryError(i, err)
 		}
 		if seen[e.IntegrationType] {
 			return nil, fmt.Errorf("providers[%d]: integration_type %q is listed twice", i, e.IntegrationType)
@@ -310,6 +333,8 @@ func (e *Entry) applyDefaults() {
 		if e.BodyFormat == "" {
 			e.BodyFormat = oauth2refresh.FormatForm
 		}
+	case KindHTTPToken, KindClientCredentials:
+		e.declarativeDefaults()
 	}
 	if e.Timeout == 0 {
 		e.Timeout = Duration(10 * time.Second)
@@ -334,6 +359,9 @@ func (e *Entry) validate() error {
 		return nil
 	}
 	if err := e.foreignKeys(); err != nil {
+		return err
+	}
+	if err := e.declarativeKeys(); err != nil {
 		return err
 	}
 	switch e.Kind {
@@ -364,10 +392,24 @@ func (e *Entry) validate() error {
 		if e.ClientSecretEnv != "" && os.Getenv(e.ClientSecretEnv) == "" {
 			return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
 		}
+	case KindHTTPToken:
+		if err := check("base_url", e.BaseURL); err != nil {
+			return err
+		}
+		if err := e.validateHTTPToken(); err != nil {
+			return err
+		}
+	case KindClientCredentials:
+		if err := check("token_url", e.TokenURL); err != nil {
+			return err
+		}
+		if err := e.validateClientCredentials(); err != nil {
+			return err
+		}
 	case "":
-		return fmt.Errorf("integration_type %q: kind is missing (ajio, oauth2_refresh or unicommerce)", e.IntegrationType)
+		return fmt.Errorf("integration_type %q: kind is missing (%s)", e.IntegrationType, kindList)
 	default:
-		return fmt.Errorf("integration_type %q: unknown kind %q (ajio, oauth2_refresh or unicommerce)", e.IntegrationType, e.Kind)
+		return fmt.Errorf("integration_type %q: unknown kind %q (%s)", e.IntegrationType, e.Kind, kindList)
 	}
 	if e.RefreshBefore <= 0 {
 		return fmt.Errorf("%s: refresh_before must be positive", e.Name())
@@ -430,6 +472,8 @@ func Build(e Entry, client *http.Client) (token.Provider, error) {
 			TokenURL: e.TokenURL, ClientID: e.ClientID, ClientSecret: secret,
 			BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client,
 		})
+	case KindHTTPToken, KindClientCredentials:
+		return buildDeclarative(e, client)
 	default:
 		return nil, fmt.Errorf("%s: unknown kind", e.Name())
 	}

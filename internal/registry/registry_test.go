@@ -105,7 +105,7 @@ func TestParseRejects(t *testing.T) {
 			`"10" is not a duration`},
 		{"missing integration type", "providers:\n  - {kind: ajio}", "providers[0]: integration_type is missing"},
 		{"missing kind", "providers:\n  - {integration_type: '16'}", `integration_type "16": kind is missing`},
-		{"unknown kind", "providers:\n  - {integration_type: '16', kind: amazon}", `unknown kind "amazon" (ajio, oauth2_refresh or unicommerce)`},
+		{"unknown kind", "providers:\n  - {integration_type: '16', kind: amazon}", `unknown kind "amazon" (ajio, oauth2_refresh, unicommerce`},
 		{"unicommerce without base_url", "providers:\n  - {integration_type: '43', kind: unicommerce}", "base_url is missing"},
 		{"oauth2 without token_url", "providers:\n  - {integration_type: '42', kind: oauth2_refresh}", "token_url is missing"},
 		{"relative URL", "providers:\n  - {integration_type: '43', kind: unicommerce, base_url: uc.example.com}",

@@ -65,6 +65,9 @@ type Faults struct {
 	// ShapeBy sets the shape per seller (username; OAuth: the refresh
 	// token's subject), over Shape.
 	ShapeBy map[string]string `json:"shape_by,omitempty"`
+	// ShopzoneExpiresIn is how far ahead the Shopzone flow's absolute
+	// expiresAt lies, in seconds (default 3600).
+	ShopzoneExpiresIn int `json:"shopzone_expires_in,omitempty"`
 }
 
 // The answer shapes of Faults.Shape. Success variants apply to accepted
@@ -357,6 +360,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /authToken", s.ajio)
 	mux.HandleFunc("GET /authToken", s.unicommerce)
 	mux.HandleFunc("POST /oauth/token", s.oauthToken)
+	mux.HandleFunc("POST "+ShopzonePath, s.shopzone)
 	mux.HandleFunc("POST /_sandbox/oauth/clients", func(w http.ResponseWriter, r *http.Request) {
 		var c struct {
 			ClientID     string `json:"client_id"`
@@ -811,6 +815,10 @@ func readOAuthRequest(w http.ResponseWriter, r *http.Request) (oauthRequest, boo
 // oauthToken is the RFC 6749 §6 refresh_token grant.
 func (s *Server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	req, ok := readOAuthRequest(w, r)
+	if ok && req.GrantType == "client_credentials" {
+		s.clientCredentials(w, r, req)
+		return
+	}
 	s.mu.Lock()
 	subject := ""
 	if g := s.lookup(req.RefreshToken); g != nil {

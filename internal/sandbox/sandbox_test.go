@@ -117,7 +117,7 @@ func TestOAuthRequests(t *testing.T) {
 		{"unknown refresh token", form(func(v url.Values) { v.Set("refresh_token", "made-up") }), 400, "invalid_grant", ""},
 		{"tampered generated token", form(func(v url.Values) { v.Set("refresh_token", tampered) }), 400, "invalid_grant", ""},
 		{"another client's token", form(func(v url.Values) { v.Set("refresh_token", "registered-rt") }), 400, "invalid_grant", ""},
-		{"another grant type", form(func(v url.Values) { v.Set("grant_type", "client_credentials") }), 400, "unsupported_grant_type", ""},
+		{"another grant type", form(func(v url.Values) { v.Set("grant_type", "password") }), 400, "unsupported_grant_type", ""},
 		{"no refresh token", form(func(v url.Values) { v.Del("refresh_token") }), 400, "invalid_request", ""},
 		{"bad JSON", func() *http.Request {
 			r, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader(`{"grant_type":`))

@@ -204,13 +204,22 @@ func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token
 	}
 	secrets := []string{clientSecret, refreshToken, clientID}
 
-	params := [][2]string{
+	return p.Exchange(ctx, [][2]string{
 		{"grant_type", "refresh_token"},
 		{"client_id", clientID},
 		{"client_secret", clientSecret},
 		{"refresh_token", refreshToken},
-	}
+	}, nil, secrets)
+}
+
+// Exchange posts one RFC 6749 token request to the token URL (params in the
+// configured body format; basic, when not nil, is the client id and secret
+// sent with HTTP Basic, RFC 6749 §2.3.1) and places the answer with
+// Verdicts: the request of any grant (refresh_token, client_credentials)
+// gets the same verdicts. secrets are kept out of every reason.
+func (p *Provider) Exchange(ctx context.Context, params [][2]string, basic *[2]string, secrets []string) (token.Token, error) {
 	var body []byte
+	var err error
 	contentType := "application/x-www-form-urlencoded"
 	if p.cfg.BodyFormat == FormatJSON {
 		m := make(map[string]string, len(params))
@@ -234,6 +243,10 @@ func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json")
+	if basic != nil {
+		// RFC 6749 §2.3.1: each part form-encoded before Basic.
+		req.SetBasicAuth(url.QueryEscape(basic[0]), url.QueryEscape(basic[1]))
+	}
 
 	obtainedAt := provider.ObtainedAt(p.cfg.Now())
 	resp, err := provider.Do(ctx, p.cfg.Client, req, p.cfg.Timeout)
@@ -350,4 +363,12 @@ func (p *Provider) lifetime(raw json.RawMessage) (time.Duration, string) {
 		return MaxLifetime, ""
 	}
 	return time.Duration(secs) * time.Second, ""
+}
+
+// ClientCredentials returns the client id and secret of a connection: its
+// inputFields' (client_id/client_secret or clientId/clientSecret), each
+// falling back to the provider's; a permanent failure when either is
+// missing.
+func (p *Provider) ClientCredentials(inputFields []byte) (id, secret string, err error) {
+	return p.client(inputFields)
 }
