@@ -16,13 +16,11 @@ import (
 	"testing"
 	"time"
 
-	driver "github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/eshopbox/token-refresher/deploy"
 	"github.com/eshopbox/token-refresher/internal/lease"
 )
 
@@ -69,15 +67,10 @@ func New(t testing.TB) *Env {
 	if err := root.PingContext(ctx); err != nil {
 		t.Fatalf("testenv: MariaDB at %s is not reachable (start it: bash .ci/run does): %v", MySQLDSN(), err)
 	}
-	for _, st := range deploy.Schema(e.WMSDB, e.IEDB) {
-		if _, err := root.ExecContext(ctx, st); err != nil {
-			t.Fatalf("testenv: schema: %v", err)
-		}
+	if err := CreateDatabases(ctx, root, e.WMSDB, e.IEDB); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-	t.Cleanup(func() {
-		root.Exec("DROP DATABASE IF EXISTS " + e.WMSDB)
-		root.Exec("DROP DATABASE IF EXISTS " + e.IEDB)
-	})
+	t.Cleanup(func() { DropDatabases(context.Background(), root, e.WMSDB, e.IEDB) })
 	e.WMSDSN = dsnFor(t, e.WMSDB)
 	e.IEDSN = dsnFor(t, e.IEDB)
 	e.WMS = sqlx.MustOpen("mysql", e.WMSDSN)
@@ -90,28 +83,18 @@ func New(t testing.TB) *Env {
 	}
 	e.RedisURL = "redis://" + RedisAddr() + "/0"
 	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := e.Redis.Keys(ctx, "asynq:{"+e.Queue+"*").Result()
-		notified, _ := e.Redis.Keys(ctx, "token_refresher:{"+e.Queue+"}*").Result()
-		if keys = append(keys, notified...); len(keys) > 0 {
-			e.Redis.Del(ctx, keys...)
-		}
-		e.Redis.Del(ctx, "token_refresher:{"+e.Queue+"}:lifetimes") // task.LifetimesKey
-		e.Redis.SRem(ctx, "asynq:queues", e.Queue, e.Queue+"_urgent", e.Queue+"_webhooks")
+		DropQueueKeys(context.Background(), e.Redis, e.Queue)
 		e.Redis.Close()
 	})
 	return e
 }
 
 func dsnFor(t testing.TB, db string) string {
-	cfg, err := driver.ParseDSN(MySQLDSN())
+	dsn, err := DatabaseDSN(MySQLDSN(), db)
 	if err != nil {
 		t.Fatalf("testenv: TEST_MYSQL_DSN: %v", err)
 	}
-	cfg.DBName = db
-	cfg.ParseTime = true
-	cfg.Loc = time.UTC
-	return cfg.FormatDSN()
+	return dsn
 }
 
 // RandomID returns 8 random hex characters.
