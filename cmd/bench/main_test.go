@@ -59,7 +59,7 @@ func TestQuickRun(t *testing.T) {
 		"**Quick smoke run**",
 		"## Machine", "| MariaDB |", "| Redis |",
 		"## Headlines",
-		"## 1. Scan + enqueue", "## 2. End-to-end refresh", "bare single-row UPDATE by primary key (product's driver settings), 32 connection(s)",
+		"## 1. Scan + enqueue", "## 2. End-to-end refresh", "**composed ceiling**", "one single-row UPDATE by primary key", "Where the rest goes",
 		"## 3. Latency-bound", "## 4. The naive floor", "## 5. Freshness", "## 6. Memory", "## 7. Under a 429-heavy marketplace",
 		"no limiter configured", "peak ≤ rate_limit_per_second",
 	} {
@@ -78,9 +78,11 @@ func TestQuickRun(t *testing.T) {
 	assert.Empty(t, left, "the run's databases are dropped")
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
 	defer rdb.Close()
-	keys, err := rdb.Keys(context.Background(), "asynq:{bench_"+m[2]+"*").Result()
-	require.NoError(t, err)
-	assert.Empty(t, keys, "the run's queues are deleted")
+	for _, pattern := range []string{"asynq:{bench_" + m[2] + "*", "token-refresher:{bench_" + m[2] + "*", "token_refresher:{bench_" + m[2] + "*"} {
+		keys, err := rdb.Keys(context.Background(), pattern).Result()
+		require.NoError(t, err)
+		assert.Empty(t, keys, "the run's queues, leases and lifetime records are deleted")
+	}
 	queues, err := rdb.SMembers(context.Background(), "asynq:queues").Result()
 	require.NoError(t, err)
 	for _, q := range queues {

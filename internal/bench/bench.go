@@ -9,8 +9,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -55,7 +53,6 @@ type sizes struct {
 	scanConc  int
 	drainN    int
 	drainConc int
-	updates   map[int]int // connections → UPDATEs per run
 	latency   []latencyCase
 	waves     int // tasks per worker in a latency run
 	naiveN    int
@@ -79,7 +76,6 @@ func sizesFor(cfg Config) sizes {
 		return sizes{
 			scanNs: []int{100, 1000}, scanConc: 16,
 			drainN: 200, drainConc: 50,
-			updates: map[int]int{1: 100, 32: 400},
 			latency: []latencyCase{{10, 20 * time.Millisecond}, {50, 20 * time.Millisecond}},
 			waves:   4,
 			naiveN:  100, naiveSlow: naiveCase{N: 5, Latency: 20 * time.Millisecond},
@@ -91,7 +87,6 @@ func sizesFor(cfg Config) sizes {
 	s := sizes{
 		scanNs: []int{10_000, 100_000}, scanConc: 16,
 		drainN: 10_000, drainConc: 50,
-		updates: map[int]int{1: 3000, 32: 20_000},
 		latency: []latencyCase{
 			{100, 50 * time.Millisecond}, {100, 200 * time.Millisecond},
 			{500, 50 * time.Millisecond}, {500, 200 * time.Millisecond},
@@ -265,12 +260,6 @@ func profile(path string, fn func() error) error {
 	ferr := fn()
 	pprof.StopCPUProfile()
 	return errors.Join(ferr, f.Close())
-}
-
-func randomID() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // sleepCtx waits d or until ctx ends.

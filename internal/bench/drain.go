@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -23,19 +20,17 @@ type drainRun struct {
 }
 
 // DrainResult is figure 2: the product refreshing N due connections
-// against the sandbox at 0 ms (load, call, guarded write) against asynq
-// draining the same N tasks with a handler that does nothing, at the same
-// concurrency. BareProductQueues is asynq with the refresher's queue set
-// (task.ServerQueues), BareStrict with the strict-priority set it had
-// before, where every take tried the empty urgent queue first.
+// against the sandbox at 0 ms, against the composed ceiling of the parts a
+// refresh cannot avoid, each measured alone in the same run at the same
+// concurrency (Parts). BareProductQueues is asynq with the refresher's
+// queue set (task.ServerQueues) where Bare serves one queue.
 type DrainResult struct {
 	N                 int
 	Concurrency       int
 	Bare              []drainRun
 	BareProductQueues []drainRun
-	BareStrict        []drainRun
 	Product           []drainRun
-	Updates           []UpdateRow
+	Parts             []PartRow
 }
 
 // queueSet is the queues an in-process bare asynq server serves.
@@ -44,12 +39,7 @@ type queueSet int
 const (
 	oneQueue queueSet = iota
 	productQueues
-	strictQueues
 )
-
-// Ratio is the median over runs of the product rate over the bare rate of
-// the same run.
-func (d DrainResult) Ratio() float64 { return pairedRatio(rates(d.Product), rates(d.Bare)) }
 
 // othersShare is the share of the machine's CPU time that other processes
 // (other users of the shared machine) took during a run.
@@ -59,12 +49,6 @@ func (d drainRun) othersShare(cpus int) float64 {
 		return 0
 	}
 	return float64(d.CPU["other"]) / (float64(wall) * float64(cpus))
-}
-
-// UpdateRow is the rate of bare single-row UPDATEs by primary key.
-type UpdateRow struct {
-	Conns int
-	Rates []float64
 }
 
 func rates(runs []drainRun) []float64 {
@@ -87,32 +71,18 @@ func (r *runner) drainSection(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		strict, err := r.drainBare(ctx, f, d.Concurrency, strictQueues)
-		if err != nil {
+		d.Bare = append(d.Bare, bare)
+		d.BareProductQueues = append(d.BareProductQueues, bare2)
+		if err := r.measureParts(ctx, f, d.Concurrency, &d.Parts); err != nil {
 			return err
 		}
 		prod, err := r.drainProduct(ctx, f, d.Concurrency, sandbox.Faults{}, nil)
 		if err != nil {
 			return err
 		}
-		d.Bare = append(d.Bare, bare)
-		d.BareProductQueues = append(d.BareProductQueues, bare2)
-		d.BareStrict = append(d.BareStrict, strict)
 		d.Product = append(d.Product, prod)
-		r.logf("drain N=%d c=%d run %d: bare %.0f/s, bare with the refresher's queues %.0f/s, strict %.0f/s, product %.0f/s",
-			f.N, d.Concurrency, run+1, bare.Rate, bare2.Rate, strict.Rate, prod.Rate)
-	}
-	for _, conns := range []int{1, 32} {
-		row := UpdateRow{Conns: conns}
-		for run := range r.cfg.Runs {
-			rate, err := r.updates(ctx, f, conns, r.sz.updates[conns])
-			if err != nil {
-				return err
-			}
-			row.Rates = append(row.Rates, rate)
-			r.logf("UPDATE by id on %d connections run %d: %.0f/s", conns, run+1, rate)
-		}
-		d.Updates = append(d.Updates, row)
+		r.logf("drain N=%d c=%d run %d: bare %.0f/s, bare with the refresher's queues %.0f/s, ceiling %.0f/s, product %.0f/s",
+			f.N, d.Concurrency, run+1, bare.Rate, bare2.Rate, d.ceilingOf(run), prod.Rate)
 	}
 	rep.Drain = d
 	return nil
@@ -125,32 +95,14 @@ func (r *runner) enqueue(ctx context.Context, q string, f fleet) error {
 		return err
 	}
 	queue := task.NewQueue(r.env.rdb, q, taskTimeout)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Pointer[error]
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(f.N) {
-					return
-				}
-				ok, err := queue.Enqueue(ctx, payloadOf(f, f.First+i))
-				if err == nil && !ok {
-					err = fmt.Errorf("task of connection %d already queued", f.First+i)
-				}
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		return *p
-	}
-	return nil
+	_, err := parallel(ctx, 16, f.N, func(ctx context.Context, i int) error {
+		ok, err := queue.Enqueue(ctx, payloadOf(f, f.First+int64(i)))
+		if err == nil && !ok {
+			err = fmt.Errorf("task of connection %d already queued", f.First+int64(i))
+		}
+		return err
+	})
+	return err
 }
 
 // drain unpauses q and waits until it is empty. The clock starts at the
@@ -206,16 +158,12 @@ func (r *runner) drainBare(ctx context.Context, f fleet, conc int, set queueSet)
 		return drainRun{}, err
 	}
 	queues := map[string]int{q: 1}
-	switch set {
-	case productQueues:
+	if set == productQueues {
 		queues = task.ServerQueues(q)
-	case strictQueues:
-		queues = map[string]int{task.UrgentQueue(q): 10, q: 1}
 	}
 	srv := asynq.NewServerFromRedisClient(r.env.rdb, asynq.Config{
 		Concurrency:              conc,
 		Queues:                   queues,
-		StrictPriority:           set == strictQueues,
 		DelayedTaskCheckInterval: time.Second,
 		TaskCheckInterval:        200 * time.Millisecond,
 		Logger:                   asynqLog{r},
@@ -309,60 +257,6 @@ func (r *runner) startRefresher(ctx context.Context, q, providers string, conc i
 		return nil, err
 	}
 	return p, nil
-}
-
-// updates is the rate of bare single-row UPDATEs by primary key on conns
-// connections: the write a refresh makes, without the guard, with the
-// product's driver settings.
-func (r *runner) updates(ctx context.Context, f fleet, conns, total int) (float64, error) {
-	db, err := sqlx.Open("mysql", r.env.productIE)
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
-	// Open every connection before the clock starts.
-	var warm []*sqlx.Conn
-	for range conns {
-		c, err := db.Connx(ctx)
-		if err != nil {
-			return 0, err
-		}
-		warm = append(warm, c)
-	}
-	for _, c := range warm {
-		c.Close()
-	}
-	exp := time.Now().UTC().Add(30 * time.Minute).Truncate(time.Second)
-	tok := "ajio-at-" + randomID() + randomID() + randomID() + randomID()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	start := time.Now()
-	for range conns {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(total) {
-					return
-				}
-				id := f.First + i%int64(f.N)
-				if _, err := db.ExecContext(ctx, `UPDATE ie_appinstall_connection
-					SET accessToken = ?, accessTokenExpiryAt = ? WHERE id = ?`, tok, exp, id); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	took := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
-		return 0, err
-	}
-	return float64(total) / took.Seconds(), nil
 }
 
 // asynqLog sends the in-process asynq server's warnings to the progress log.

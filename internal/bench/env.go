@@ -10,15 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	driver "github.com/go-sql-driver/mysql"
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eshopbox/token-refresher/deploy"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
-	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
 // env is one bench run's private slice of the shared servers: two databases
@@ -47,7 +45,7 @@ type env struct {
 var stale = time.Date(2022, 8, 17, 16, 25, 8, 0, time.UTC)
 
 func newEnv(ctx context.Context, mysqlDSN, redisAddr string) (_ *env, err error) {
-	e := &env{id: randomID()}
+	e := &env{id: testenv.RandomID()}
 	e.wmsDB, e.ieDB = "bench_"+e.id+"_wms", "bench_"+e.id+"_ie"
 	defer func() {
 		if err != nil {
@@ -66,15 +64,13 @@ func newEnv(ctx context.Context, mysqlDSN, redisAddr string) (_ *env, err error)
 	if err = e.root.PingContext(pctx); err != nil {
 		return e, fmt.Errorf("MariaDB is not reachable: %w", err)
 	}
-	for _, st := range deploy.Schema(e.wmsDB, e.ieDB) {
-		if _, err = e.root.ExecContext(pctx, st); err != nil {
-			return e, fmt.Errorf("schema: %w", err)
-		}
-	}
-	if e.wmsDSN, err = dsnFor(mysqlDSN, e.wmsDB); err != nil {
+	if err = testenv.CreateDatabases(pctx, e.root, e.wmsDB, e.ieDB); err != nil {
 		return e, err
 	}
-	if e.ieDSN, err = dsnFor(mysqlDSN, e.ieDB); err != nil {
+	if e.wmsDSN, err = testenv.DatabaseDSN(mysqlDSN, e.wmsDB); err != nil {
+		return e, err
+	}
+	if e.ieDSN, err = testenv.DatabaseDSN(mysqlDSN, e.ieDB); err != nil {
 		return e, err
 	}
 	if e.productIE, err = mysql.ParseDSN(e.ieDSN, time.UTC); err != nil {
@@ -99,18 +95,6 @@ func newEnv(ctx context.Context, mysqlDSN, redisAddr string) (_ *env, err error)
 	return e, nil
 }
 
-func dsnFor(base, db string) (string, error) {
-	cfg, err := driver.ParseDSN(base)
-	if err != nil {
-		return "", fmt.Errorf("MySQL DSN: %w", err)
-	}
-	cfg.DBName = db
-	cfg.ParseTime = true
-	cfg.Loc = time.UTC
-	cfg.InterpolateParams = false
-	return cfg.FormatDSN(), nil
-}
-
 // close drops the databases and queues and removes the temp folder.
 func (e *env) close() error {
 	var errs []error
@@ -130,11 +114,7 @@ func (e *env) close() error {
 	if e.root != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		for _, db := range []string{e.wmsDB, e.ieDB} {
-			if _, err := e.root.ExecContext(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		errs = append(errs, testenv.DropDatabases(ctx, e.root, e.wmsDB, e.ieDB))
 		e.root.Close()
 	}
 	if e.tmp != "" {
@@ -154,30 +134,11 @@ func (e *env) newQueue(tag string) string {
 	return q
 }
 
-// dropQueue deletes every key of q and of its urgent twin, in batches, so
-// the shared Redis is never blocked by one long command.
+// dropQueue deletes every key of q and of its twins.
 func (e *env) dropQueue(q string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var cursor uint64
-	for {
-		keys, next, err := e.rdb.Scan(ctx, cursor, "asynq:{"+q+"*", 2000).Result()
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			if err := e.rdb.Unlink(ctx, keys...).Err(); err != nil {
-				return err
-			}
-		}
-		if cursor = next; cursor == 0 {
-			break
-		}
-	}
-	if err := e.rdb.Del(ctx, task.LifetimesKey(q)).Err(); err != nil {
-		return err
-	}
-	return e.rdb.SRem(ctx, "asynq:queues", q, task.UrgentQueue(q)).Err()
+	return testenv.DropQueueKeys(ctx, e.rdb, q)
 }
 
 // queueSize is what is left in q: pending, active, scheduled and retrying

@@ -22,7 +22,7 @@ func (l LatencyRow) Ideal() float64 { return float64(l.Concurrency) / l.Latency.
 // Rate is the median measured rate.
 func (l LatencyRow) Rate() float64 { return median(rates(l.Runs)) }
 
-// Bound is the rate to compare with: the ideal, or the 0 ms ceiling of
+// Bound is the rate to compare with: the ideal, or the product's 0 ms rate of
 // figure 2 when that is lower (the machine, not the latency, is the bound).
 func (l LatencyRow) Bound(ceiling float64) float64 { return min(l.Ideal(), ceiling) }
 

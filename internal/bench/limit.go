@@ -123,3 +123,12 @@ func (r *runner) limitRun(ctx context.Context, f fleet, c limitCase, providers s
 		Peak: g.peak, Seconds: took.Seconds(),
 	}, nil
 }
+
+// Seconds is the median time to refresh every connection.
+func (l LimitRow) Seconds() float64 {
+	v := make([]float64, len(l.Runs))
+	for i, r := range l.Runs {
+		v[i] = r.Seconds
+	}
+	return median(v)
+}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -80,38 +78,20 @@ func (r *runner) bareEnqueue(ctx context.Context, f fleet, conc int) (float64, e
 	q := r.env.newQueue("e")
 	defer r.env.dropQueue(q)
 	client := asynq.NewClientFromRedisClient(r.env.rdb)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, conc)
-	start := time.Now()
-	for range conc {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(f.N) {
-					return
-				}
-				t, err := task.New(payloadOf(f, f.First+i), q, taskTimeout)
-				if err == nil {
-					_, err = client.EnqueueContext(ctx, t)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	took := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+	rate, err := parallel(ctx, conc, f.N, func(ctx context.Context, i int) error {
+		t, err := task.New(payloadOf(f, f.First+int64(i)), q, taskTimeout)
+		if err == nil {
+			_, err = client.EnqueueContext(ctx, t)
+		}
+		return err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("bare enqueue: %w", err)
 	}
 	if sz, err := r.env.queueSize(ctx, q); err != nil || sz.pending != int64(f.N) {
 		return 0, fmt.Errorf("bare enqueue: %d pending, want %d (%v)", sz.pending, f.N, err)
 	}
-	return float64(f.N) / took.Seconds(), nil
+	return rate, nil
 }
 
 // scanEnqueue is one scan of f's integration type by the product's scanner
