@@ -78,6 +78,9 @@ type Refresher struct {
 	DashboardPassword string // DASHBOARD_PASSWORD
 	DashboardReadOnly bool   // DASHBOARD_READ_ONLY
 	Webhooks          Webhooks
+	// CensusInterval is how often the replica holding the census lease
+	// counts connections for the gauges (CENSUS_INTERVAL).
+	CensusInterval time.Duration
 }
 
 // Webhooks are the failure notifications' settings (off without URLs).
@@ -285,6 +288,7 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 		r.fail("API_TOKEN", errors.New("shorter than 16 characters"))
 	}
 	s.Webhooks = r.webhooks()
+	s.CensusInterval = r.duration("CENSUS_INTERVAL", time.Minute)
 	return s, r.err
 }
 
