@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/registry"
@@ -185,8 +186,8 @@ func (r *reader) common() Common {
 
 	ajioBase := r.str("AJIO_BASE_URL", "")
 	if ajioBase != "" {
-		if u, err := url.Parse(ajioBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			r.fail("AJIO_BASE_URL", errors.New("not an absolute http(s) URL"))
+		if _, err := httpurl.Absolute(ajioBase); err != nil {
+			r.fail("AJIO_BASE_URL", err)
 		}
 	}
 	if path := r.str("PROVIDERS_FILE", ""); path != "" {
