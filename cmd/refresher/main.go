@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
+	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
@@ -105,7 +106,8 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		// ones stay queued for the next start.
 		defer hooks.Shutdown()
 	}
-	handler := refresh.New(store, lease.New(rdb, cfg.Queue, 0), providers, rcfg, log, m)
+	leases := lease.New(rdb, cfg.Queue, 0)
+	handler := refresh.New(store, leases, providers, rcfg, log, m)
 
 	if cfg.HTTPAddr != "" {
 		closeHTTP, err := serveHTTP(ctx, cfg, store, rdb, reg, log)
@@ -136,12 +138,28 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		log.Error("cannot start the worker", zap.Error(err))
 		return 1
 	}
+	// The census gauges (expired_connections must stay 0) come from the
+	// one replica holding the census lease, so they are served even where
+	// the scanner runs as a --once cron job: see census.Lead for why only
+	// the holder exposes them.
+	// A replica without HTTP_ADDR serves no /metrics, so it never takes the
+	// lease.
+	censusDone := make(chan struct{})
+	go func() {
+		defer close(censusDone)
+		if cfg.HTTPAddr == "" {
+			return
+		}
+		census.New(store, task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout), censusTargets(cfg.Providers)).
+			Lead(ctx, leases, holderName("refresher"), cfg.CensusInterval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
+	}()
 	log.Info("refresher started", zap.Int("concurrency", cfg.Concurrency), zap.String("queue", cfg.Queue),
 		zap.Int("providers", len(providers)))
 	<-ctx.Done()
 	log.Info("draining: in-flight refreshes get DRAIN_TIMEOUT to finish; the rest go back to the queue",
 		zap.Duration("drain_timeout", cfg.DrainTimeout))
 	srv.Shutdown()
+	<-censusDone // its lease released while Redis is still open
 	// A token obtained just before DRAIN_TIMEOUT is still being written
 	// (its write outlives the task's cancellation): see it stored.
 	if !handler.Wait(time.Minute) {
@@ -175,4 +193,11 @@ func startWebhooks(cfg config.Refresher, rdb redis.UniversalClient, rcfg *refres
 	log.Info("webhooks enabled", zap.Int("endpoints", len(w.Endpoints)), zap.Strings("events", w.Events),
 		zap.String("queue", webhook.Queue(cfg.Queue)))
 	return srv, nil
+}
+
+// holderName names this process in a lease's Redis value, for operators
+// (never a secret): the binary, the host and the pid.
+func holderName(binary string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s:%d", binary, host, os.Getpid())
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -228,7 +227,7 @@ func TestRunOnRealServers(t *testing.T) {
 
 	first := true // the second run's failures are already notified
 	runUntilRefreshed := func() (Status, string) {
-		var out syncBuffer
+		var out testenv.Logs
 		c := cfg
 		c.Out = &out
 		ready := make(chan Endpoints, 1)
@@ -322,24 +321,6 @@ func TestRunOnRealServers(t *testing.T) {
 	var n int
 	require.NoError(t, root.Get(&n, "SELECT COUNT(*) FROM "+wmsDB+".channels WHERE connectionId = 5"))
 	assert.Equal(t, 1, n)
-}
-
-// syncBuffer is the demo's output, read while the demo writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 func TestPrinterTerminalLineFitsOneRow(t *testing.T) {
