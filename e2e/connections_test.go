@@ -47,9 +47,9 @@ func (c *apiClient) do(method, path string, out any) int {
 
 func (b *bundle) api(t *testing.T) *apiClient {
 	t.Helper()
-	var targets []census.Target
+	var targets []token.Target
 	for _, e := range b.providers {
-		targets = append(targets, census.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
+		targets = append(targets, token.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
 	}
 	a, err := api.New(api.Config{Token: viewToken, Providers: targets, Cooldown: b.cooldown},
 		b.store, b.queue, census.New(b.store, b.queue, targets), b.log)

@@ -59,9 +59,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// refresher is the real binary's run() on this test's databases, queue and
+// process is the real binary's run() on this test's databases, queue and
 // sandbox, serving HTTP on base.
-type refresher struct {
+type process struct {
 	env    *testenv.Env
 	base   string
 	stderr *syncBuffer
@@ -76,7 +76,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...map[string]string) *refresher {
+func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...map[string]string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{
@@ -90,7 +90,7 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 			vars[k] = v
 		}
 	}
-	r := &refresher{env: env, base: "http://" + addr, stderr: &syncBuffer{}}
+	r := &process{env: env, base: "http://" + addr, stderr: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, r.stderr) }()
@@ -124,7 +124,7 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 	}
 }
 
-func (r *refresher) do(t *testing.T, method, path string, auth func(*http.Request)) (int, string) {
+func (r *process) do(t *testing.T, method, path string, auth func(*http.Request)) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, r.base+path, nil)
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
@@ -64,10 +65,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	defer store.Close()
 
-	var targets []scan.Target
-	for _, e := range cfg.Providers {
-		targets = append(targets, scan.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-	}
+	targets := registry.Targets(cfg.Providers)
 	scfg := scan.Config{
 		Targets: targets, Interval: cfg.Interval, Cooldown: cfg.Cooldown,
 		Concurrency: cfg.Concurrency, DryRun: *dryRun, DryRunOut: stdout,
@@ -104,7 +102,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		// Queue sizes at scrape time, and the census of token states whose
 		// expired count must stay 0.
 		metrics.NewQueues(reg, rq.Inspector(), rq.Name(), task.UrgentQueue(rq.Name()))
-		go census.New(store, rq, censusTargets(targets)).Watch(ctx, cfg.Interval, metrics.NewCensus(reg), log)
+		go census.New(store, rq, targets).Watch(ctx, cfg.Interval, metrics.NewCensus(reg), log)
 	}
 	if cfg.HTTPAddr != "" {
 		if _, _, err := ops.Serve(ctx, cfg.HTTPAddr, ops.NewMux(reg, checks), log); err != nil {
@@ -119,14 +117,6 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	log.Info("scanner stopped")
 	return 0
-}
-
-func censusTargets(targets []scan.Target) []census.Target {
-	out := make([]census.Target, 0, len(targets))
-	for _, t := range targets {
-		out = append(out, census.Target{IntegrationType: t.IntegrationType, Kind: t.Kind, RefreshBefore: t.RefreshBefore})
-	}
-	return out
 }
 
 // dryQueue is the queue of a dry run: the scanner never calls it.

@@ -57,7 +57,7 @@ type Config struct {
 	IntegrationTypes []string
 	// Providers give each integration type's provider kind and refresh
 	// window, for the connection view and list.
-	Providers []census.Target
+	Providers []token.Target
 	// Cooldown is FAILURE_COOLDOWN: when the scanner tries a failing
 	// connection again (default 1h).
 	Cooldown time.Duration

@@ -71,14 +71,22 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.RootPath == "/" {
 		cfg.RootPath = ""
 	}
-	mon := asynqmon.New(asynqmon.Options{
-		RootPath:         cfg.RootPath,
-		RedisConnOpt:     cfg.Redis,
-		ReadOnly:         cfg.ReadOnly,
+	mon := Monitor(cfg.Redis, cfg.RootPath, cfg.ReadOnly)
+	return &Dashboard{mon: mon, cop: http.NewCrossOriginProtection(), user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
+}
+
+// Monitor is asynqmon with the project's formatters (FormatPayload,
+// FormatResult), served under rootPath ("" for "/"), without auth: New puts
+// it behind basic auth; the demo serves it on loopback. Close releases its
+// Redis connections.
+func Monitor(redis asynq.RedisConnOpt, rootPath string, readOnly bool) *asynqmon.HTTPHandler {
+	return asynqmon.New(asynqmon.Options{
+		RootPath:         rootPath,
+		RedisConnOpt:     redis,
+		ReadOnly:         readOnly,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(FormatPayload),
 		ResultFormatter:  asynqmon.ResultFormatterFunc(FormatResult),
 	})
-	return &Dashboard{mon: mon, cop: http.NewCrossOriginProtection(), user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
 }
 
 // ServeHTTP refuses a state-changing request from another origin (403),

@@ -74,7 +74,7 @@ func TestStatusDurations(t *testing.T) {
 
 	exp := time.Now().Add(10 * time.Minute)
 	mux := http.NewServeMux()
-	dashboard(mux, func() Status {
+	demoPage(mux, func() Status {
 		return Status{Elapsed: 125 * time.Second, NextDueIn: 55 * time.Second, Due: 3,
 			Connections: []Connection{{ID: 11, Kind: "ajio", IntegrationType: "16", State: StateFresh, ExpiresAt: &exp}}}
 	})

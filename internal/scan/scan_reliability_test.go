@@ -86,7 +86,7 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 		9: failed(cooldown-time.Millisecond, "fp-9"), // exact record: a millisecond short
 	}}
 	s := New(store, queue, Config{
-		Targets:  []Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Targets:  []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
 		Cooldown: cooldown, Now: func() time.Time { return now },
 	}, zap.NewNop(), nil)
 

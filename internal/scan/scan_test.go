@@ -103,7 +103,7 @@ func TestArchivedFailuresWaitForCooldownOrNewCredentials(t *testing.T) {
 		5: {LastFailedAt: now.Add(-10 * time.Minute)},
 	}}
 	s := scan.New(store, q, scan.Config{
-		Targets:  []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Targets:  []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
 		Cooldown: time.Hour, Now: func() time.Time { return now },
 	}, zap.NewNop(), nil)
 	res, err := s.RunOnce(context.Background())
@@ -119,7 +119,7 @@ func TestOneTargetFailingDoesNotStopTheOthers(t *testing.T) {
 	t.Parallel()
 	store := &fakeStore{due: map[string][]token.DueConnection{"43": dues("43", 7, 8, 9)}, errFor: "16"}
 	q := &fakeQueue{taken: map[int64]bool{8: true}}
-	s := scan.New(store, q, scan.Config{Targets: []scan.Target{
+	s := scan.New(store, q, scan.Config{Targets: []token.Target{
 		{IntegrationType: "16", RefreshBefore: time.Minute},
 		{IntegrationType: "43", RefreshBefore: time.Minute},
 	}}, zap.NewNop(), nil)
@@ -136,7 +136,7 @@ func TestEnqueueErrorsFailTheScan(t *testing.T) {
 	t.Parallel()
 	store := &fakeStore{due: map[string][]token.DueConnection{"16": dues("16", 1, 2, 3)}}
 	q := &fakeQueue{taken: map[int64]bool{}, fail: errors.New("redis down")}
-	s := scan.New(store, q, scan.Config{Targets: []scan.Target{{IntegrationType: "16", RefreshBefore: time.Minute}}}, zap.NewNop(), nil)
+	s := scan.New(store, q, scan.Config{Targets: []token.Target{{IntegrationType: "16", RefreshBefore: time.Minute}}}, zap.NewNop(), nil)
 	res, err := s.RunOnce(context.Background())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "3 of 3 enqueues failed")
@@ -192,7 +192,7 @@ func TestNextChunkIsReadWhileWorkersEnqueue(t *testing.T) {
 	release := func() { once.Do(func() { close(q.release) }) }
 	t.Cleanup(release) // a failed test must not leave the scan blocked
 	s := scan.New(store, q, scan.Config{
-		Targets: []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}},
+		Targets: []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}},
 	}, zap.NewNop(), nil)
 
 	type result struct {
@@ -264,7 +264,7 @@ func TestTokensInsideTheWindowWaitForTheirOwnClock(t *testing.T) {
 	run := func(err error) ([]int64, scan.Result) {
 		q := &lifetimeQueue{fakeQueue: &fakeQueue{taken: map[int64]bool{}}, gens: gens, err: err}
 		s := scan.New(&fakeStore{due: map[string][]token.DueConnection{"42": rows}}, q, scan.Config{
-			Targets: []scan.Target{{IntegrationType: "42", RefreshBefore: 10 * time.Minute}},
+			Targets: []token.Target{{IntegrationType: "42", RefreshBefore: 10 * time.Minute}},
 			Now:     func() time.Time { return now },
 		}, zap.NewNop(), nil)
 		res, rerr := s.RunOnce(context.Background())
