@@ -55,7 +55,7 @@ func (store) Fingerprints(_ context.Context, ids []int64) (map[int64]string, err
 type queue struct{ queued map[int64]bool }
 
 var failure = task.Failure{Reason: "permanent: ajio rejected the credentials (success:false, statusCode 401)",
-	Fingerprint: "fp-unchanged", At: failedAt}
+	Credentials: "fp-unchanged", At: failedAt}
 
 func (*queue) Inspect(context.Context, int64) ([]task.Status, error) {
 	f := failure

@@ -132,14 +132,14 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 	}
 	if archived != nil {
 		c.State = token.StateFailing
-		if f := archived.Failure; f != nil && f.Fingerprint != "" {
+		if f := archived.Failure; f != nil && f.Credentials != "" {
 			age := int64(now.Sub(f.At) / time.Second)
 			c.FailureAgeSeconds = &age
 			fps, err := a.store.Fingerprints(r.Context(), []int64{id})
 			if err != nil {
 				log.Warn("connection view: cannot read the credentials' fingerprint", zap.Error(err))
 			} else {
-				changed := fps[id] != f.Fingerprint
+				changed := fps[id] != f.Credentials
 				c.CredentialsChanged = &changed
 			}
 		}

@@ -54,7 +54,7 @@ func TestFormatPayload(t *testing.T) {
 func TestFormatResult(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	f := task.Failure{Reason: "ajio rejected the credentials (success:false)", Fingerprint: "sha256:abcdef", At: at}
+	f := task.Failure{Reason: "ajio rejected the credentials (success:false)", Credentials: "sha256:abcdef", At: at}
 	got := dashboard.FormatResult(task.TypeRefresh, f.Marshal())
 	assert.Equal(t, "failed: ajio rejected the credentials (success:false) (at 2026-01-02T03:04:05Z)", got)
 	assert.NotContains(t, got, "abcdef", "the fingerprint stays out of sight")
@@ -108,7 +108,7 @@ func (b *bundle) archiveFailure(t *testing.T) {
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(task.TypeRefresh, func(_ context.Context, tk *asynq.Task) error {
-		f := task.Failure{Reason: reason, Fingerprint: "sha256:fp-not-for-display", At: time.Now().UTC()}
+		f := task.Failure{Reason: reason, Credentials: "sha256:fp-not-for-display", At: time.Now().UTC()}
 		if _, err := tk.ResultWriter().Write(f.Marshal()); err != nil {
 			return err
 		}

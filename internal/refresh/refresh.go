@@ -536,7 +536,7 @@ func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Tok
 func (h *Handler) recordFailure(t *asynq.Task, reason string, c *token.Connection) {
 	f := task.Failure{Reason: reason, At: h.cfg.Now().UTC()}
 	if c != nil {
-		f.Fingerprint = token.Fingerprint(c.InputFields, c.RefreshToken)
+		f.Credentials = token.Fingerprint(c.InputFields, c.RefreshToken)
 	}
 	if w := t.ResultWriter(); w != nil {
 		if _, err := w.Write(f.Marshal()); err != nil {

@@ -312,7 +312,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 			retry = append(retry, payload(d))
 			continue
 		}
-		if a.Failure != nil && a.Failure.Fingerprint != "" {
+		if a.Failure != nil && a.Failure.Credentials != "" {
 			check = append(check, d.ID)
 			continue
 		}
@@ -330,7 +330,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 		byID[d.ID] = d
 	}
 	for _, id := range check {
-		if fp, ok := fps[id]; ok && fp != archived[id].Failure.Fingerprint {
+		if fp, ok := fps[id]; ok && fp != archived[id].Failure.Credentials {
 			s.log.Info("credentials changed since the permanent failure; trying again",
 				zap.Int64("connection_id", id))
 			retry = append(retry, payload(byID[id]))

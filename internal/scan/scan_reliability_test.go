@@ -66,7 +66,7 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 	const cooldown = time.Hour
 	failed := func(ago time.Duration, fp string) task.Archived {
 		return task.Archived{LastFailedAt: now.Add(-ago).Truncate(time.Second),
-			Failure: &task.Failure{Reason: "rejected", Fingerprint: fp, At: now.Add(-ago)}}
+			Failure: &task.Failure{Reason: "rejected", Credentials: fp, At: now.Add(-ago)}}
 	}
 	store := &fakeStore{fingerprints: map[int64]string{
 		2: "fp-2", 3: "fp-3", 4: "fp-4-new", 7: "fp-7", 9: "fp-9",

@@ -94,11 +94,11 @@ func TestArchivedFailuresWaitForCooldownOrNewCredentials(t *testing.T) {
 	}
 	q := &fakeQueue{taken: map[int64]bool{}, archived: map[int64]task.Archived{
 		// 2: failed 10 minutes ago, same credentials: still cooling down.
-		2: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-2"}},
+		2: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Credentials: "fp-2"}},
 		// 3: failed 10 minutes ago, credentials changed since: try again.
-		3: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-3"}},
+		3: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Credentials: "fp-3"}},
 		// 4: failed two hours ago: the cooldown is over.
-		4: {LastFailedAt: now.Add(-2 * time.Hour), Failure: &task.Failure{Fingerprint: "fp-4"}},
+		4: {LastFailedAt: now.Add(-2 * time.Hour), Failure: &task.Failure{Credentials: "fp-4"}},
 		// 5: archived without a failure record (by an operator): cooldown.
 		5: {LastFailedAt: now.Add(-10 * time.Minute)},
 	}}
