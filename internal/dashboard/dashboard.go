@@ -131,7 +131,8 @@ func (d *Dashboard) authorized(r *http.Request) bool {
 // Close releases asynqmon's Redis connections.
 func (d *Dashboard) Close() error { return d.mon.Close() }
 
-// FormatPayload shows a refresh task's payload as its identifiers, and a
+// FormatPayload shows a refresh task's payload (and a scheduled refresh's
+// wake-up) as its identifiers, and a
 // webhook delivery as its event and endpoint key. Payloads of other task
 // types (another application sharing the Redis) are not shown: nothing says
 // they are free of secrets.
@@ -139,16 +140,20 @@ func FormatPayload(taskType string, payload []byte) string {
 	if taskType == webhook.TypeDeliver {
 		return formatDelivery(payload)
 	}
-	if taskType != task.TypeRefresh {
+	if taskType != task.TypeRefresh && taskType != task.TypeWake {
 		return fmt.Sprintf("%d-byte payload of task type %q (not shown)", len(payload), taskType)
 	}
-	p, err := task.Parse(asynq.NewTask(taskType, payload))
+	// A wake-up carries the payload of the refresh it enqueues.
+	p, err := task.Parse(asynq.NewTask(task.TypeRefresh, payload))
 	if err != nil {
 		return fmt.Sprintf("malformed refresh payload (%d bytes, not shown)", len(payload))
 	}
 	s := fmt.Sprintf("connection %d · type %s · due expiry %s", p.ConnectionID, p.IntegrationType, expiry(p.DueExpiry))
 	if p.Forced {
 		s += " · on demand"
+	}
+	if taskType == task.TypeWake {
+		s += " · scheduled refresh"
 	}
 	return s
 }

@@ -37,6 +37,8 @@ func TestFormatPayload(t *testing.T) {
 			"connection 13 · type 42 · due expiry never (no token yet) · on demand"},
 		{"extra fields are never echoed", task.TypeRefresh, `{"connection_id":14,"integration_type":"16","password":"hunter2"}`,
 			"connection 14 · type 16 · due expiry never (no token yet)"},
+		{"scheduled refresh", task.TypeWake, `{"connection_id":16,"integration_type":"42","due_expiry":"2022-08-17T16:25:08Z"}`,
+			"connection 16 · type 42 · due expiry " + exp.Format(time.RFC3339) + " · scheduled refresh"},
 		{"malformed", task.TypeRefresh, `{"password":"hunter2"`, "malformed refresh payload (21 bytes, not shown)"},
 		{"webhook delivery", "webhook:deliver",
 			`{"endpoint":"0a1b2c3d4e5f","event":{"id":"msg_x","type":"connection.failed","data":{"connection_id":15,"reason":"r"},"password":"hunter2"}}`,
