@@ -359,7 +359,7 @@ func build(kinds []Kind, sandboxURL string, t Timing) ([]registry.Entry, []conn,
 				return nil, nil, fmt.Errorf("connection %d is listed twice in the demo's kinds", r.ID)
 			}
 			seen[r.ID] = true
-			conns = append(conns, conn{Row: r, IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
+			conns = append(conns, conn{Row: r, Target: e.Target()})
 		}
 	}
 	return entries, conns, nil
