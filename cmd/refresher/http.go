@@ -53,13 +53,9 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, rd
 	}
 
 	if cfg.APIToken != "" {
-		var types []string
 		targets := registry.Targets(cfg.Providers)
-		for _, tg := range targets {
-			types = append(types, tg.IntegrationType)
-		}
 		queue := task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
-		a, err := api.New(api.Config{Token: cfg.APIToken, IntegrationTypes: types, Providers: targets, Cooldown: cfg.Cooldown},
+		a, err := api.New(api.Config{Token: cfg.APIToken, Targets: targets, Cooldown: cfg.Cooldown},
 			store, queue, census.New(store, queue, targets), log)
 		if err != nil {
 			closeAll()

@@ -91,7 +91,7 @@ func (counts) Take(context.Context) ([]census.Count, error) {
 // the refresher really gives.
 func server(t *testing.T) *httptest.Server {
 	t.Helper()
-	a, err := api.New(api.Config{Token: apiToken, Providers: []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}}, store{}, &queue{queued: map[int64]bool{}}, counts{}, zap.NewNop())
+	a, err := api.New(api.Config{Token: apiToken, Targets: []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}}, store{}, &queue{queued: map[int64]bool{}}, counts{}, zap.NewNop())
 	require.NoError(t, err)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)

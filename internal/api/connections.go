@@ -67,7 +67,7 @@ type Attempt struct {
 }
 
 func (a *API) target(integrationType string) token.Target {
-	for _, p := range a.cfg.Providers {
+	for _, p := range a.cfg.Targets {
 		if p.IntegrationType == integrationType {
 			return p
 		}
@@ -265,7 +265,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	var targets []token.Target
-	for _, p := range a.cfg.Providers {
+	for _, p := range a.cfg.Targets {
 		if pv := q.Get("provider"); pv == "" || pv == p.Kind || pv == p.IntegrationType {
 			targets = append(targets, p)
 		}
