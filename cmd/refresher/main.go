@@ -16,12 +16,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
 )
 
 func main() {
@@ -99,11 +103,27 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+	// The census gauges (expired_connections must stay 0) come from the
+	// one replica holding the census lease, so they are served even where
+	// the scanner runs as a --once cron job: see census.Lead for why only
+	// the holder exposes them.
+	// A replica without HTTP_ADDR serves no /metrics, so it never takes the
+	// lease.
+	censusDone := make(chan struct{})
+	go func() {
+		defer close(censusDone)
+		if cfg.HTTPAddr == "" {
+			return
+		}
+		census.New(store, task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout), registry.Targets(cfg.Providers)).
+			Lead(ctx, lease.New(rdb, cfg.Queue, 0), holderName("refresher"), cfg.CensusInterval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
+	}()
 	log.Info("refresher started", zap.Int("concurrency", cfg.Concurrency), zap.String("queue", cfg.Queue),
 		zap.Int("providers", len(r.Marketplaces)))
 	<-ctx.Done()
 	log.Info("draining: in-flight refreshes get DRAIN_TIMEOUT to finish; the rest go back to the queue",
 		zap.Duration("drain_timeout", cfg.DrainTimeout))
+	<-censusDone // its lease released while Redis is still open
 	// A token obtained just before DRAIN_TIMEOUT is still being written
 	// (its write outlives the task's cancellation): see it stored. Then the
 	// webhook deliveries drain: an event queued while draining still gets
@@ -113,4 +133,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	log.Info("refresher stopped")
 	return 0
+}
+
+// holderName names this process in a lease's Redis value, for operators
+// (never a secret): the binary, the host and the pid.
+func holderName(binary string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s:%d", binary, host, os.Getpid())
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
@@ -72,9 +73,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 
 	var queue scan.Queue = dryQueue{}
+	var rdb redis.UniversalClient
 	checks := []ops.Check{{Name: "mysql", Fn: store.Ping}}
 	if !*dryRun {
-		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+		var ok bool
+		rdb, ok = cfg.Redis.MakeRedisClient().(redis.UniversalClient)
 		if !ok {
 			log.Error("cannot start: unsupported REDIS_URL")
 			return 2
@@ -98,12 +101,24 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 0
 	}
 
-	if rq, ok := queue.(*task.Queue); ok {
+	censusDone := make(chan struct{})
+	if rq, ok := queue.(*task.Queue); ok && cfg.HTTPAddr != "" {
 		// Queue sizes at scrape time, and the census of token states whose
-		// expired count must stay 0.
+		// expired count must stay 0. The census is taken by whichever
+		// long-running process holds the census lease (this scanner or a
+		// refresher replica): see census.Lead.
 		metrics.NewQueues(reg, rq.Inspector(), rq.Name(), task.UrgentQueue(rq.Name()))
-		go census.New(store, rq, targets).Watch(ctx, cfg.Interval, metrics.NewCensus(reg), log)
+		go func() {
+			defer close(censusDone)
+			host, _ := os.Hostname()
+			census.New(store, rq, targets).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
+				fmt.Sprintf("scanner@%s:%d", host, os.Getpid()), cfg.Interval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
+		}()
+	} else {
+		close(censusDone)
 	}
+	// Its lease released while Redis is still open.
+	defer func() { <-censusDone }()
 	if cfg.HTTPAddr != "" {
 		if _, _, err := ops.Serve(ctx, cfg.HTTPAddr, ops.NewMux(reg, checks), log); err != nil {
 			log.Error("cannot start: HTTP_ADDR", zap.Error(err))

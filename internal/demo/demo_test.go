@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -231,7 +230,7 @@ func TestRunOnRealServers(t *testing.T) {
 
 	first := true // the second run's failures are already notified
 	runUntilRefreshed := func() (Status, string) {
-		var out syncBuffer
+		var out testenv.Logs
 		c := cfg
 		c.Out = &out
 		ready := make(chan Endpoints, 1)
@@ -350,24 +349,6 @@ func getBody(t *testing.T, url string) (int, string) {
 	b, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	return res.StatusCode, string(b)
-}
-
-// syncBuffer is the demo's output, read while the demo writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 func TestPrinterTerminalLineFitsOneRow(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
 	"github.com/eshopbox/token-refresher/internal/provider/httptoken"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
@@ -365,12 +365,8 @@ func (e *Entry) validate(getenv func(string) string) error {
 		if raw == "" {
 			return fmt.Errorf("%s: %s is missing", e.Name(), field)
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%s: %s is not an absolute http(s) URL", e.Name(), field)
-		}
-		if u.User != nil || u.RawQuery != "" {
-			return fmt.Errorf("%s: %s must not carry credentials or a query", e.Name(), field)
+		if _, err := httpurl.Plain(raw); err != nil {
+			return fmt.Errorf("%s: %s %w", e.Name(), field, err)
 		}
 		return nil
 	}
