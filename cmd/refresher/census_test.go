@@ -17,7 +17,7 @@ import (
 
 const expiredGauge = `token_refresher_expired_connections{integration_type="16",provider="ajio"} 1`
 
-func (r *refresher) metrics(t *testing.T) string {
+func (r *process) metrics(t *testing.T) string {
 	t.Helper()
 	resp, err := http.Get(r.base + "/metrics")
 	require.NoError(t, err)
@@ -43,7 +43,7 @@ func TestCensusGaugesFromOneRefresher(t *testing.T) {
 
 	a := startRefresher(t, env, sb.URL)
 	b := startRefresher(t, env, sb.URL)
-	var holder, other *refresher
+	var holder, other *process
 	testenv.Eventually(t, 30*time.Second, "one refresher serving the expired gauge", func() bool {
 		ma, mb := strings.Contains(a.metrics(t), expiredGauge), strings.Contains(b.metrics(t), expiredGauge)
 		switch {

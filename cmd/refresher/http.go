@@ -53,13 +53,9 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, rd
 	}
 
 	if cfg.APIToken != "" {
-		var types []string
-		for _, e := range cfg.Providers {
-			types = append(types, e.IntegrationType)
-		}
-		targets := censusTargets(cfg.Providers)
+		targets := registry.Targets(cfg.Providers)
 		queue := task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
-		a, err := api.New(api.Config{Token: cfg.APIToken, IntegrationTypes: types, Providers: targets, Cooldown: cfg.Cooldown},
+		a, err := api.New(api.Config{Token: cfg.APIToken, Targets: targets, Cooldown: cfg.Cooldown},
 			store, queue, census.New(store, queue, targets), log)
 		if err != nil {
 			closeAll()
@@ -75,12 +71,4 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, rd
 		return nil, fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	return closeAll, nil
-}
-
-func censusTargets(entries []registry.Entry) []census.Target {
-	out := make([]census.Target, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, census.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-	}
-	return out
 }

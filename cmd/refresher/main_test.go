@@ -41,9 +41,9 @@ const (
 	storedToken   = "stored-at-do-not-show"
 )
 
-// refresher is the real binary's run() on this test's databases, queue and
+// process is the real binary's run() on this test's databases, queue and
 // sandbox, serving HTTP on base.
-type refresher struct {
+type process struct {
 	env    *testenv.Env
 	base   string
 	stderr *testenv.Logs
@@ -60,7 +60,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...map[string]string) *refresher {
+func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...map[string]string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{
@@ -74,7 +74,7 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 			vars[k] = v
 		}
 	}
-	r := &refresher{env: env, base: "http://" + addr, stderr: &testenv.Logs{}}
+	r := &process{env: env, base: "http://" + addr, stderr: &testenv.Logs{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, r.stderr) }()
@@ -112,7 +112,7 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 	}
 }
 
-func (r *refresher) do(t *testing.T, method, path string, auth func(*http.Request)) (int, string) {
+func (r *process) do(t *testing.T, method, path string, auth func(*http.Request)) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, r.base+path, nil)
 	require.NoError(t, err)

@@ -21,6 +21,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
@@ -65,10 +66,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	defer store.Close()
 
-	var targets []scan.Target
-	for _, e := range cfg.Providers {
-		targets = append(targets, scan.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-	}
+	targets := registry.Targets(cfg.Providers)
 	scfg := scan.Config{
 		Targets: targets, Interval: cfg.Interval, Cooldown: cfg.Cooldown,
 		Concurrency: cfg.Concurrency, DryRun: *dryRun, DryRunOut: stdout,
@@ -113,7 +111,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		go func() {
 			defer close(censusDone)
 			host, _ := os.Hostname()
-			census.New(store, rq, censusTargets(targets)).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
+			census.New(store, rq, targets).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
 				fmt.Sprintf("scanner@%s:%d", host, os.Getpid()), cfg.Interval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
 		}()
 	} else {
@@ -134,14 +132,6 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	log.Info("scanner stopped")
 	return 0
-}
-
-func censusTargets(targets []scan.Target) []census.Target {
-	out := make([]census.Target, 0, len(targets))
-	for _, t := range targets {
-		out = append(out, census.Target{IntegrationType: t.IntegrationType, Kind: t.Kind, RefreshBefore: t.RefreshBefore})
-	}
-	return out
 }
 
 // dryQueue is the queue of a dry run: the scanner never calls it.

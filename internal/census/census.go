@@ -29,13 +29,6 @@ type Archive interface {
 	ListArchived() (map[int64]task.Archived, error)
 }
 
-// Target is one configured provider.
-type Target struct {
-	IntegrationType string
-	Kind            string
-	RefreshBefore   time.Duration
-}
-
 // Count is one provider's connections at one moment. Fresh, Due and Expired
 // split the active connections; Failing (an archived refresh: credentials
 // rejected, malformed inputFields) overlaps them, and ExpiredFailing is the
@@ -56,12 +49,12 @@ type Count struct {
 type Census struct {
 	store   Store
 	archive Archive
-	targets []Target
+	targets []token.Target
 	now     func() time.Time
 }
 
 // New returns a census of targets. archive may be nil (no failing counts).
-func New(store Store, archive Archive, targets []Target) *Census {
+func New(store Store, archive Archive, targets []token.Target) *Census {
 	return &Census{store: store, archive: archive, targets: targets, now: time.Now}
 }
 

@@ -37,7 +37,7 @@ type recorder struct{ counts [][]census.Count }
 
 func (r *recorder) Counted(c []census.Count) { r.counts = append(r.counts, c) }
 
-var targets = []census.Target{
+var targets = []token.Target{
 	{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute},
 	{IntegrationType: "42", Kind: "oauth2_refresh", RefreshBefore: 5 * time.Minute},
 }

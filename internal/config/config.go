@@ -191,7 +191,7 @@ func (r *reader) common() Common {
 		}
 	}
 	if path := r.str("PROVIDERS_FILE", ""); path != "" {
-		entries, err := registry.Load(path, ajioBase)
+		entries, err := registry.Load(path, ajioBase, r.get)
 		if err != nil {
 			r.fail("PROVIDERS_FILE", fmt.Errorf("%s: %w", path, err))
 		}

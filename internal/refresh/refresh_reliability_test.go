@@ -36,8 +36,8 @@ func setup(t *testing.T, limiter Limiter, cfg Config) *bundle {
 		}},
 		breaker: breaker.New(breaker.Config{Failures: 2, Cooldown: time.Minute}),
 	}
-	b.handler = New(b.store, testenv.Leases(t), map[string]Provider{"16": {
-		Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: b.provider,
+	b.handler = New(b.store, testenv.Leases(t), map[string]Marketplace{"16": {
+		Target: token.Target{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}, Client: b.provider,
 		CallTimeout: time.Second, Limiter: limiter, Breaker: b.breaker,
 	}}, cfg, zap.NewNop(), nil)
 	return b

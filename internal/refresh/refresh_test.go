@@ -29,8 +29,8 @@ func newTask(t *testing.T, p task.Payload) *asynq.Task {
 }
 
 func handler(t testing.TB, store *refresh.FakeStore, prov *refresh.FakeProvider) *refresh.Handler {
-	return refresh.New(store, testenv.Leases(t), map[string]refresh.Provider{
-		"16": {Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: prov},
+	return refresh.New(store, testenv.Leases(t), map[string]refresh.Marketplace{
+		"16": {Target: token.Target{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}, Client: prov},
 	}, refresh.Config{SaveRetryFor: 2 * time.Second, Now: func() time.Time { return now }}, zap.NewNop(), nil)
 }
 

@@ -23,7 +23,7 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 	const cooldown = time.Hour
 	failed := func(ago time.Duration, fp string) task.Archived {
 		return task.Archived{LastFailedAt: now.Add(-ago).Truncate(time.Second),
-			Failure: &task.Failure{Reason: "rejected", Fingerprint: fp, At: now.Add(-ago)}}
+			Failure: &task.Failure{Reason: "rejected", Credentials: fp, At: now.Add(-ago)}}
 	}
 	store := &FakeStore{Prints: map[int64]string{
 		2: "fp-2", 3: "fp-3", 4: "fp-4-new", 7: "fp-7", 9: "fp-9",
@@ -44,7 +44,7 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 		9: failed(cooldown-time.Millisecond, "fp-9"), // exact record: a millisecond short
 	}}
 	s := New(store, queue, Config{
-		Targets:  []Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Targets:  []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
 		Cooldown: cooldown, Now: func() time.Time { return now },
 	}, zap.NewNop(), nil)
 

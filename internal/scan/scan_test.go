@@ -33,16 +33,16 @@ func TestArchivedFailuresWaitForCooldownOrNewCredentials(t *testing.T) {
 	}
 	q := &scan.FakeQueue{Taken: map[int64]bool{}, Archived: map[int64]task.Archived{
 		// 2: failed 10 minutes ago, same credentials: still cooling down.
-		2: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-2"}},
+		2: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Credentials: "fp-2"}},
 		// 3: failed 10 minutes ago, credentials changed since: try again.
-		3: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-3"}},
+		3: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Credentials: "fp-3"}},
 		// 4: failed two hours ago: the cooldown is over.
-		4: {LastFailedAt: now.Add(-2 * time.Hour), Failure: &task.Failure{Fingerprint: "fp-4"}},
+		4: {LastFailedAt: now.Add(-2 * time.Hour), Failure: &task.Failure{Credentials: "fp-4"}},
 		// 5: archived without a failure record (by an operator): cooldown.
 		5: {LastFailedAt: now.Add(-10 * time.Minute)},
 	}}
 	s := scan.New(store, q, scan.Config{
-		Targets:  []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Targets:  []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
 		Cooldown: time.Hour, Now: func() time.Time { return now },
 	}, zap.NewNop(), nil)
 	res, err := s.RunOnce(context.Background())
@@ -58,7 +58,7 @@ func TestOneTargetFailingDoesNotStopTheOthers(t *testing.T) {
 	t.Parallel()
 	store := &scan.FakeStore{Due: map[string][]token.DueConnection{"43": dues("43", 7, 8, 9)}, ErrFor: "16"}
 	q := &scan.FakeQueue{Taken: map[int64]bool{8: true}}
-	s := scan.New(store, q, scan.Config{Targets: []scan.Target{
+	s := scan.New(store, q, scan.Config{Targets: []token.Target{
 		{IntegrationType: "16", RefreshBefore: time.Minute},
 		{IntegrationType: "43", RefreshBefore: time.Minute},
 	}}, zap.NewNop(), nil)
@@ -75,7 +75,7 @@ func TestEnqueueErrorsFailTheScan(t *testing.T) {
 	t.Parallel()
 	store := &scan.FakeStore{Due: map[string][]token.DueConnection{"16": dues("16", 1, 2, 3)}}
 	q := &scan.FakeQueue{Taken: map[int64]bool{}, Fail: errors.New("redis down")}
-	s := scan.New(store, q, scan.Config{Targets: []scan.Target{{IntegrationType: "16", RefreshBefore: time.Minute}}}, zap.NewNop(), nil)
+	s := scan.New(store, q, scan.Config{Targets: []token.Target{{IntegrationType: "16", RefreshBefore: time.Minute}}}, zap.NewNop(), nil)
 	res, err := s.RunOnce(context.Background())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "3 of 3 enqueues failed")
@@ -131,7 +131,7 @@ func TestNextChunkIsReadWhileWorkersEnqueue(t *testing.T) {
 	release := func() { once.Do(func() { close(q.release) }) }
 	t.Cleanup(release) // a failed test must not leave the scan blocked
 	s := scan.New(store, q, scan.Config{
-		Targets: []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}},
+		Targets: []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}},
 	}, zap.NewNop(), nil)
 
 	type result struct {
@@ -203,7 +203,7 @@ func TestTokensInsideTheWindowWaitForTheirOwnClock(t *testing.T) {
 	run := func(err error) ([]int64, scan.Result) {
 		q := &lifetimeQueue{FakeQueue: &scan.FakeQueue{Taken: map[int64]bool{}}, gens: gens, err: err}
 		s := scan.New(&scan.FakeStore{Due: map[string][]token.DueConnection{"42": rows}}, q, scan.Config{
-			Targets: []scan.Target{{IntegrationType: "42", RefreshBefore: 10 * time.Minute}},
+			Targets: []token.Target{{IntegrationType: "42", RefreshBefore: 10 * time.Minute}},
 			Now:     func() time.Time { return now },
 		}, zap.NewNop(), nil)
 		res, rerr := s.RunOnce(context.Background())
