@@ -190,7 +190,7 @@ func TestKubernetesManifests(t *testing.T) {
 
 	secret := find(t, m, "Secret", "token-refresher")
 	providers := find(t, m, "ConfigMap", "token-refresher-providers")
-	entries, err := registry.Parse([]byte(providers.Data["providers.yaml"]), "")
+	entries, err := registry.Parse([]byte(providers.Data["providers.yaml"]), "", os.Getenv)
 	require.NoError(t, err, "the providers ConfigMap is a valid providers file")
 	require.NotEmpty(t, entries)
 	providersDir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/api"
 	"github.com/eshopbox/token-refresher/internal/census"
+	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -47,11 +48,8 @@ func (c *apiClient) do(method, path string, out any) int {
 
 func (b *bundle) api(t *testing.T) *apiClient {
 	t.Helper()
-	var targets []census.Target
-	for _, e := range b.providers {
-		targets = append(targets, census.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-	}
-	a, err := api.New(api.Config{Token: viewToken, Providers: targets, Cooldown: b.cooldown},
+	targets := registry.Targets(b.providers)
+	a, err := api.New(api.Config{Token: viewToken, Targets: targets, Cooldown: b.cooldown},
 		b.store, b.queue, census.New(b.store, b.queue, targets), b.log)
 	require.NoError(t, err)
 	srv := httptest.NewServer(a)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func TestHTTPTokenPipeline(t *testing.T) {
 func TestDeclarativeUnicommercePipeline(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{providers: func(sandboxURL string) []registry.Entry {
-		entries, err := registry.Parse(deploy.DeclarativeExample, "")
+		entries, err := registry.Parse(deploy.DeclarativeExample, "", os.Getenv)
 		require.NoError(t, err)
 		for i := range entries {
 			entries[i].BaseURL = sandboxURL

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -209,8 +211,8 @@ func TestOnDemandRacesScan(t *testing.T) {
 // worker paused past its lease's expiry would.
 func (b *bundle) handlerPastExclusion(t *testing.T, store refresh.Store, wrap func(token.Provider) token.Provider) *refresh.Handler {
 	t.Helper()
-	providers, err := refresh.Marketplaces(b.providers, provider.NewHTTPClient(4), nil, b.env.Redis, b.env.Queue,
-		breaker.Config{Failures: 5, Cooldown: time.Second}, b.log)
+	providers, err := refresher.Marketplaces(b.providers, provider.NewHTTPClient(4), nil, b.env.Redis, b.env.Queue,
+		breaker.Config{Failures: 5, Cooldown: time.Second}, os.Getenv, b.log)
 	require.NoError(t, err)
 	if wrap != nil {
 		for it, p := range providers {

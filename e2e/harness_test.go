@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -11,11 +12,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
-	"github.com/eshopbox/token-refresher/internal/lease"
-	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
-	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
@@ -36,9 +35,9 @@ type bundle struct {
 	log        *zap.Logger
 	providers  []registry.Entry
 	cooldown   time.Duration
-	// notifier, when set before startRefresher, hears of failures and
-	// refreshes (webhooks).
-	notifier refresh.Notifier
+	// webhooks, when set before startRefresher, are the refresher's
+	// failure notifications.
+	webhooks refresher.Webhooks
 	// schedule makes the refresher schedule each stored token's refresh
 	// on its own clock, as cmd/refresher does (off by default, so a
 	// settled queue means no task at all).
@@ -84,9 +83,7 @@ func setup(t *testing.T, opts options) *bundle {
 
 // scanner returns a scanner over the bundle's providers.
 func (b *bundle) scanner(cfg scan.Config) *scan.Scanner {
-	for _, e := range b.providers {
-		cfg.Targets = append(cfg.Targets, scan.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-	}
+	cfg.Targets = append(cfg.Targets, registry.Targets(b.providers)...)
 	if cfg.Cooldown == 0 {
 		cfg.Cooldown = b.cooldown
 	}
@@ -102,34 +99,21 @@ func (b *bundle) scanOnce(t *testing.T) scan.Result {
 	return res[0]
 }
 
-// startRefresher runs an asynq worker with the refresh handler until the
-// test ends.
+// startRefresher runs the refresher, assembled as cmd/refresher assembles
+// it (internal/refresher) with test-sized intervals, until the test ends.
 func (b *bundle) startRefresher(t *testing.T) {
 	t.Helper()
-	providers, err := refresh.Marketplaces(b.providers, provider.NewHTTPClient(10), nil, b.env.Redis, b.env.Queue,
-		breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond}, b.log)
+	r, err := refresher.New(refresher.Engines{Store: b.store, Redis: b.env.Redis, Log: b.log, Observer: b.obs},
+		b.providers, refresher.Settings{
+			Queue: b.env.Queue, Concurrency: 8, TaskTimeout: 30 * time.Second,
+			RetryBaseDelay: 20 * time.Millisecond, RetryMaxDelay: 200 * time.Millisecond,
+			RetryCheck: 100 * time.Millisecond, TaskCheck: 20 * time.Millisecond, DrainTimeout: 2 * time.Second,
+			Breaker:      breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond},
+			SaveRetryFor: time.Second, Unscheduled: !b.schedule, Webhooks: b.webhooks, Getenv: os.Getenv,
+		})
 	require.NoError(t, err)
-	rcfg := refresh.Config{SaveRetryFor: time.Second, Notifier: b.notifier}
-	if b.schedule {
-		rcfg.Scheduler = b.queue
-	}
-	h := refresh.New(b.store, lease.New(b.env.Redis, b.env.Queue, 0), providers, rcfg, b.log, b.obs)
-	srv := asynq.NewServerFromRedisClient(b.env.Redis, asynq.Config{
-		Concurrency:              8,
-		Queues:                   task.ServerQueues(b.env.Queue),
-		RetryDelayFunc:           refresh.RetryDelay(20*time.Millisecond, 200*time.Millisecond),
-		IsFailure:                refresh.IsFailure,
-		TaskCheckInterval:        20 * time.Millisecond,
-		DelayedTaskCheckInterval: 100 * time.Millisecond,
-		ShutdownTimeout:          2 * time.Second,
-		Logger:                   logging.Asynq{L: b.log.Named("asynq").Sugar()},
-		LogLevel:                 asynq.WarnLevel,
-	})
-	mux := asynq.NewServeMux()
-	mux.Handle(task.TypeRefresh, h)
-	mux.Handle(task.TypeWake, h)
-	require.NoError(t, srv.Start(mux))
-	t.Cleanup(srv.Shutdown)
+	require.NoError(t, r.Start())
+	t.Cleanup(func() { r.Shutdown(time.Minute) })
 }
 
 // settled reports whether the queue holds no pending, active, scheduled or

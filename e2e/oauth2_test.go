@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 // SANDBOX_URL is the test's sandbox, parsed and validated as at start-up.
 func providersYAML(t *testing.T, yaml string) func(string) []registry.Entry {
 	return func(sandboxURL string) []registry.Entry {
-		entries, err := registry.Parse([]byte(strings.ReplaceAll(yaml, "SANDBOX_URL", sandboxURL)), "")
+		entries, err := registry.Parse([]byte(strings.ReplaceAll(yaml, "SANDBOX_URL", sandboxURL)), "", os.Getenv)
 		require.NoError(t, err)
 		return entries
 	}

@@ -112,8 +112,26 @@ providers:
 	cancel()
 	<-done
 
-	all, short := rec.snapshot()
-	calls := b.sandbox.Calls("short")
+	// The last call's attempt is recorded when its token is stored, a
+	// moment after the sandbox counted the call: read both once they agree
+	// (a call whose token is never stored keeps them apart, and fails).
+	var all []attempt
+	var short, calls int
+	storedOf := func(as []attempt) int {
+		n := 0
+		for _, a := range as {
+			if a.outcome == refresh.Refreshed {
+				n++
+			}
+		}
+		return n
+	}
+	testenv.Eventually(t, 30*time.Second, "every call's token stored", func() bool {
+		before := b.sandbox.Calls("short")
+		all, short = rec.snapshot()
+		calls = b.sandbox.Calls("short")
+		return before == calls && storedOf(all) == calls
+	})
 	refreshed := 0
 	for _, a := range all {
 		switch a.outcome {

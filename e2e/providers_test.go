@@ -36,7 +36,7 @@ func TestDeployProvidersAndSeed(t *testing.T) {
 	raw, err := os.ReadFile("../deploy/providers.yaml")
 	require.NoError(t, err)
 	b := setup(t, options{providers: func(sandboxURL string) []registry.Entry {
-		entries, err := registry.Parse([]byte(strings.ReplaceAll(string(raw), "http://127.0.0.1:8089", sandboxURL)), "")
+		entries, err := registry.Parse([]byte(strings.ReplaceAll(string(raw), "http://127.0.0.1:8089", sandboxURL)), "", os.Getenv)
 		require.NoError(t, err)
 		return entries
 	}})
@@ -80,7 +80,7 @@ func TestProductionExampleParses(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile("../deploy/providers.production.example.yaml")
 	require.NoError(t, err)
-	entries, err := registry.Parse(raw, "")
+	entries, err := registry.Parse(raw, "", os.Getenv)
 	require.NoError(t, err)
 	assert.Len(t, entries, 3)
 }

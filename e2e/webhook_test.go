@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -75,15 +77,10 @@ func TestWebhookOnFailureAndRecovery(t *testing.T) {
 	t.Cleanup(hook.Close)
 	eps, err := webhook.ParseURLs(hook.URL + "/events?key=url-held-secret")
 	require.NoError(t, err)
-	b.notifier = webhook.NewNotifier(b.env.Redis, b.env.Queue, eps, webhook.NotifierConfig{}, b.log)
-	d, err := webhook.NewDeliverer(eps, rcv.key, 5*time.Second, b.log)
-	require.NoError(t, err)
-	hooks := webhook.NewServer(b.env.Redis, b.env.Queue, webhook.ServerConfig{
-		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, CheckInterval: 50 * time.Millisecond,
-		ShutdownTimeout: time.Second,
-	}, b.log)
-	require.NoError(t, hooks.Start(webhook.Mux(d)))
-	t.Cleanup(hooks.Shutdown)
+	b.webhooks = refresher.Webhooks{
+		Webhooks:  config.Webhooks{Endpoints: eps, Secret: rcv.key, Timeout: 5 * time.Second},
+		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	}
 
 	user, pass := "webhook-seller@itc.com", "webhook-password-51"
 	expired := time.Now().UTC().Add(-time.Hour)

@@ -6,7 +6,8 @@
 # The providers are deploy/providers.yaml (all three token flows against the
 # sandbox) unless PROVIDERS_FILE names another file. The dashboard and the API
 # get development credentials (printed at start) unless DASHBOARD_USER,
-# DASHBOARD_PASSWORD and API_TOKEN are set.
+# DASHBOARD_PASSWORD and API_TOKEN are set. The ports are RUN_SANDBOX_PORT
+# (8089), RUN_REFRESHER_PORT (8081) and RUN_SCANNER_PORT (8082).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,11 +34,29 @@ elif [ "$($SQL -N -e "SELECT COUNT(*) FROM $IE_DB.ie_appinstall_connection WHERE
   echo "note: the dev databases predate the OAuth2 and Unicommerce seed rows; 'make schema' recreates them"
 fi
 
+SANDBOX_PORT="${RUN_SANDBOX_PORT:-8089}"
+REFRESHER_PORT="${RUN_REFRESHER_PORT:-8081}"
+SCANNER_PORT="${RUN_SCANNER_PORT:-8082}"
+busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for pair in "RUN_SANDBOX_PORT:$SANDBOX_PORT" "RUN_REFRESHER_PORT:$REFRESHER_PORT" "RUN_SCANNER_PORT:$SCANNER_PORT"; do
+  if busy "${pair#*:}"; then
+    echo "run-local: port ${pair#*:} is taken by another program; choose another with ${pair%%:*}=PORT (e.g. make run ${pair%%:*}=$((${pair#*:} + 100)))" >&2
+    exit 1
+  fi
+done
+
 export WMS_DB_DSN="root@tcp(127.0.0.1:3306)/$WMS_DB"
 export IE_DB_DSN="root@tcp(127.0.0.1:3306)/$IE_DB"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
-export AJIO_BASE_URL="${AJIO_BASE_URL:-http://127.0.0.1:8089}"
-export PROVIDERS_FILE="${PROVIDERS_FILE:-deploy/providers.yaml}"
+export AJIO_BASE_URL="${AJIO_BASE_URL:-http://127.0.0.1:$SANDBOX_PORT}"
+generated=""
+if [ -z "${PROVIDERS_FILE:-}" ]; then
+  # deploy/providers.yaml, pointed at this run's sandbox port.
+  PROVIDERS_FILE="$(mktemp -t token-refresher-providers.XXXXXX.yaml)"
+  generated="$PROVIDERS_FILE"
+  sed "s#http://127.0.0.1:8089#http://127.0.0.1:$SANDBOX_PORT#g" deploy/providers.yaml > "$PROVIDERS_FILE"
+fi
+export PROVIDERS_FILE
 export LOG_FORMAT="${LOG_FORMAT:-console}"
 export SCAN_INTERVAL="${SCAN_INTERVAL:-30s}"
 # Development credentials: this machine only, never a deployment's.
@@ -55,35 +74,39 @@ pids=()
 stop() {
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
+  [ -z "$generated" ] || rm -f "$generated"
 }
 # Without a terminal (or a signal sent to this script), stop the same way.
 trap 'stop; exit 0' INT TERM
 
-bin/sandbox --addr 127.0.0.1:8089 & pids+=($!)
-HTTP_ADDR=127.0.0.1:8081 bin/refresher & pids+=($!)
-HTTP_ADDR=127.0.0.1:8082 bin/scanner & pids+=($!)
+bin/sandbox --addr "127.0.0.1:$SANDBOX_PORT" & pids+=($!)
+HTTP_ADDR="127.0.0.1:$REFRESHER_PORT" bin/refresher & pids+=($!)
+HTTP_ADDR="127.0.0.1:$SCANNER_PORT" bin/scanner & pids+=($!)
 
+all_alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
 for _ in $(seq 1 50); do
-  curl -fs -o /dev/null http://127.0.0.1:8081/healthz 2>/dev/null && break
+  all_alive || break
+  curl -fs --max-time 1 -o /dev/null "http://127.0.0.1:$REFRESHER_PORT/healthz" 2>/dev/null && break
   sleep 0.2
 done
 cat <<MSG
 
-  dashboard  http://127.0.0.1:8081/monitoring/   user $DASHBOARD_USER, password $DASHBOARD_PASSWORD
-  API        http://127.0.0.1:8081/v1/           Authorization: Bearer $API_TOKEN
-             API_TOKEN=$API_TOKEN bin/tokenctl summary
-  metrics    http://127.0.0.1:8081/metrics (refresher), http://127.0.0.1:8082/metrics (scanner); /healthz, /readyz
-  sandbox    http://127.0.0.1:8089 (ajio, unicommerce, oauth2 with rotation); providers: $PROVIDERS_FILE
+  dashboard  http://127.0.0.1:$REFRESHER_PORT/monitoring/   user $DASHBOARD_USER, password $DASHBOARD_PASSWORD
+  API        http://127.0.0.1:$REFRESHER_PORT/v1/connections/summary   Authorization: Bearer $API_TOKEN
+             API_TOKEN=$API_TOKEN TOKENCTL_URL=http://127.0.0.1:$REFRESHER_PORT bin/tokenctl summary
+  metrics    http://127.0.0.1:$REFRESHER_PORT/metrics (refresher), http://127.0.0.1:$SCANNER_PORT/metrics (scanner); /healthz, /readyz
+  sandbox    http://127.0.0.1:$SANDBOX_PORT (ajio, unicommerce, oauth2 with rotation); providers: $PROVIDERS_FILE
   databases  $WMS_DB.channels (connectionId, integrationType, status)
              $IE_DB.ie_appinstall_connection (id, inputFields, accessToken, refreshToken,
                accessTokenExpiryAt, isActive): mysql -h127.0.0.1 -uroot $IE_DB
+  seed rows  11, 99 (ajio), 4201 (oauth2_refresh), 4301 (unicommerce): refreshed when due;
+             a second run finds them fresh ("due": 0): make schema makes them due again
   Ctrl-C stops all
 
 MSG
 
 # Wait in the foreground until Ctrl-C or until a service stops by itself.
-# (kill -0 with several pids succeeds when any one is alive: test each.)
-all_alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
+# (kill -0 with several pids succeeds when any one is alive: all_alive tests each.)
 watch() { while all_alive; do sleep 1; done; }
 watch || true
 if all_alive; then

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -27,24 +26,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
-
-// syncBuffer is the demo's stdout, read by the test while the demo writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // dials records every address this test binary dials for MySQL (the
 // driver's dialer for "tcp" is replaced process-wide) and for Redis (the
@@ -79,7 +60,7 @@ func dialed() []string {
 
 // running is one in-process run of the demo command.
 type running struct {
-	out    *syncBuffer
+	out    *testenv.Logs
 	ep     demo.Endpoints
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returned; code is then set
@@ -93,7 +74,7 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
 	watchDials()
 	logs := filepath.Join(t.TempDir(), "demo.log")
-	r := &running{out: &syncBuffer{}, done: make(chan struct{}), logs: logs}
+	r := &running{out: &testenv.Logs{}, done: make(chan struct{}), logs: logs}
 	ready := make(chan demo.Endpoints, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

@@ -14,6 +14,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
@@ -52,14 +53,9 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, rd
 	}
 
 	if cfg.APIToken != "" {
-		var types []string
-		var targets []census.Target
-		for _, e := range cfg.Providers {
-			types = append(types, e.IntegrationType)
-			targets = append(targets, census.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-		}
+		targets := registry.Targets(cfg.Providers)
 		queue := task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
-		a, err := api.New(api.Config{Token: cfg.APIToken, IntegrationTypes: types, Providers: targets, Cooldown: cfg.Cooldown},
+		a, err := api.New(api.Config{Token: cfg.APIToken, Targets: targets, Cooldown: cfg.Cooldown},
 			store, queue, census.New(store, queue, targets), log)
 		if err != nil {
 			closeAll()

@@ -41,30 +41,14 @@ const (
 	storedToken   = "stored-at-do-not-show"
 )
 
-// syncBuffer is the refresher's stderr, read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// refresher is the real binary's run() on this test's databases, queue and
+// process is the real binary's run() on this test's databases, queue and
 // sandbox, serving HTTP on base.
-type refresher struct {
+type process struct {
 	env    *testenv.Env
 	base   string
-	stderr *syncBuffer
+	stderr *testenv.Logs
+	// stop ends run() and waits for it (also done at the test's cleanup).
+	stop func()
 }
 
 func freeAddr(t *testing.T) string {
@@ -76,7 +60,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...map[string]string) *refresher {
+func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...map[string]string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{
@@ -90,19 +74,23 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 			vars[k] = v
 		}
 	}
-	r := &refresher{env: env, base: "http://" + addr, stderr: &syncBuffer{}}
+	r := &process{env: env, base: "http://" + addr, stderr: &testenv.Logs{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, r.stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			assert.Equal(t, 0, code, "the refresher stops cleanly")
-		case <-time.After(30 * time.Second):
-			t.Error("the refresher did not stop within 30s")
-		}
-	})
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				assert.Equal(t, 0, code, "the refresher stops cleanly")
+			case <-time.After(30 * time.Second):
+				t.Error("the refresher did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(r.stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -124,7 +112,7 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 	}
 }
 
-func (r *refresher) do(t *testing.T, method, path string, auth func(*http.Request)) (int, string) {
+func (r *process) do(t *testing.T, method, path string, auth func(*http.Request)) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, r.base+path, nil)
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -66,7 +67,7 @@ func try(ctx context.Context, store tryStore, entries []registry.Entry, id int64
 		return 2
 	}
 	c.IntegrationType = entry.IntegrationType
-	client, err := registry.Build(*entry, provider.NewHTTPClient(1))
+	client, err := registry.Build(*entry, provider.NewHTTPClient(1), os.Getenv)
 	if err != nil {
 		fmt.Fprintln(out, "refresher --try:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
 		return 2

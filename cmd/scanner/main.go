@@ -16,10 +16,12 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
@@ -64,19 +66,18 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	defer store.Close()
 
-	var targets []scan.Target
-	for _, e := range cfg.Providers {
-		targets = append(targets, scan.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-	}
+	targets := registry.Targets(cfg.Providers)
 	scfg := scan.Config{
 		Targets: targets, Interval: cfg.Interval, Cooldown: cfg.Cooldown,
 		Concurrency: cfg.Concurrency, DryRun: *dryRun, DryRunOut: stdout,
 	}
 
 	var queue scan.Queue = dryQueue{}
+	var rdb redis.UniversalClient
 	checks := []ops.Check{{Name: "mysql", Fn: store.Ping}}
 	if !*dryRun {
-		rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+		var ok bool
+		rdb, ok = cfg.Redis.MakeRedisClient().(redis.UniversalClient)
 		if !ok {
 			log.Error("cannot start: unsupported REDIS_URL")
 			return 2
@@ -100,12 +101,24 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 0
 	}
 
-	if rq, ok := queue.(*task.Queue); ok {
+	censusDone := make(chan struct{})
+	if rq, ok := queue.(*task.Queue); ok && cfg.HTTPAddr != "" {
 		// Queue sizes at scrape time, and the census of token states whose
-		// expired count must stay 0.
+		// expired count must stay 0. The census is taken by whichever
+		// long-running process holds the census lease (this scanner or a
+		// refresher replica): see census.Lead.
 		metrics.NewQueues(reg, rq.Inspector(), rq.Name(), task.UrgentQueue(rq.Name()))
-		go census.New(store, rq, censusTargets(targets)).Watch(ctx, cfg.Interval, metrics.NewCensus(reg), log)
+		go func() {
+			defer close(censusDone)
+			host, _ := os.Hostname()
+			census.New(store, rq, targets).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
+				fmt.Sprintf("scanner@%s:%d", host, os.Getpid()), cfg.Interval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
+		}()
+	} else {
+		close(censusDone)
 	}
+	// Its lease released while Redis is still open.
+	defer func() { <-censusDone }()
 	if cfg.HTTPAddr != "" {
 		if _, _, err := ops.Serve(ctx, cfg.HTTPAddr, ops.NewMux(reg, checks), log); err != nil {
 			log.Error("cannot start: HTTP_ADDR", zap.Error(err))
@@ -119,14 +132,6 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	log.Info("scanner stopped")
 	return 0
-}
-
-func censusTargets(targets []scan.Target) []census.Target {
-	out := make([]census.Target, 0, len(targets))
-	for _, t := range targets {
-		out = append(out, census.Target{IntegrationType: t.IntegrationType, Kind: t.Kind, RefreshBefore: t.RefreshBefore})
-	}
-	return out
 }
 
 // dryQueue is the queue of a dry run: the scanner never calls it.

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 )
 
 // Exit codes: scripts can tell "already in hand" from a failure.
@@ -68,8 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "tokenctl: API_TOKEN is not set (the refresher's bearer token)")
 		return exitUsage
 	}
-	u, err := url.Parse(*base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := httpurl.Absolute(*base)
+	if err != nil {
 		fmt.Fprintln(stderr, "tokenctl: -url must be an absolute http(s) URL")
 		return exitUsage
 	}

@@ -55,7 +55,7 @@ func (store) Fingerprints(_ context.Context, ids []int64) (map[int64]string, err
 type queue struct{ queued map[int64]bool }
 
 var failure = task.Failure{Reason: "permanent: ajio rejected the credentials (success:false, statusCode 401)",
-	Fingerprint: "fp-unchanged", At: failedAt}
+	Credentials: "fp-unchanged", At: failedAt}
 
 func (*queue) Inspect(context.Context, int64) ([]task.Status, error) {
 	f := failure
@@ -91,7 +91,7 @@ func (counts) Take(context.Context) ([]census.Count, error) {
 // the refresher really gives.
 func server(t *testing.T) *httptest.Server {
 	t.Helper()
-	a, err := api.New(api.Config{Token: apiToken, Providers: []census.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}}, store{}, &queue{queued: map[int64]bool{}}, counts{}, zap.NewNop())
+	a, err := api.New(api.Config{Token: apiToken, Targets: []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}}, store{}, &queue{queued: map[int64]bool{}}, counts{}, zap.NewNop())
 	require.NoError(t, err)
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"encoding/json"
+	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -106,6 +107,17 @@ func (s *system) watch(ids map[int64]string, before time.Duration) *watch {
 func (w *watch) end() {
 	close(w.stop)
 	<-w.done
+}
+
+// dueNow moves the stored expiry of ids to left from now, inside the refresh
+// window, as the next generation coming due would (the token is kept).
+func dueNow(t testing.TB, s *system, ids []int64, left time.Duration) {
+	t.Helper()
+	q, args, err := sqlx.In(`UPDATE ie_appinstall_connection SET accessTokenExpiryAt = ? WHERE id IN (?)`,
+		time.Now().UTC().Add(left).Truncate(time.Second), ids)
+	require.NoError(t, err)
+	_, err = s.env.IE.Exec(q, args...)
+	require.NoError(t, err)
 }
 
 // changedAfter reports whether every one of ids got a new token after at.
@@ -231,13 +243,14 @@ func (top *topology) pendingIDs(n *redisNode, queue string) []string {
 func TestRedisFailover(t *testing.T) {
 	t.Parallel()
 	const (
-		n   = 60
-		ttl = 120 * time.Second
+		n = 60
 		// A task in flight at the kill can be left active, with no worker,
 		// on the new master until asynq's recoverer requeues it: its lease
 		// (30s) plus up to a minute between sweeps, ~90s. The refresh window
-		// must exceed that (docs/reliability.md); a generation is still
-		// 25s, so the test stays short.
+		// must exceed that (docs/reliability.md). Tokens are refreshed on
+		// their own clock, refresh_before capped at a third of the lifetime
+		// (token.Lead): 300s tokens keep the whole 95s window.
+		ttl    = 300 * time.Second
 		before = 95 * time.Second
 	)
 	top := startTopology(t)
@@ -247,7 +260,9 @@ func TestRedisFailover(t *testing.T) {
 	users := make(map[int64]string, n)
 	var rows []testenv.Row
 	for i := range n {
-		expires := now.Add(before + time.Second + time.Duration(rand.Int64N(int64(ttl-before))))
+		// The first generation comes due within 20s; the next ones the
+		// test brings due itself (dueNow), so it stays short.
+		expires := now.Add(before + time.Second + time.Duration(rand.Int64N(int64(20*time.Second))))
 		r, u := sellerRow(int64(i+1), expires, s.env.Queue)
 		r.IntegrationType = "16"
 		rows = append(rows, r)
@@ -279,6 +294,9 @@ func TestRedisFailover(t *testing.T) {
 	killed, promoted := top.failover(func() {
 		r1.signal(syscall.SIGSTOP)
 		r2.signal(syscall.SIGSTOP)
+		// A third of the connections come due (5s inside the window): the
+		// scanner queues them on the master while the workers are paused.
+		dueNow(t, s, ids[:n/3], before-5*time.Second)
 		rc := top.client(top.replica)
 		defer rc.Close()
 		eventually(t, 30*time.Second, "tasks on the master only", func() bool {
@@ -308,6 +326,7 @@ func TestRedisFailover(t *testing.T) {
 
 	top.rejoin()
 	rejoined := time.Now()
+	dueNow(t, s, ids, before-5*time.Second)
 	eventually(t, 60*time.Second, "every connection refreshed after the old master rejoined", func() bool {
 		return w.changedAfter(ids, rejoined)
 	})

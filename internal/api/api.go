@@ -53,11 +53,11 @@ type Config struct {
 	// Token is the bearer token callers present; required.
 	Token string
 	// IntegrationTypes are the configured ones: a connection of another
-	// type is unknown to this service. Taken from Providers when empty.
+	// type is unknown to this service. Taken from Targets when empty.
 	IntegrationTypes []string
-	// Providers give each integration type's provider kind and refresh
-	// window, for the connection view and list.
-	Providers []census.Target
+	// Targets are the providers entries: each integration type's provider
+	// kind and refresh window, for the connection view and list.
+	Targets []token.Target
 	// Cooldown is FAILURE_COOLDOWN: when the scanner tries a failing
 	// connection again (default 1h).
 	Cooldown time.Duration
@@ -91,7 +91,7 @@ func New(cfg Config, store Store, queue Queue, c Census, log *zap.Logger) (*API,
 		cfg.Cooldown = time.Hour
 	}
 	if len(cfg.IntegrationTypes) == 0 {
-		for _, p := range cfg.Providers {
+		for _, p := range cfg.Targets {
 			cfg.IntegrationTypes = append(cfg.IntegrationTypes, p.IntegrationType)
 		}
 	}

@@ -238,7 +238,7 @@ func TestOnDemandRefreshOnRealStores(t *testing.T) {
 		testenv.Row{ID: 16, InputFields: &secret, IntegrationType: "99"},
 		testenv.Row{ID: 17, InputFields: &secret, ExpiresAt: &past},
 	)
-	targets := []census.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}
+	targets := []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}
 	a, err := api.New(api.Config{Token: apiToken, IntegrationTypes: []string{"16"}},
 		store, queue, census.New(store, queue, targets), zap.NewNop())
 	require.NoError(t, err)

@@ -12,7 +12,6 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -67,13 +66,13 @@ type Attempt struct {
 	Reason  string    `json:"reason"`
 }
 
-func (a *API) target(integrationType string) census.Target {
-	for _, p := range a.cfg.Providers {
+func (a *API) target(integrationType string) token.Target {
+	for _, p := range a.cfg.Targets {
 		if p.IntegrationType == integrationType {
 			return p
 		}
 	}
-	return census.Target{IntegrationType: integrationType}
+	return token.Target{IntegrationType: integrationType}
 }
 
 func (a *API) show(w http.ResponseWriter, r *http.Request) {
@@ -133,14 +132,14 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 	}
 	if archived != nil {
 		c.State = token.StateFailing
-		if f := archived.Failure; f != nil && f.Fingerprint != "" {
+		if f := archived.Failure; f != nil && f.Credentials != "" {
 			age := int64(now.Sub(f.At) / time.Second)
 			c.FailureAgeSeconds = &age
 			fps, err := a.store.Fingerprints(r.Context(), []int64{id})
 			if err != nil {
 				log.Warn("connection view: cannot read the credentials' fingerprint", zap.Error(err))
 			} else {
-				changed := fps[id] != f.Fingerprint
+				changed := fps[id] != f.Credentials
 				c.CredentialsChanged = &changed
 			}
 		}
@@ -151,7 +150,7 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 
 // nextRefresh says when the next refresh should start, as the scanner and
 // the workers decide it.
-func (a *API) nextRefresh(c Connection, d token.Described, tg census.Target, busy, archived *task.Status, now time.Time) (*time.Time, string) {
+func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, busy, archived *task.Status, now time.Time) (*time.Time, string) {
 	at := func(t time.Time) *time.Time {
 		t = t.UTC().Truncate(time.Second)
 		if t.Before(now) {
@@ -265,8 +264,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	var targets []census.Target
-	for _, p := range a.cfg.Providers {
+	var targets []token.Target
+	for _, p := range a.cfg.Targets {
 		if pv := q.Get("provider"); pv == "" || pv == p.Kind || pv == p.IntegrationType {
 			targets = append(targets, p)
 		}
@@ -340,20 +339,20 @@ const minID = -1 << 63
 
 // cursor parses "<integration type>:<id>" into the index of the type among
 // targets and the id to continue after; empty is the start.
-func cursor(s string, targets []census.Target) (int, int64, bool) {
+func cursor(s string, targets []token.Target) (int, int64, bool) {
 	if s == "" {
 		return 0, minID, true
 	}
 	typ, idText, ok := strings.Cut(s, ":")
 	id, err := strconv.ParseInt(idText, 10, 64)
-	i := slices.IndexFunc(targets, func(t census.Target) bool { return t.IntegrationType == typ })
+	i := slices.IndexFunc(targets, func(t token.Target) bool { return t.IntegrationType == typ })
 	if !ok || err != nil || i < 0 {
 		return 0, 0, false
 	}
 	return i, id, true
 }
 
-func listFailing(archived map[int64]task.Archived, targets []census.Target, start int, after int64, limit int) ([]Listed, string) {
+func listFailing(archived map[int64]task.Archived, targets []token.Target, start int, after int64, limit int) ([]Listed, string) {
 	out := []Listed{}
 	for i := start; i < len(targets); i++ {
 		tg := targets[i]

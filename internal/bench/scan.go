@@ -13,6 +13,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 // ScanRow is figure 1 for one fleet size: a full scan that finds N due
@@ -100,7 +101,7 @@ func (r *runner) scanEnqueue(ctx context.Context, store *mysql.Store, f fleet, c
 	q := r.env.newQueue("s")
 	defer r.env.dropQueue(q)
 	s := scan.New(store, task.NewQueue(r.env.rdb, q, taskTimeout), scan.Config{
-		Targets:     []scan.Target{{IntegrationType: f.Type, Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Targets:     []token.Target{{IntegrationType: f.Type, Kind: "ajio", RefreshBefore: 10 * time.Minute}},
 		Concurrency: conc,
 	}, zap.NewNop(), nil)
 	start := time.Now()

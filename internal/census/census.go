@@ -1,8 +1,8 @@
 // Package census counts every configured provider's active connections by
 // the state of their token (fresh, due, expired) and the failing ones (an
-// archived refresh). The refresher's summary API answers with it, and the
-// scanner takes it periodically for the gauges, whose expired count must
-// stay at 0.
+// archived refresh). The refresher's summary API answers with it, and one
+// long-running process of the fleet takes it periodically for the gauges,
+// whose expired count must stay at 0 (see Lead).
 package census
 
 import (
@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/eshopbox/token-refresher/internal/lease"
 
 	"go.uber.org/zap"
 
@@ -25,13 +27,6 @@ type Store interface {
 // Archive lists the archived (failing) refreshes.
 type Archive interface {
 	ListArchived() (map[int64]task.Archived, error)
-}
-
-// Target is one configured provider.
-type Target struct {
-	IntegrationType string
-	Kind            string
-	RefreshBefore   time.Duration
 }
 
 // Count is one provider's connections at one moment. Fresh, Due and Expired
@@ -54,12 +49,12 @@ type Count struct {
 type Census struct {
 	store   Store
 	archive Archive
-	targets []Target
+	targets []token.Target
 	now     func() time.Time
 }
 
 // New returns a census of targets. archive may be nil (no failing counts).
-func New(store Store, archive Archive, targets []Target) *Census {
+func New(store Store, archive Archive, targets []token.Target) *Census {
 	return &Census{store: store, archive: archive, targets: targets, now: time.Now}
 }
 
@@ -147,6 +142,69 @@ func (c *Census) runOnce(ctx context.Context, obs Observer, log *zap.Logger, war
 			log.Warn("active connections hold an expired token that is not waiting for new credentials",
 				zap.String("provider", n.Provider), zap.String("integration_type", n.IntegrationType),
 				zap.Int("expired", lapsed))
+		}
+	}
+}
+
+// Gauges is an Observer that can also withdraw every value it exposes.
+type Gauges interface {
+	Observer
+	// Forget drops the values, so /metrics serves none of them.
+	Forget()
+}
+
+// LeaseRole names the fleet-wide lease of the census gauges.
+const LeaseRole = "census"
+
+// Lead takes the census gauges fleet-wide: every long-running replica
+// (refreshers, a long-running scanner) calls it, and only the holder of the
+// census lease (internal/lease, SET NX PX renewed every TTL/3) takes the
+// census every interval and sets gauges. The others ask for the lease every
+// retry and expose no census gauge at all.
+//
+// Why only the holder exposes them: a gauge served by a replica that no
+// longer computes it would be an old number presented as current, and
+// Prometheus cannot tell it from a fresh one. So a holder that loses the
+// lease (a renewal found it gone, Redis kept it away past the TTL) or stops
+// calls Forget at once, and its series go stale in Prometheus; the alerts
+// aggregate with max by (integration_type, provider), which does not care
+// which instance or job serves them. Why in every replica and not only in
+// the scanner: a deployment may run the scanner as a --once cron job, which
+// serves no /metrics, and the expired gauge is the one that must stay 0.
+//
+// Lead returns when ctx ends, releasing the lease so another replica takes
+// over at its next try rather than after the TTL. holder names this process
+// in Redis for operators.
+func (c *Census) Lead(ctx context.Context, leases *lease.Manager, holder string, interval, retry time.Duration,
+	g Gauges, log *zap.Logger) {
+	for ctx.Err() == nil {
+		held, err := leases.TryLead(ctx, LeaseRole, holder)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("cannot ask for the census lease", zap.Error(err))
+		}
+		if held != nil {
+			log.Info("took the census lease: this process serves the census gauges",
+				zap.Duration("interval", interval))
+			term, end := context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-held.Done():
+				case <-term.Done():
+				}
+				end()
+			}()
+			c.Watch(term, interval, g, log)
+			end()
+			g.Forget()
+			held.Release()
+			if ctx.Err() == nil {
+				log.Warn("lost the census lease: another replica serves the census gauges")
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
 		}
 	}
 }

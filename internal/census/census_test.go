@@ -3,14 +3,17 @@ package census_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/census"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -34,7 +37,7 @@ type recorder struct{ counts [][]census.Count }
 
 func (r *recorder) Counted(c []census.Count) { r.counts = append(r.counts, c) }
 
-var targets = []census.Target{
+var targets = []token.Target{
 	{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute},
 	{IntegrationType: "42", Kind: "oauth2_refresh", RefreshBefore: 5 * time.Minute},
 }
@@ -167,4 +170,65 @@ func TestWatchWarnsFromItsSecondCensus(t *testing.T) {
 	assert.Contains(t, logs.String(), "active connections hold an expired token")
 	cancel()
 	resume <- struct{}{}
+}
+
+// gauges records what Lead tells the gauges, in order.
+type gauges struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (g *gauges) Counted([]census.Count) { g.add("counted") }
+func (g *gauges) Forget()                { g.add("forgot") }
+func (g *gauges) add(e string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.events = append(g.events, e)
+}
+func (g *gauges) last() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.events) == 0 {
+		return ""
+	}
+	return g.events[len(g.events)-1]
+}
+
+// TestLeadForgetsTheGaugesWhenTheLeaseIsLost: on real Redis, a process
+// that takes the census lease sets the gauges; when its lease is taken away
+// (it expired while Redis was out of reach, and another replica took it), it
+// withdraws them at once rather than serve an old count as current; and it
+// serves nothing while the other holds the lease.
+func TestLeadForgetsTheGaugesWhenTheLeaseIsLost(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
+	t.Cleanup(func() { rdb.Close() })
+	leases := lease.New(rdb, "t_"+testenv.RandomID(), 300*time.Millisecond)
+	store := fakeStore{func(context.Context, string, time.Time, time.Time, map[int64]bool) (token.StateCounts, error) {
+		return token.StateCounts{Expired: 1}, nil
+	}}
+	g := &gauges{}
+	logs := &testenv.Logs{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		census.New(store, nil, targets[:1]).Lead(ctx, leases, "replica-a", time.Hour, 50*time.Millisecond, g, logs.Logger())
+		close(done)
+	}()
+	testenv.Eventually(t, 10*time.Second, "the first census", func() bool { return g.last() == "counted" })
+
+	// Another replica's lease replaces ours, as after an expiry.
+	require.NoError(t, rdb.Set(context.Background(), leases.RoleKey(census.LeaseRole), "someone-else", time.Minute).Err())
+	testenv.Eventually(t, 10*time.Second, "the gauges withdrawn", func() bool { return g.last() == "forgot" })
+	assert.Contains(t, logs.String(), "lost the census lease")
+	time.Sleep(300 * time.Millisecond) // several tries while the other holds it
+	assert.Equal(t, "forgot", g.last(), "no census while another replica holds the lease")
+
+	// The other replica is gone: this one takes the census again.
+	require.NoError(t, rdb.Del(context.Background(), leases.RoleKey(census.LeaseRole)).Err())
+	testenv.Eventually(t, 10*time.Second, "the census taken again", func() bool { return g.last() == "counted" })
+	cancel()
+	<-done
+	assert.Equal(t, "forgot", g.last(), "a process that stops withdraws its gauges")
+	assert.Zero(t, rdb.Exists(context.Background(), leases.RoleKey(census.LeaseRole)).Val(), "and releases the lease")
 }

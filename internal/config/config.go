@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/registry"
@@ -78,6 +79,9 @@ type Refresher struct {
 	DashboardPassword string // DASHBOARD_PASSWORD
 	DashboardReadOnly bool   // DASHBOARD_READ_ONLY
 	Webhooks          Webhooks
+	// CensusInterval is how often the replica holding the census lease
+	// counts connections for the gauges (CENSUS_INTERVAL).
+	CensusInterval time.Duration
 }
 
 // Webhooks are the failure notifications' settings (off without URLs).
@@ -182,12 +186,12 @@ func (r *reader) common() Common {
 
 	ajioBase := r.str("AJIO_BASE_URL", "")
 	if ajioBase != "" {
-		if u, err := url.Parse(ajioBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			r.fail("AJIO_BASE_URL", errors.New("not an absolute http(s) URL"))
+		if _, err := httpurl.Absolute(ajioBase); err != nil {
+			r.fail("AJIO_BASE_URL", err)
 		}
 	}
 	if path := r.str("PROVIDERS_FILE", ""); path != "" {
-		entries, err := registry.Load(path, ajioBase)
+		entries, err := registry.Load(path, ajioBase, r.get)
 		if err != nil {
 			r.fail("PROVIDERS_FILE", fmt.Errorf("%s: %w", path, err))
 		}
@@ -285,6 +289,7 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 		r.fail("API_TOKEN", errors.New("shorter than 16 characters"))
 	}
 	s.Webhooks = r.webhooks()
+	s.CensusInterval = r.duration("CENSUS_INTERVAL", time.Minute)
 	return s, r.err
 }
 

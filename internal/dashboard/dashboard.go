@@ -71,14 +71,22 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.RootPath == "/" {
 		cfg.RootPath = ""
 	}
-	mon := asynqmon.New(asynqmon.Options{
-		RootPath:         cfg.RootPath,
-		RedisConnOpt:     cfg.Redis,
-		ReadOnly:         cfg.ReadOnly,
+	mon := Monitor(cfg.Redis, cfg.RootPath, cfg.ReadOnly)
+	return &Dashboard{mon: mon, cop: http.NewCrossOriginProtection(), user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
+}
+
+// Monitor is asynqmon with the project's formatters (FormatPayload,
+// FormatResult), served under rootPath ("" for "/"), without auth: New puts
+// it behind basic auth; the demo serves it on loopback. Close releases its
+// Redis connections.
+func Monitor(redis asynq.RedisConnOpt, rootPath string, readOnly bool) *asynqmon.HTTPHandler {
+	return asynqmon.New(asynqmon.Options{
+		RootPath:         rootPath,
+		RedisConnOpt:     redis,
+		ReadOnly:         readOnly,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(FormatPayload),
 		ResultFormatter:  asynqmon.ResultFormatterFunc(FormatResult),
 	})
-	return &Dashboard{mon: mon, cop: http.NewCrossOriginProtection(), user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
 }
 
 // ServeHTTP refuses a state-changing request from another origin (403),
@@ -123,7 +131,8 @@ func (d *Dashboard) authorized(r *http.Request) bool {
 // Close releases asynqmon's Redis connections.
 func (d *Dashboard) Close() error { return d.mon.Close() }
 
-// FormatPayload shows a refresh task's payload as its identifiers, and a
+// FormatPayload shows a refresh task's payload (and a scheduled refresh's
+// wake-up) as its identifiers, and a
 // webhook delivery as its event and endpoint key. Payloads of other task
 // types (another application sharing the Redis) are not shown: nothing says
 // they are free of secrets.
@@ -131,16 +140,20 @@ func FormatPayload(taskType string, payload []byte) string {
 	if taskType == webhook.TypeDeliver {
 		return formatDelivery(payload)
 	}
-	if taskType != task.TypeRefresh {
+	if taskType != task.TypeRefresh && taskType != task.TypeWake {
 		return fmt.Sprintf("%d-byte payload of task type %q (not shown)", len(payload), taskType)
 	}
-	p, err := task.Parse(asynq.NewTask(taskType, payload))
+	// A wake-up carries the payload of the refresh it enqueues.
+	p, err := task.Parse(asynq.NewTask(task.TypeRefresh, payload))
 	if err != nil {
 		return fmt.Sprintf("malformed refresh payload (%d bytes, not shown)", len(payload))
 	}
 	s := fmt.Sprintf("connection %d · type %s · due expiry %s", p.ConnectionID, p.IntegrationType, expiry(p.DueExpiry))
 	if p.Forced {
 		s += " · on demand"
+	}
+	if taskType == task.TypeWake {
+		s += " · scheduled refresh"
 	}
 	return s
 }

@@ -37,6 +37,8 @@ func TestFormatPayload(t *testing.T) {
 			"connection 13 · type 42 · due expiry never (no token yet) · on demand"},
 		{"extra fields are never echoed", task.TypeRefresh, `{"connection_id":14,"integration_type":"16","password":"hunter2"}`,
 			"connection 14 · type 16 · due expiry never (no token yet)"},
+		{"scheduled refresh", task.TypeWake, `{"connection_id":16,"integration_type":"42","due_expiry":"2022-08-17T16:25:08Z"}`,
+			"connection 16 · type 42 · due expiry " + exp.Format(time.RFC3339) + " · scheduled refresh"},
 		{"malformed", task.TypeRefresh, `{"password":"hunter2"`, "malformed refresh payload (21 bytes, not shown)"},
 		{"webhook delivery", "webhook:deliver",
 			`{"endpoint":"0a1b2c3d4e5f","event":{"id":"msg_x","type":"connection.failed","data":{"connection_id":15,"reason":"r"},"password":"hunter2"}}`,
@@ -54,7 +56,7 @@ func TestFormatPayload(t *testing.T) {
 func TestFormatResult(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	f := task.Failure{Reason: "ajio rejected the credentials (success:false)", Fingerprint: "sha256:abcdef", At: at}
+	f := task.Failure{Reason: "ajio rejected the credentials (success:false)", Credentials: "sha256:abcdef", At: at}
 	got := dashboard.FormatResult(task.TypeRefresh, f.Marshal())
 	assert.Equal(t, "failed: ajio rejected the credentials (success:false) (at 2026-01-02T03:04:05Z)", got)
 	assert.NotContains(t, got, "abcdef", "the fingerprint stays out of sight")
@@ -108,7 +110,7 @@ func (b *bundle) archiveFailure(t *testing.T) {
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(task.TypeRefresh, func(_ context.Context, tk *asynq.Task) error {
-		f := task.Failure{Reason: reason, Fingerprint: "sha256:fp-not-for-display", At: time.Now().UTC()}
+		f := task.Failure{Reason: reason, Credentials: "sha256:fp-not-for-display", At: time.Now().UTC()}
 		if _, err := tk.ResultWriter().Write(f.Marshal()); err != nil {
 			return err
 		}

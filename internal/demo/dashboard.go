@@ -48,9 +48,9 @@ Status as JSON: <a href="/api/status">/api/status</a>. Metrics: <a href="/metric
 </body></html>
 `))
 
-// dashboard serves the demo page and its JSON twin; asynqmon and the
+// demoPage serves the demo page and its JSON twin; asynqmon and the
 // operational endpoints are mounted beside it by Run.
-func dashboard(mux *http.ServeMux, status func() Status) {
+func demoPage(mux *http.ServeMux, status func() Status) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		page := struct {

@@ -18,25 +18,26 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/hibiken/asynqmon"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/eshopbox/token-refresher/deploy"
+	"github.com/eshopbox/token-refresher/internal/breaker"
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/demo/embedded"
-	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
-	"github.com/eshopbox/token-refresher/internal/provider"
-	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
 // DefaultAddr is where the dashboard listens unless told otherwise.
@@ -83,6 +84,9 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Ready, when set, is called once the demo serves.
 	Ready func(Endpoints)
+	// Assembled, when set, is told what the demo's refresher was built
+	// with (tests compare it with production's).
+	Assembled func(refresher.Assembly)
 }
 
 // Endpoints are where the running demo's parts listen.
@@ -222,71 +226,53 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	queue := task.NewQueue(rdb, cfg.Queue, 30*time.Second)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 
-	httpClient := provider.NewHTTPClient(cfg.Concurrency)
-	providers := map[string]refresh.Provider{}
-	var targets []scan.Target
-	for _, e := range entries {
-		p, err := registry.Build(e, httpClient)
-		if err != nil {
-			return Status{}, fmt.Errorf("demo provider: %w", err)
-		}
-		providers[e.IntegrationType] = refresh.Provider{Kind: e.Kind, RefreshBefore: e.Before(), Client: p}
-		targets = append(targets, scan.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
-	}
-
 	tr := newTracker(conns, start, time.Now)
 	reg := metrics.NewRegistry()
-	hooks, err := startWebhooks(srvCtx, rdb, cfg.Queue, log)
+	hooks, err := startReceiver(srvCtx, log)
 	if err != nil {
 		return Status{}, err
 	}
-	defer hooks.server.Shutdown()
 	ep.Webhooks = hooks.url
-	handler := refresh.New(trackedStore{Store: store, t: tr}, lease.New(rdb, cfg.Queue, 0), providers,
-		refresh.Config{Notifier: hooks.notifier, Scheduler: queue}, log.Named("refresher"), metrics.NewRefresher(reg))
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:              cfg.Concurrency,
-		Queues:                   map[string]int{task.UrgentQueue(cfg.Queue): 10, cfg.Queue: 1},
-		StrictPriority:           true,
-		RetryDelayFunc:           refresh.RetryDelay(time.Second, 30*time.Second),
-		ShutdownTimeout:          5 * time.Second,
-		DelayedTaskCheckInterval: time.Second,
-		TaskCheckInterval:        100 * time.Millisecond,
-		Logger:                   logging.Asynq{L: log.Named("asynq").Sugar()},
-		LogLevel:                 asynq.WarnLevel,
-	})
-	mux := asynq.NewServeMux()
-	mux.Handle(task.TypeRefresh, tr.handler(handler))
-	mux.Handle(task.TypeWake, handler)
-	if err := srv.Start(mux); err != nil {
+	// The production refresher (internal/refresher), on the demo's engines
+	// and data, with demo-sized intervals; the tracker only watches.
+	r, err := refresher.New(refresher.Engines{Store: trackedStore{Store: store, t: tr}, Redis: rdb,
+		Log: log.Named("refresher"), Observer: metrics.NewRefresher(reg)}, entries, settings(cfg, hooks.endpoints))
+	if err != nil {
+		return Status{}, err
+	}
+	r.Use(tr.middleware)
+	if cfg.Assembled != nil {
+		cfg.Assembled(r.Assembly())
+	}
+	if err := r.Start(); err != nil {
 		return Status{}, fmt.Errorf("refresher: %w", err)
 	}
 	drained := false
 	defer func() {
 		if !drained {
-			srv.Shutdown()
+			r.Shutdown(time.Minute)
 		}
 	}()
 
 	scanCtx, stopScanner := context.WithCancel(ctx)
 	defer stopScanner()
 	scanner := scan.New(store, queue, scan.Config{
-		Targets: targets, Interval: cfg.Timing.ScanInterval, Cooldown: time.Hour,
+		Targets: registry.Targets(entries), Interval: cfg.Timing.ScanInterval, Cooldown: time.Hour,
 	}, log.Named("scanner"), scanObservers{metrics.NewScanner(reg), tr})
 	var scanning sync.WaitGroup
 	scanning.Go(func() { _ = scanner.Run(scanCtx) })
 
-	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt})
+	mon := dashboard.Monitor(redisOpt, dashboard.Path, false)
 	defer mon.Close()
 	httpMux := ops.NewMux(reg, []ops.Check{
 		{Name: "mysql", Fn: store.Ping},
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	})
-	dashboard(httpMux, tr.status)
+	demoPage(httpMux, tr.status)
 	// No credentials on the demo's loopback dashboard, so any page the user
 	// opens could otherwise pause its queues: state changes only from its
 	// own origin (net/http.CrossOriginProtection, as the refresher's).
-	httpMux.Handle("/monitoring/", http.NewCrossOriginProtection().Handler(mon))
+	httpMux.Handle(dashboard.Path+"/", http.NewCrossOriginProtection().Handler(mon))
 	dashAddr, fellBack, err := serveDashboard(srvCtx, cfg.Addr, cfg.AddrFallback, httpMux)
 	if err != nil {
 		return Status{}, fmt.Errorf("dashboard: cannot listen on %s: %w", cfg.Addr, err)
@@ -332,8 +318,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	// queue), then the final account.
 	stopScanner()
 	scanning.Wait()
-	srv.Shutdown()
-	handler.Wait(time.Minute) // a token obtained during the drain is still being written
+	r.Shutdown(time.Minute) // a token obtained during the drain is still being written
 	drained = true
 	if err := tr.poll(context.Background(), queue, insp, ie); err != nil {
 		log.Warn("summary: cannot read the queue or the database", zap.Error(err))
@@ -341,6 +326,21 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	final := tr.status()
 	pr.summary(final)
 	return final, nil
+}
+
+// settings are the refresher's settings in the demo: production's, with
+// demo-sized intervals, and the demo's webhook receiver.
+func settings(cfg Config, hooks []webhook.Endpoint) refresher.Settings {
+	return refresher.Settings{
+		Queue: cfg.Queue, Concurrency: cfg.Concurrency, TaskTimeout: 30 * time.Second,
+		RetryBaseDelay: time.Second, RetryMaxDelay: 30 * time.Second, RetryCheck: time.Second,
+		TaskCheck: 100 * time.Millisecond, DrainTimeout: 5 * time.Second,
+		Breaker: breaker.Config{Failures: 5, Cooldown: 10 * time.Second},
+		Webhooks: refresher.Webhooks{Webhooks: config.Webhooks{
+			Endpoints: hooks, Secret: demoWebhookKey, Concurrency: 2,
+		}},
+		Getenv: noEnv,
+	}
 }
 
 // build turns the kinds into provider entries and the connections to seed.
@@ -359,7 +359,7 @@ func build(kinds []Kind, sandboxURL string, t Timing) ([]registry.Entry, []conn,
 				return nil, nil, fmt.Errorf("connection %d is listed twice in the demo's kinds", r.ID)
 			}
 			seen[r.ID] = true
-			conns = append(conns, conn{Row: r, IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()})
+			conns = append(conns, conn{Row: r, Target: e.Target()})
 		}
 	}
 	return entries, conns, nil

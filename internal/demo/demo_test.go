@@ -5,9 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -21,6 +22,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/demo/embedded"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
@@ -33,7 +35,7 @@ func TestKinds(t *testing.T) {
 	seen := map[int64]bool{}
 	for _, k := range Kinds() {
 		e := k.Entry("http://127.0.0.1:1", timing)
-		_, err := registry.Build(e, provider.NewHTTPClient(1))
+		_, err := registry.Build(e, provider.NewHTTPClient(1), os.Getenv)
 		require.NoError(t, err, "%s", e.Name())
 		assert.Equal(t, timing.RefreshBefore, e.Before(), "%s uses the demo's timing", e.Name())
 		cases := map[string]int{}
@@ -228,7 +230,7 @@ func TestRunOnRealServers(t *testing.T) {
 
 	first := true // the second run's failures are already notified
 	runUntilRefreshed := func() (Status, string) {
-		var out syncBuffer
+		var out testenv.Logs
 		c := cfg
 		c.Out = &out
 		ready := make(chan Endpoints, 1)
@@ -244,8 +246,10 @@ func TestRunOnRealServers(t *testing.T) {
 			st, err := Run(ctx, c)
 			done <- result{st, err}
 		}()
+		var dash string
 		select {
 		case ep := <-ready:
+			dash = ep.Dashboard
 			assert.Empty(t, ep.MySQL, "no embedded MySQL on real servers")
 			assert.Empty(t, ep.Redis, "no embedded Redis on real servers")
 		case r := <-done:
@@ -269,6 +273,19 @@ func TestRunOnRealServers(t *testing.T) {
 			return strings.Contains(out.String(), "failed 10")
 		})
 		if first {
+			// asynqmon shows them with the production formatters: the
+			// payload as its identifiers, the result as the reason.
+			code, body := getBody(t, dash+"monitoring/api/queues/"+env.Queue+"/archived_tasks?page=1&page_size=50")
+			require.Equal(t, http.StatusOK, code, body)
+			assert.Regexp(t, `"payload":\s*"connection \d+ · type \d+ · due expiry`, body)
+			for _, c := range conns {
+				if c.Want == WantRejected {
+					code, body = getBody(t, dash+"monitoring/api/queues/"+env.Queue+"/tasks/"+task.ID(c.ID))
+					break
+				}
+			}
+			require.Equal(t, http.StatusOK, code, body)
+			assert.Regexp(t, `"result":\s*"failed: `, body)
 			testenv.Eventually(t, 30*time.Second, "their ten webhook events received", func() bool {
 				return strings.Count(out.String(), "webhook received: connection.failed") == 10
 			})
@@ -324,22 +341,14 @@ func TestRunOnRealServers(t *testing.T) {
 	assert.Equal(t, 1, n)
 }
 
-// syncBuffer is the demo's output, read while the demo writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(b)
 }
 
 func TestPrinterTerminalLineFitsOneRow(t *testing.T) {

@@ -130,9 +130,9 @@ func (t *tracker) Scanned(r scan.Result, err error) {
 	}
 }
 
-// handler wraps the refresh handler to know which connections are being
-// refreshed right now.
-func (t *tracker) handler(h asynq.Handler) asynq.Handler {
+// middleware wraps the refresher's handler to know which connections are
+// being refreshed right now.
+func (t *tracker) middleware(h asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, tk *asynq.Task) error {
 		p, err := task.Parse(tk)
 		if err == nil {

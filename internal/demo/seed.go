@@ -12,14 +12,13 @@ import (
 
 	"github.com/eshopbox/token-refresher/deploy"
 	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 // conn is a demo row with the provider it belongs to.
 type conn struct {
 	Row
-	IntegrationType string
-	Kind            string
-	RefreshBefore   time.Duration
+	token.Target
 }
 
 // Markers stand for the two database names while deploy's statements are

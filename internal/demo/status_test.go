@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 // "due" means one thing in the live line, the status JSON and the summary:
@@ -22,7 +24,7 @@ func TestDueHasOneMeaning(t *testing.T) {
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	now := start.Add(90 * time.Second)
 	mk := func(id int64) conn {
-		return conn{Row: Row{ID: id}, IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}
+		return conn{Row: Row{ID: id}, Target: token.Target{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}}
 	}
 	tr := newTracker([]conn{mk(1), mk(2), mk(3), mk(4), mk(5), mk(6)}, start, func() time.Time { return now })
 	expired, fresh, soon := now.Add(-time.Minute), now.Add(time.Hour), now.Add(30*time.Second)
@@ -74,7 +76,7 @@ func TestStatusDurations(t *testing.T) {
 
 	exp := time.Now().Add(10 * time.Minute)
 	mux := http.NewServeMux()
-	dashboard(mux, func() Status {
+	demoPage(mux, func() Status {
 		return Status{Elapsed: 125 * time.Second, NextDueIn: 55 * time.Second, Due: 3,
 			Connections: []Connection{{ID: 11, Kind: "ajio", IntegrationType: "16", State: StateFresh, ExpiresAt: &exp}}}
 	})

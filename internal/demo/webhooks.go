@@ -10,8 +10,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/ops"
@@ -28,37 +26,26 @@ type received struct {
 	verified bool
 }
 
-// webhooks runs what an operator would: a receiver (its own HTTP server)
-// that checks each signature as the README shows, and the refresher's
-// notifier and delivery workers pointed at it. Events the receiver accepts
-// arrive on the returned channel, for the live lines.
+// webhooks is what an operator runs to receive the failure notifications:
+// a receiver (its own HTTP server) that checks each signature as the README
+// shows. The refresher's notifier and delivery workers are pointed at it
+// (settings). Events the receiver accepts arrive on got, for the live lines.
 type webhooks struct {
-	notifier *webhook.Notifier
-	server   *asynq.Server
-	got      chan received
-	url      string
+	endpoints []webhook.Endpoint
+	got       chan received
+	url       string
 }
 
-func startWebhooks(ctx context.Context, rdb redis.UniversalClient, queue string, log *zap.Logger) (*webhooks, error) {
+func startReceiver(ctx context.Context, log *zap.Logger) (*webhooks, error) {
 	w := &webhooks{got: make(chan received, 64)}
 	addr, _, err := ops.Serve(ctx, "127.0.0.1:0", http.HandlerFunc(w.receive), log.Named("receiver"))
 	if err != nil {
 		return nil, fmt.Errorf("webhook receiver: %w", err)
 	}
 	w.url = "http://" + addr.String() + "/events"
-	eps, err := webhook.ParseURLs(w.url)
-	if err != nil {
+	if w.endpoints, err = webhook.ParseURLs(w.url); err != nil {
 		return nil, err
 	}
-	d, err := webhook.NewDeliverer(eps, demoWebhookKey, 0, log)
-	if err != nil {
-		return nil, err
-	}
-	w.server = webhook.NewServer(rdb, queue, webhook.ServerConfig{Concurrency: 2}, log)
-	if err := w.server.Start(webhook.Mux(d)); err != nil {
-		return nil, fmt.Errorf("webhook deliveries: %w", err)
-	}
-	w.notifier = webhook.NewNotifier(rdb, queue, eps, webhook.NotifierConfig{}, log)
 	return w, nil
 }
 

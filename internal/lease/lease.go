@@ -1,4 +1,7 @@
-// Package lease is the per-connection mutual exclusion of marketplace calls:
+// Package lease holds leases in Redis. A role lease (TryLead) makes one
+// process of the fleet do a job at a time (the census gauges, see
+// internal/census Lead). A connection lease is the per-connection mutual
+// exclusion of marketplace calls:
 // at most one refresh of a connection calls its marketplace at any moment,
 // fleet-wide, whichever path its task came from (the scan queue, the urgent
 // queue, a retry, any number of scanner and refresher replicas, an
@@ -97,10 +100,34 @@ func (m *Manager) Acquire(ctx context.Context, connectionID int64, holder string
 	if err != nil {
 		return nil, fmt.Errorf("take the lease of connection %d: %w", connectionID, err)
 	}
+	return m.hold(ctx, lock), nil
+}
+
+// TryLead takes the fleet-wide lease of a role (a job one process of the
+// fleet does at a time, such as the census) and renews it until Release. It
+// returns (nil, nil) when another holder has it, and Redis's error when Redis
+// cannot be asked. The key is the role's, under the same namespace as the
+// connections' (token-refresher:{queue}:lease:role:<role>), so it never
+// collides with a connection id.
+func (m *Manager) TryLead(ctx context.Context, role, holder string) (*Held, error) {
+	lock, err := m.locks.Obtain(ctx, m.RoleKey(role), m.ttl, &redislock.Options{Metadata: holder})
+	if errors.Is(err, redislock.ErrNotObtained) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take the %s lease: %w", role, err)
+	}
+	return m.hold(ctx, lock), nil
+}
+
+// RoleKey is the Redis key of a role's lease.
+func (m *Manager) RoleKey(role string) string { return m.prefix + "role:" + role }
+
+func (m *Manager) hold(ctx context.Context, lock *redislock.Lock) *Held {
 	renewCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &Held{lock: lock, cancel: cancel, done: make(chan struct{})}
 	go h.renew(renewCtx, m.ttl)
-	return h, nil
+	return h
 }
 
 // Held is a lease taken by this process.
@@ -134,6 +161,10 @@ func (h *Held) renew(ctx context.Context, ttl time.Duration) {
 		}
 	}
 }
+
+// Done is closed when this process stops renewing the lease: a renewal
+// found it lost, or Release was called.
+func (h *Held) Done() <-chan struct{} { return h.done }
 
 // Lost reports whether a renewal found that the lease had expired or was
 // taken by another holder: the guarded write still decides what is stored.

@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +121,34 @@ func TestRedisDownIsNotBusy(t *testing.T) {
 	require.Error(t, err)
 	var b *lease.BusyError
 	assert.False(t, errors.As(err, &b))
+}
+
+// TestOneLeaderPerRole: a role's lease has one holder fleet-wide; the others
+// are told (nil, nil) and no error; Done closes on release, and the role is
+// free at once for the next taker. A role never collides with a connection.
+func TestOneLeaderPerRole(t *testing.T) {
+	t.Parallel()
+	m, rdb := manager(t, 5*time.Second)
+	ctx := context.Background()
+	h, err := m.TryLead(ctx, "census", "replica-a")
+	require.NoError(t, err)
+	require.NotNil(t, h)
+	other, err := m.TryLead(ctx, "census", "replica-b")
+	require.NoError(t, err)
+	assert.Nil(t, other, "a second replica does not lead")
+	c, err := m.Acquire(ctx, 1, "refresh:1")
+	require.NoError(t, err, "a connection's lease is another key")
+	c.Release()
+	assert.True(t, strings.HasSuffix(rdb.Get(ctx, m.RoleKey("census")).Val(), "replica-a"), "the holder is named for operators")
+
+	h.Release()
+	select {
+	case <-h.Done():
+	default:
+		t.Fatal("Done is not closed after Release")
+	}
+	next, err := m.TryLead(ctx, "census", "replica-b")
+	require.NoError(t, err)
+	require.NotNil(t, next, "released: the next replica leads at once")
+	next.Release()
 }

@@ -17,7 +17,7 @@ type Census struct {
 	expiredFailing *prometheus.GaugeVec
 }
 
-var _ census.Observer = (*Census)(nil)
+var _ census.Gauges = (*Census)(nil)
 
 // NewCensus registers the census gauges on reg.
 func NewCensus(reg prometheus.Registerer) *Census {
@@ -48,6 +48,14 @@ func (m *Census) Counted(counts []census.Count) {
 		m.expired.WithLabelValues(t, p).Set(float64(c.Expired))
 		m.expiredFailing.WithLabelValues(t, p).Set(float64(c.ExpiredFailing))
 	}
+}
+
+// Forget implements census.Gauges: it drops every census series, for a
+// process that stopped taking the census (it lost the census lease).
+func (m *Census) Forget() {
+	m.connections.Reset()
+	m.expired.Reset()
+	m.expiredFailing.Reset()
 }
 
 // QueueInspector is the part of asynq.Inspector the queue collector reads.

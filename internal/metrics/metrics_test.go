@@ -56,6 +56,11 @@ token_refresher_expired_failing_connections{integration_type="16",provider="ajio
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"token_refresher_expired_connections", "token_refresher_expired_failing_connections"))
 	assert.Equal(t, 4, testutil.CollectAndCount(reg, "token_refresher_connections"), "fresh, due, expired, failing")
+
+	m.Forget()
+	for _, name := range []string{"token_refresher_connections", "token_refresher_expired_connections", "token_refresher_expired_failing_connections"} {
+		assert.Zero(t, testutil.CollectAndCount(reg, name), "a process that stopped taking the census serves no %s", name)
+	}
 }
 
 func TestQueueSizesFromRealRedis(t *testing.T) {

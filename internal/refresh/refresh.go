@@ -42,11 +42,13 @@ type Limiter interface {
 	PerSecond() float64
 }
 
-// Provider is one configured marketplace flow.
-type Provider struct {
-	Kind          string
-	RefreshBefore time.Duration
-	Client        token.Provider
+// Marketplace is what the handler holds of one providers-file entry: its
+// target (integration type, kind, refresh_before), the client of its token
+// API, and what holds calls back (rate limit, circuit breaker).
+// internal/refresher builds them from the entries.
+type Marketplace struct {
+	token.Target
+	Client token.Provider
 	// CallTimeout is the deadline of one marketplace call; waiting for a
 	// rate slot leaves that much of the task's deadline for the call.
 	CallTimeout time.Duration
@@ -151,22 +153,22 @@ type Config struct {
 
 // Handler processes refresh tasks.
 type Handler struct {
-	store     Store
-	leases    *lease.Manager
-	writes    atomic.Int64 // token writes in progress (Wait)
-	providers map[string]Provider
-	waiting   map[string]*atomic.Int64 // workers waiting for a rate slot, by integration type
-	cfg       Config
-	log       *zap.Logger
-	obs       Observer
+	store   Store
+	leases  *lease.Manager
+	writes  atomic.Int64 // token writes in progress (Wait)
+	markets map[string]Marketplace
+	waiting map[string]*atomic.Int64 // workers waiting for a rate slot, by integration type
+	cfg     Config
+	log     *zap.Logger
+	obs     Observer
 }
 
 var _ asynq.Handler = (*Handler)(nil)
 
 // New returns a handler. leases is the fleet-wide per-connection exclusion
 // (required: every refresher replica sharing a queue must use the same Redis
-// and namespace); providers is keyed by integration type; obs may be nil.
-func New(store Store, leases *lease.Manager, providers map[string]Provider, cfg Config, log *zap.Logger, obs Observer) *Handler {
+// and namespace); markets is keyed by integration type; obs may be nil.
+func New(store Store, leases *lease.Manager, markets map[string]Marketplace, cfg Config, log *zap.Logger, obs Observer) *Handler {
 	if cfg.SaveRetryFor <= 0 {
 		cfg.SaveRetryFor = 30 * time.Second
 	}
@@ -176,11 +178,11 @@ func New(store Store, leases *lease.Manager, providers map[string]Provider, cfg 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	waiting := make(map[string]*atomic.Int64, len(providers))
-	for it := range providers {
+	waiting := make(map[string]*atomic.Int64, len(markets))
+	for it := range markets {
 		waiting[it] = new(atomic.Int64)
 	}
-	return &Handler{store: store, leases: leases, providers: providers, waiting: waiting, cfg: cfg, log: log, obs: obs}
+	return &Handler{store: store, leases: leases, markets: markets, waiting: waiting, cfg: cfg, log: log, obs: obs}
 }
 
 // Wait blocks until the token writes in progress end, or timeout passes.
@@ -215,7 +217,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		zap.String("integration_type", p.IntegrationType),
 		zap.Int("attempt", retried+1),
 	)
-	prov, ok := h.providers[p.IntegrationType]
+	prov, ok := h.markets[p.IntegrationType]
 	if !ok {
 		reason := fmt.Sprintf("no provider is configured for integration type %q", p.IntegrationType)
 		h.recordFailure(t, reason, nil)
@@ -265,7 +267,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 }
 
-func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, prov Provider) (Outcome, time.Duration, bool, error) {
+func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, prov Marketplace) (Outcome, time.Duration, bool, error) {
 	// A first read without the lease settles most duplicates (a task whose
 	// connection was refreshed meanwhile) with no Redis round trip.
 	c, o, err := h.load(ctx, p, prov)
@@ -360,7 +362,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 // (forced) task is satisfied by any refresh that completed after it was
 // accepted: its payload holds the expiry the API read, so a stored expiry
 // that differs from it is a token stored since, and no call is made.
-func (h *Handler) load(ctx context.Context, p task.Payload, prov Provider) (token.Connection, Outcome, error) {
+func (h *Handler) load(ctx context.Context, p task.Payload, prov Marketplace) (token.Connection, Outcome, error) {
 	c, err := h.store.Load(ctx, p.ConnectionID)
 	if errors.Is(err, token.ErrNotFound) {
 		return c, Inactive, nil
@@ -417,7 +419,7 @@ func (h *Handler) changedSince(ctx context.Context, c token.Connection) bool {
 // waits for a slot of its rate limit. It returns the function that reports
 // the call's result to the breaker, or a *DeferredError when the task should come
 // back later.
-func (h *Handler) admit(ctx context.Context, integrationType string, prov Provider) (func(breaker.Result), error) {
+func (h *Handler) admit(ctx context.Context, integrationType string, prov Marketplace) (func(breaker.Result), error) {
 	report := func(breaker.Result) {}
 	if prov.Breaker != nil {
 		done, wait := prov.Breaker.Acquire()
@@ -436,7 +438,7 @@ func (h *Handler) admit(ctx context.Context, integrationType string, prov Provid
 	return report, nil
 }
 
-func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov Provider) error {
+func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov Marketplace) error {
 	rate := prov.Limiter.PerSecond()
 	waiting := h.waiting[integrationType]
 	n := waiting.Add(1)
@@ -534,7 +536,7 @@ func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Tok
 func (h *Handler) recordFailure(t *asynq.Task, reason string, c *token.Connection) {
 	f := task.Failure{Reason: reason, At: h.cfg.Now().UTC()}
 	if c != nil {
-		f.Fingerprint = token.Fingerprint(c.InputFields, c.RefreshToken)
+		f.Credentials = token.Fingerprint(c.InputFields, c.RefreshToken)
 	}
 	if w := t.ResultWriter(); w != nil {
 		if _, err := w.Write(f.Marshal()); err != nil {

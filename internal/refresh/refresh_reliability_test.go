@@ -20,46 +20,9 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-type fakeStore struct {
-	mu    sync.Mutex
-	conn  token.Connection
-	saved []token.Token
-}
-
-func (s *fakeStore) Load(context.Context, int64) (token.Connection, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conn, nil
-}
-
-func (s *fakeStore) Save(_ context.Context, _ token.Connection, t token.Token) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.saved = append(s.saved, t)
-	return nil
-}
-
-type fakeProvider struct {
-	calls     atomic.Int64
-	RefreshFn func(ctx context.Context, c token.Connection) (token.Token, error)
-}
-
-func (p *fakeProvider) Refresh(ctx context.Context, c token.Connection) (token.Token, error) {
-	p.calls.Add(1)
-	return p.RefreshFn(ctx, c)
-}
-
-type fakeLimiter struct {
-	rate   float64
-	TakeFn func(ctx context.Context) (time.Duration, error)
-}
-
-func (l *fakeLimiter) Take(ctx context.Context) (time.Duration, error) { return l.TakeFn(ctx) }
-func (l *fakeLimiter) PerSecond() float64                              { return l.rate }
-
 type bundle struct {
-	store    *fakeStore
-	provider *fakeProvider
+	store    *FakeStore
+	provider *FakeProvider
 	breaker  *breaker.Breaker
 	handler  *Handler
 }
@@ -67,14 +30,14 @@ type bundle struct {
 func setup(t *testing.T, limiter Limiter, cfg Config) *bundle {
 	t.Helper()
 	b := &bundle{
-		store: &fakeStore{conn: token.Connection{ID: 7, InputFields: []byte(`{}`)}},
-		provider: &fakeProvider{RefreshFn: func(context.Context, token.Connection) (token.Token, error) {
+		store: &FakeStore{Conn: token.Connection{ID: 7, InputFields: []byte(`{}`)}},
+		provider: &FakeProvider{RefreshFn: func(context.Context, token.Connection) (token.Token, error) {
 			return token.Token{AccessToken: "at", ExpiresAt: time.Now().Add(time.Hour)}, nil
 		}},
 		breaker: breaker.New(breaker.Config{Failures: 2, Cooldown: time.Minute}),
 	}
-	b.handler = New(b.store, testenv.Leases(t), map[string]Provider{"16": {
-		Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: b.provider,
+	b.handler = New(b.store, testenv.Leases(t), map[string]Marketplace{"16": {
+		Target: token.Target{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}, Client: b.provider,
 		CallTimeout: time.Second, Limiter: limiter, Breaker: b.breaker,
 	}}, cfg, zap.NewNop(), nil)
 	return b
@@ -110,14 +73,14 @@ func TestBreakerOpenDefersWithoutCalling(t *testing.T) {
 	require.ErrorAs(t, err, &d)
 	assert.False(t, IsFailure(err), "waiting for the breaker spends no retry")
 	assert.InDelta(t, time.Minute, d.After, float64(time.Second), "comes back when the cool-off ends")
-	assert.EqualValues(t, 2, b.provider.calls.Load(), "no call while the breaker is open")
+	assert.EqualValues(t, 2, b.provider.Calls.Load(), "no call while the breaker is open")
 }
 
 func TestTransientFailureOfLiveTokenCarriesLifetime(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil, Config{})
 	exp := time.Now().Add(40 * time.Second)
-	b.store.conn.ExpiresAt = &exp
+	b.store.Conn.ExpiresAt = &exp
 	b.provider.RefreshFn = func(context.Context, token.Connection) (token.Token, error) {
 		return token.Token{}, token.Transient("ajio answered HTTP 500")
 	}
@@ -129,7 +92,7 @@ func TestTransientFailureOfLiveTokenCarriesLifetime(t *testing.T) {
 	assert.True(t, IsFailure(err))
 
 	expired := time.Now().Add(-time.Minute)
-	b.store.conn.ExpiresAt = &expired
+	b.store.Conn.ExpiresAt = &expired
 	err = b.handler.ProcessTask(context.Background(), refreshTask(t))
 	assert.False(t, errors.As(err, &e), "an expired token: plain backoff")
 }
@@ -152,7 +115,7 @@ func TestRejectionKeepsBreakerClosed(t *testing.T) {
 func TestRateLimitWaitsInPlace(t *testing.T) {
 	t.Parallel()
 	var takes atomic.Int64
-	lim := &fakeLimiter{rate: 10, TakeFn: func(context.Context) (time.Duration, error) {
+	lim := &FakeLimiter{Rate: 10, TakeFn: func(context.Context) (time.Duration, error) {
 		if takes.Add(1) < 3 {
 			return 20 * time.Millisecond, nil
 		}
@@ -161,20 +124,20 @@ func TestRateLimitWaitsInPlace(t *testing.T) {
 	b := setup(t, lim, Config{})
 	require.NoError(t, b.handler.ProcessTask(context.Background(), refreshTask(t)))
 	assert.EqualValues(t, 3, takes.Load(), "waited for two slots, then called")
-	assert.EqualValues(t, 1, b.provider.calls.Load())
-	assert.Len(t, b.store.saved, 1)
+	assert.EqualValues(t, 1, b.provider.Calls.Load())
+	assert.Len(t, b.store.Saved(), 1)
 }
 
 func TestRateLimitDefersWhenNoSlotSoon(t *testing.T) {
 	t.Parallel()
-	lim := &fakeLimiter{rate: 0.1, TakeFn: func(context.Context) (time.Duration, error) { return 9 * time.Second, nil }}
+	lim := &FakeLimiter{Rate: 0.1, TakeFn: func(context.Context) (time.Duration, error) { return 9 * time.Second, nil }}
 	b := setup(t, lim, Config{RateWait: time.Second})
 	err := b.handler.ProcessTask(context.Background(), refreshTask(t))
 	var d *DeferredError
 	require.ErrorAs(t, err, &d)
 	assert.False(t, IsFailure(err))
 	assert.Equal(t, 9*time.Second, d.After)
-	assert.Zero(t, b.provider.calls.Load())
+	assert.Zero(t, b.provider.Calls.Load())
 	done, wait := b.breaker.Acquire()
 	assert.Zero(t, wait, "the breaker is not held by a deferred attempt")
 	done(breaker.Ignore)
@@ -182,7 +145,7 @@ func TestRateLimitDefersWhenNoSlotSoon(t *testing.T) {
 
 func TestRateLimitDeadlineBoundsTheWait(t *testing.T) {
 	t.Parallel()
-	lim := &fakeLimiter{rate: 1, TakeFn: func(context.Context) (time.Duration, error) { return 500 * time.Millisecond, nil }}
+	lim := &FakeLimiter{Rate: 1, TakeFn: func(context.Context) (time.Duration, error) { return 500 * time.Millisecond, nil }}
 	b := setup(t, lim, Config{RateWait: time.Minute})
 	// 1.2s left, of which the call needs 1s: no room to wait 500ms.
 	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
@@ -190,14 +153,14 @@ func TestRateLimitDeadlineBoundsTheWait(t *testing.T) {
 	err := b.handler.ProcessTask(ctx, refreshTask(t))
 	var d *DeferredError
 	require.ErrorAs(t, err, &d)
-	assert.Zero(t, b.provider.calls.Load())
+	assert.Zero(t, b.provider.Calls.Load())
 }
 
 func TestRateLimitCapsWaitingWorkers(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	var waiting atomic.Int64
-	lim := &fakeLimiter{rate: 2, TakeFn: func(ctx context.Context) (time.Duration, error) {
+	lim := &FakeLimiter{Rate: 2, TakeFn: func(ctx context.Context) (time.Duration, error) {
 		select {
 		case <-release:
 			return 0, nil
@@ -224,16 +187,16 @@ func TestRateLimitCapsWaitingWorkers(t *testing.T) {
 	assert.Equal(t, time.Second, d.After, "two ahead at 2/s: about a second")
 	close(release)
 	wg.Wait()
-	assert.EqualValues(t, 2, b.provider.calls.Load())
+	assert.EqualValues(t, 2, b.provider.Calls.Load())
 }
 
 func TestRateLimiterDownIsTransient(t *testing.T) {
 	t.Parallel()
-	lim := &fakeLimiter{rate: 5, TakeFn: func(context.Context) (time.Duration, error) { return 0, errors.New("redis: connection refused") }}
+	lim := &FakeLimiter{Rate: 5, TakeFn: func(context.Context) (time.Duration, error) { return 0, errors.New("redis: connection refused") }}
 	b := setup(t, lim, Config{})
 	err := b.handler.ProcessTask(context.Background(), refreshTask(t))
 	require.Error(t, err)
 	assert.True(t, IsFailure(err))
 	assert.NotErrorIs(t, err, asynq.SkipRetry)
-	assert.Zero(t, b.provider.calls.Load(), "no slot, no call")
+	assert.Zero(t, b.provider.Calls.Load(), "no slot, no call")
 }

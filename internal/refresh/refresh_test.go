@@ -19,28 +19,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-type fakeStore struct {
-	LoadFunc func(id int64) (token.Connection, error)
-	SaveFunc func(read token.Connection, t token.Token) error
-}
-
-func (s *fakeStore) Load(_ context.Context, id int64) (token.Connection, error) {
-	return s.LoadFunc(id)
-}
-func (s *fakeStore) Save(_ context.Context, read token.Connection, t token.Token) error {
-	return s.SaveFunc(read, t)
-}
-
-type fakeProvider struct {
-	calls       atomic.Int32
-	RefreshFunc func(c token.Connection) (token.Token, error)
-}
-
-func (p *fakeProvider) Refresh(_ context.Context, c token.Connection) (token.Token, error) {
-	p.calls.Add(1)
-	return p.RefreshFunc(c)
-}
-
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func newTask(t *testing.T, p task.Payload) *asynq.Task {
@@ -50,9 +28,9 @@ func newTask(t *testing.T, p task.Payload) *asynq.Task {
 	return asynq.NewTask(task.TypeRefresh, b)
 }
 
-func handler(t testing.TB, store *fakeStore, prov *fakeProvider) *refresh.Handler {
-	return refresh.New(store, testenv.Leases(t), map[string]refresh.Provider{
-		"16": {Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: prov},
+func handler(t testing.TB, store *refresh.FakeStore, prov *refresh.FakeProvider) *refresh.Handler {
+	return refresh.New(store, testenv.Leases(t), map[string]refresh.Marketplace{
+		"16": {Target: token.Target{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}, Client: prov},
 	}, refresh.Config{SaveRetryFor: 2 * time.Second, Now: func() time.Time { return now }}, zap.NewNop(), nil)
 }
 
@@ -61,7 +39,7 @@ func conn(exp time.Duration) token.Connection {
 	return token.Connection{ID: 11, InputFields: []byte(`{}`), ExpiresAt: &e}
 }
 
-func good(token.Connection) (token.Token, error) {
+func good(context.Context, token.Connection) (token.Token, error) {
 	return token.Token{AccessToken: "AT", ExpiresAt: now.Add(30 * time.Minute)}, nil
 }
 
@@ -70,74 +48,78 @@ func TestHandler(t *testing.T) {
 	tests := []struct {
 		name      string
 		payload   task.Payload
-		load      func(int64) (token.Connection, error)
-		refresh   func(token.Connection) (token.Token, error)
-		save      func(token.Connection, token.Token) error
-		wantCalls int32
+		load      func(context.Context, int64) (token.Connection, error)
+		refresh   func(context.Context, token.Connection) (token.Token, error)
+		save      func(context.Context, token.Connection, token.Token) error
+		wantCalls int64
 		wantSaves int32
 		wantErr   string
 		skipRetry bool
 	}{
-		{name: "due: refreshed", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
+		{name: "due: refreshed", load: func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil },
 			refresh: good, wantCalls: 1, wantSaves: 1},
-		{name: "refreshed meanwhile: no call", load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil },
+		{name: "refreshed meanwhile: no call", load: func(context.Context, int64) (token.Connection, error) { return conn(25 * time.Minute), nil },
 			refresh: good, wantCalls: 0},
 		{name: "forced: called although not due", payload: task.Payload{Forced: true, DueExpiry: conn(25 * time.Minute).ExpiresAt},
-			load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil }, refresh: good, wantCalls: 1, wantSaves: 1},
+			load: func(context.Context, int64) (token.Connection, error) { return conn(25 * time.Minute), nil }, refresh: good, wantCalls: 1, wantSaves: 1},
 		{name: "forced: a token stored since the request satisfies it, no call", payload: task.Payload{Forced: true, DueExpiry: conn(time.Minute).ExpiresAt},
-			load: func(int64) (token.Connection, error) { return conn(25 * time.Minute), nil }, refresh: good},
+			load: func(context.Context, int64) (token.Connection, error) { return conn(25 * time.Minute), nil }, refresh: good},
 		{name: "forced, never generated: called", payload: task.Payload{Forced: true},
-			load:    func(int64) (token.Connection, error) { return token.Connection{ID: 11, InputFields: []byte(`{}`)}, nil },
+			load: func(context.Context, int64) (token.Connection, error) {
+				return token.Connection{ID: 11, InputFields: []byte(`{}`)}, nil
+			},
 			refresh: good, wantCalls: 1, wantSaves: 1},
-		{name: "inactive: done without a call", load: func(int64) (token.Connection, error) { return token.Connection{}, token.ErrNotFound },
+		{name: "inactive: done without a call", load: func(context.Context, int64) (token.Connection, error) { return token.Connection{}, token.ErrNotFound },
 			refresh: good},
-		{name: "database down on load: retried", load: func(int64) (token.Connection, error) { return token.Connection{}, errors.New("bad connection") },
+		{name: "database down on load: retried", load: func(context.Context, int64) (token.Connection, error) {
+			return token.Connection{}, errors.New("bad connection")
+		},
 			refresh: good, wantErr: "bad connection"},
-		{name: "stale write: newer token kept, done", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
-			refresh: good, save: func(token.Connection, token.Token) error { return token.ErrStale }, wantCalls: 1, wantSaves: 1},
-		{name: "permanent: not retried", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
-			refresh: func(token.Connection) (token.Token, error) {
+		{name: "stale write: newer token kept, done", load: func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: good, save: func(context.Context, token.Connection, token.Token) error { return token.ErrStale }, wantCalls: 1, wantSaves: 1},
+		{name: "permanent: not retried", load: func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: func(context.Context, token.Connection) (token.Token, error) {
 				return token.Token{}, token.Permanent("ajio rejected the credentials")
 			},
 			wantCalls: 1, wantErr: "permanent: ajio rejected the credentials", skipRetry: true},
-		{name: "transient: retried", load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
-			refresh: func(token.Connection) (token.Token, error) {
+		{name: "transient: retried", load: func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: func(context.Context, token.Connection) (token.Token, error) {
 				return token.Token{}, token.Transient("ajio answered HTTP 503")
 			},
 			wantCalls: 1, wantErr: "transient: ajio answered HTTP 503"},
 		{name: "unclassified provider error: transient, text not trusted",
-			load: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
-			refresh: func(token.Connection) (token.Token, error) {
+			load: func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh: func(context.Context, token.Connection) (token.Token, error) {
 				return token.Token{}, errors.New("password=hunter2 refused")
 			},
 			wantCalls: 1, wantErr: "transient: ajio call failed"},
 		{name: "no usable token: never written",
-			load:      func(int64) (token.Connection, error) { return conn(time.Minute), nil },
-			refresh:   func(token.Connection) (token.Token, error) { return token.Token{ExpiresAt: now}, nil },
+			load:      func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil },
+			refresh:   func(context.Context, token.Connection) (token.Token, error) { return token.Token{ExpiresAt: now}, nil },
 			wantCalls: 1, wantErr: "no usable token"},
 		{name: "unknown integration type: not retried", payload: task.Payload{IntegrationType: "77"},
-			load: func(int64) (token.Connection, error) { return conn(time.Minute), nil }, refresh: good,
+			load: func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil }, refresh: good,
 			wantErr: `no provider is configured for integration type "77"`, skipRetry: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var saves atomic.Int32
-			store := &fakeStore{LoadFunc: tt.load, SaveFunc: func(r token.Connection, tok token.Token) error {
+			store := &refresh.FakeStore{LoadFn: tt.load, SaveFn: func(ctx context.Context, r token.Connection, tok token.Token) error {
 				saves.Add(1)
 				if tt.save != nil {
-					return tt.save(r, tok)
+					return tt.save(ctx, r, tok)
 				}
 				return nil
 			}}
-			prov := &fakeProvider{RefreshFunc: tt.refresh}
+			prov := &refresh.FakeProvider{RefreshFn: tt.refresh}
 			p := tt.payload
 			p.ConnectionID = 11
 			if p.IntegrationType == "" {
 				p.IntegrationType = "16"
 			}
 			err := handler(t, store, prov).ProcessTask(context.Background(), newTask(t, p))
-			assert.Equal(t, tt.wantCalls, prov.calls.Load(), "marketplace calls")
+			assert.Equal(t, tt.wantCalls, prov.Calls.Load(), "marketplace calls")
 			assert.Equal(t, tt.wantSaves, saves.Load(), "writes")
 			if tt.wantErr == "" {
 				assert.NoError(t, err)
@@ -156,25 +138,25 @@ func TestHandler(t *testing.T) {
 func TestSaveRetriedInPlace(t *testing.T) {
 	t.Parallel()
 	var saves atomic.Int32
-	store := &fakeStore{
-		LoadFunc: func(int64) (token.Connection, error) { return conn(time.Minute), nil },
-		SaveFunc: func(token.Connection, token.Token) error {
+	store := &refresh.FakeStore{
+		LoadFn: func(context.Context, int64) (token.Connection, error) { return conn(time.Minute), nil },
+		SaveFn: func(context.Context, token.Connection, token.Token) error {
 			if saves.Add(1) < 3 {
 				return errors.New("driver: bad connection")
 			}
 			return nil
 		},
 	}
-	prov := &fakeProvider{RefreshFunc: good}
+	prov := &refresh.FakeProvider{RefreshFn: good}
 	err := handler(t, store, prov).ProcessTask(context.Background(), newTask(t, task.Payload{ConnectionID: 11, IntegrationType: "16"}))
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), saves.Load())
-	assert.Equal(t, int32(1), prov.calls.Load())
+	assert.Equal(t, int64(1), prov.Calls.Load())
 }
 
 func TestBadPayloadIsNotRetried(t *testing.T) {
 	t.Parallel()
-	h := handler(t, &fakeStore{}, &fakeProvider{})
+	h := handler(t, &refresh.FakeStore{}, &refresh.FakeProvider{})
 	err := h.ProcessTask(context.Background(), asynq.NewTask(task.TypeRefresh, []byte(`{"connection_id":"x"`)))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, asynq.SkipRetry)

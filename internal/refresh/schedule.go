@@ -103,7 +103,7 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 // about a marketplace whose tokens live shorter than refresh_before.
 // obtained is when the call was made; a failure to schedule is logged, not
 // returned: the scan still finds the token.
-func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Provider, tok token.Token, obtained time.Time) {
+func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Marketplace, tok token.Token, obtained time.Time) {
 	lifetime := tok.ExpiresAt.Sub(obtained.Truncate(time.Second))
 	if lifetime <= 0 {
 		return

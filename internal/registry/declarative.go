@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -116,7 +115,7 @@ func (e *Entry) validateHTTPToken() error {
 	return nil
 }
 
-func (e *Entry) validateClientCredentials() error {
+func (e *Entry) validateClientCredentials(getenv func(string) string) error {
 	if e.BodyFormat != oauth2refresh.FormatForm && e.BodyFormat != oauth2refresh.FormatJSON {
 		return fmt.Errorf("%s: body_format must be form or json, not %q", e.label(), e.BodyFormat)
 	}
@@ -144,13 +143,13 @@ func (e *Entry) validateClientCredentials() error {
 	if e.ClientSecret != "" && e.ClientSecretEnv != "" {
 		return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.label())
 	}
-	if e.ClientSecretEnv != "" && os.Getenv(e.ClientSecretEnv) == "" {
+	if e.ClientSecretEnv != "" && getenv(e.ClientSecretEnv) == "" {
 		return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.label(), e.ClientSecretEnv)
 	}
 	return nil
 }
 
-func buildDeclarative(e Entry, client *http.Client) (token.Provider, error) {
+func buildDeclarative(e Entry, client *http.Client, getenv func(string) string) (token.Provider, error) {
 	timeout := time.Duration(e.Timeout)
 	if e.Kind == KindHTTPToken {
 		if e.Spec == nil {
@@ -169,7 +168,7 @@ func buildDeclarative(e Entry, client *http.Client) (token.Provider, error) {
 	}
 	secret := e.ClientSecret
 	if e.ClientSecretEnv != "" {
-		secret = os.Getenv(e.ClientSecretEnv)
+		secret = getenv(e.ClientSecretEnv)
 		if secret == "" {
 			return nil, fmt.Errorf("%s: client_secret_env names %s, which is not set", e.label(), e.ClientSecretEnv)
 		}

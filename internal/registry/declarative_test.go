@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -44,7 +45,7 @@ providers:
 
 func TestHTTPTokenValid(t *testing.T) {
 	t.Parallel()
-	entries, err := registry.Parse([]byte(validHTTPToken), "")
+	entries, err := registry.Parse([]byte(validHTTPToken), "", os.Getenv)
 	require.NoError(t, err)
 	e := entries[1]
 	require.NotNil(t, e.Spec)
@@ -52,7 +53,7 @@ func TestHTTPTokenValid(t *testing.T) {
 	assert.Equal(t, "data.auth.token", e.Spec.Response.AccessToken[0])
 	assert.Equal(t, "shopzone", e.Marketplace)
 
-	entries, err = registry.Parse(deploy.DeclarativeExample, "")
+	entries, err = registry.Parse(deploy.DeclarativeExample, "", os.Getenv)
 	require.NoError(t, err, "the declarative example parses")
 	assert.Len(t, entries, 2)
 }
@@ -125,7 +126,7 @@ func TestHTTPTokenRefusals(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			require.Contains(t, validHTTPToken, c.old, "the case changes the valid entry")
-			_, err := registry.Parse([]byte(strings.Replace(validHTTPToken, c.old, c.new, 1)), "")
+			_, err := registry.Parse([]byte(strings.Replace(validHTTPToken, c.old, c.new, 1)), "", os.Getenv)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.want)
 			for _, line := range strings.Split(err.Error(), "\n") {
@@ -142,14 +143,14 @@ func TestHTTPTokenRefusals(t *testing.T) {
 
 func TestHTTPTokenPathWithAColonVerb(t *testing.T) {
 	t.Parallel()
-	_, err := registry.Parse([]byte(strings.Replace(validHTTPToken, "path: /v2/login", "path: /v1/token:exchange", 1)), "")
+	_, err := registry.Parse([]byte(strings.Replace(validHTTPToken, "path: /v2/login", "path: /v1/token:exchange", 1)), "", os.Getenv)
 	assert.NoError(t, err, "a colon inside a segment (Google-style verb) is no placeholder")
 }
 
 func TestHTTPTokenExpiryTokenTTLNeedsOne(t *testing.T) {
 	t.Parallel()
 	bad := strings.NewReplacer("    token_ttl: 1h\n", "", "{expires_at: data.auth.expiresAt, layout: RFC3339}", "{token_ttl: true}").Replace(validHTTPToken)
-	_, err := registry.Parse([]byte(bad), "")
+	_, err := registry.Parse([]byte(bad), "", os.Getenv)
 	require.Error(t, err)
 	assert.Equal(t, `providers[1]: provider "http_token" (integration_type "77"): response.expiry.token_ttl is true but the entry sets no token_ttl`, err.Error())
 }
@@ -160,7 +161,7 @@ func TestHTTPTokenOneLinePerMistake(t *testing.T) {
 	t.Parallel()
 	bad := strings.NewReplacer("method: POST", "method: PUT", "access_token: data.auth.token", "access_token: data..token",
 		"{expires_at: data.auth.expiresAt, layout: RFC3339}", "{}").Replace(validHTTPToken)
-	_, err := registry.Parse([]byte(bad), "")
+	_, err := registry.Parse([]byte(bad), "", os.Getenv)
 	require.Error(t, err)
 	lines := strings.Split(err.Error(), "\n")
 	assert.Len(t, lines, 3, "%s", err)
@@ -183,7 +184,7 @@ providers:
     audience: https://api.example.com
     extra_params: {resource: orders}
 `
-	entries, err := registry.Parse([]byte(valid), "")
+	entries, err := registry.Parse([]byte(valid), "", os.Getenv)
 	require.NoError(t, err)
 	assert.Equal(t, "basic", entries[0].ClientAuth)
 	for _, c := range []struct{ name, old, new, want string }{
@@ -197,7 +198,7 @@ providers:
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			require.Contains(t, valid, c.old)
-			_, err := registry.Parse([]byte(strings.Replace(valid, c.old, c.new, 1)), "")
+			_, err := registry.Parse([]byte(strings.Replace(valid, c.old, c.new, 1)), "", os.Getenv)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.want)
 			assert.True(t, strings.HasPrefix(err.Error(), "providers[0]: "), err.Error())

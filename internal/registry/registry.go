@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
 	"github.com/eshopbox/token-refresher/internal/provider/httptoken"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
@@ -95,6 +95,20 @@ func (e Entry) TTL() time.Duration { return time.Duration(e.TokenTTL) }
 // Before is how long before expiry the entry's tokens are due.
 func (e Entry) Before() time.Duration { return time.Duration(e.RefreshBefore) }
 
+// Target is the entry as the scan, the census and the refresh see it.
+func (e Entry) Target() token.Target {
+	return token.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()}
+}
+
+// Targets are the entries' targets, in order.
+func Targets(entries []Entry) []token.Target {
+	out := make([]token.Target, len(entries))
+	for i, e := range entries {
+		out[i] = e.Target()
+	}
+	return out
+}
+
 // Name is how errors and logs refer to the entry.
 func (e Entry) Name() string {
 	return fmt.Sprintf("provider %q (integration_type %q)", e.Kind, e.IntegrationType)
@@ -113,13 +127,15 @@ func Defaults(ajioBaseURL string) []Entry {
 }
 
 // Load reads and validates a providers file. ajioBaseURL, when set,
-// overrides the base URL of every ajio entry that names none.
-func Load(path, ajioBaseURL string) ([]Entry, error) {
+// overrides the base URL of every ajio entry that names none. getenv
+// (os.Getenv in cmd/, required) reads the variables client_secret_env
+// names, to check they are set.
+func Load(path, ajioBaseURL string, getenv func(string) string) ([]Entry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(b, ajioBaseURL)
+	return Parse(b, ajioBaseURL, getenv)
 }
 
 // Parse is Load of the file's content. Unknown keys are errors: a typo must
@@ -127,7 +143,7 @@ func Load(path, ajioBaseURL string) ([]Entry, error) {
 // its place and integration type, "providers[1] (integration_type "42")",
 // and an unknown key comes with the nearest known one ("did you mean
 // token_ttl?").
-func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
+func Parse(b []byte, ajioBaseURL string, getenv func(string) string) ([]Entry, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, decodeError(err)
@@ -172,7 +188,7 @@ func Parse(b []byte, ajioBaseURL string) ([]Entry, error) {
 			e.BaseURL = ajioBaseURL
 		}
 		e.applyDefaults()
-		if err := e.validate(); err != nil {
+		if err := e.validate(getenv); err != nil {
 			return nil, entryError(i, err)
 		}
 		if seen[e.IntegrationType] {
@@ -341,7 +357,7 @@ func (e *Entry) applyDefaults() {
 	}
 }
 
-func (e *Entry) validate() error {
+func (e *Entry) validate(getenv func(string) string) error {
 	if e.IntegrationType == "" {
 		return errors.New("integration_type is missing")
 	}
@@ -349,12 +365,8 @@ func (e *Entry) validate() error {
 		if raw == "" {
 			return fmt.Errorf("%s: %s is missing", e.Name(), field)
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%s: %s is not an absolute http(s) URL", e.Name(), field)
-		}
-		if u.User != nil || u.RawQuery != "" {
-			return fmt.Errorf("%s: %s must not carry credentials or a query", e.Name(), field)
+		if _, err := httpurl.Plain(raw); err != nil {
+			return fmt.Errorf("%s: %s %w", e.Name(), field, err)
 		}
 		return nil
 	}
@@ -389,7 +401,7 @@ func (e *Entry) validate() error {
 		if e.ClientSecret != "" && e.ClientSecretEnv != "" {
 			return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.Name())
 		}
-		if e.ClientSecretEnv != "" && os.Getenv(e.ClientSecretEnv) == "" {
+		if e.ClientSecretEnv != "" && getenv(e.ClientSecretEnv) == "" {
 			return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
 		}
 	case KindHTTPToken:
@@ -403,7 +415,7 @@ func (e *Entry) validate() error {
 		if err := check("token_url", e.TokenURL); err != nil {
 			return err
 		}
-		if err := e.validateClientCredentials(); err != nil {
+		if err := e.validateClientCredentials(getenv); err != nil {
 			return err
 		}
 	case "":
@@ -451,9 +463,9 @@ func (e *Entry) foreignKeys() error {
 }
 
 // Build returns the client of an entry, sharing client for HTTP. An
-// oauth2_refresh entry's client_secret_env is read here, so the secret is
-// only ever held by the client.
-func Build(e Entry, client *http.Client) (token.Provider, error) {
+// entry's client_secret_env is read here with getenv (os.Getenv in cmd/), so
+// the secret is only ever held by the client.
+func Build(e Entry, client *http.Client, getenv func(string) string) (token.Provider, error) {
 	timeout := time.Duration(e.Timeout)
 	switch e.Kind {
 	case KindAjio:
@@ -463,7 +475,7 @@ func Build(e Entry, client *http.Client) (token.Provider, error) {
 	case KindOAuth2Refresh:
 		secret := e.ClientSecret
 		if e.ClientSecretEnv != "" {
-			secret = os.Getenv(e.ClientSecretEnv)
+			secret = getenv(e.ClientSecretEnv)
 			if secret == "" {
 				return nil, fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
 			}
@@ -473,7 +485,7 @@ func Build(e Entry, client *http.Client) (token.Provider, error) {
 			BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client,
 		})
 	case KindHTTPToken, KindClientCredentials:
-		return buildDeclarative(e, client)
+		return buildDeclarative(e, client, getenv)
 	default:
 		return nil, fmt.Errorf("%s: unknown kind", e.Name())
 	}

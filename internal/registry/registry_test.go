@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ providers:
 
 func TestParseSpecExample(t *testing.T) {
 	t.Parallel()
-	entries, err := registry.Parse([]byte(specExample), "")
+	entries, err := registry.Parse([]byte(specExample), "", os.Getenv)
 	require.NoError(t, err)
 	require.Len(t, entries, 3)
 
@@ -67,7 +68,7 @@ providers:
   - {integration_type: "17", kind: ajio, base_url: "https://own.example.com"}
   - {integration_type: 42, kind: oauth2_refresh, token_url: "https://auth.example.com/t", body_format: json, client_id: app, client_secret: s}
   - {integration_type: "43", kind: unicommerce, base_url: "https://uc.example.com"}
-`), "https://ajio.override.example.com")
+`), "https://ajio.override.example.com", os.Getenv)
 	require.NoError(t, err)
 	assert.Equal(t, "https://ajio.override.example.com", entries[0].BaseURL, "AJIO_BASE_URL fills an ajio entry that names none")
 	assert.Equal(t, 30*time.Minute, entries[0].TTL())
@@ -145,7 +146,7 @@ func TestParseRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := registry.Parse([]byte(tt.yaml), "")
+			_, err := registry.Parse([]byte(tt.yaml), "", os.Getenv)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 			assert.NotContains(t, err.Error(), "\n", "one line")
@@ -176,13 +177,13 @@ func TestParseNamesTheEntryAndSuggestsAKey(t *testing.T) {
 		{"an entry that is not a mapping", "providers:\n  - ajio", "providers[0]: line 2: an entry must be a mapping"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := registry.Parse([]byte(tc.yaml), "")
+			_, err := registry.Parse([]byte(tc.yaml), "", os.Getenv)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
 	// A key far from every known one gets no guess.
-	_, err := registry.Parse([]byte(two+"    colour: blue\n"), "")
+	_, err := registry.Parse([]byte(two+"    colour: blue\n"), "", os.Getenv)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "unknown key colour")
 	assert.NotContains(t, err.Error(), "did you mean")
@@ -210,13 +211,13 @@ providers:
   - {integration_type: "42", kind: oauth2_refresh, token_url: "URL/oauth/token", client_id: app, client_secret: "in-the-file"}
   - {integration_type: "44", kind: oauth2_refresh, token_url: "URL/oauth/token", client_id: app, client_secret_env: REGISTRY_TEST_CLIENT_SECRET}
   - {integration_type: "43", kind: unicommerce, base_url: "URL"}
-`, "URL", srv.URL)), "")
+`, "URL", srv.URL)), "", os.Getenv)
 	require.NoError(t, err)
 
 	client := provider.NewHTTPClient(2)
 	wantTypes := []any{&ajio.Provider{}, &oauth2refresh.Provider{}, &oauth2refresh.Provider{}, &unicommerce.Provider{}}
 	for i, e := range entries {
-		p, err := registry.Build(e, client)
+		p, err := registry.Build(e, client, os.Getenv)
 		require.NoError(t, err, e.Name())
 		assert.IsType(t, wantTypes[i], p, e.Name())
 		c := token.Connection{ID: 1, InputFields: []byte(`{"username":"u","password":"p"}`), RefreshToken: "rt"}
@@ -230,6 +231,6 @@ providers:
 		"GET /authToken ",
 	}, got, "each kind calls its own flow; client_secret_env is read from the environment")
 
-	_, err = registry.Build(registry.Entry{IntegrationType: "9", Kind: "amazon"}, client)
+	_, err = registry.Build(registry.Entry{IntegrationType: "9", Kind: "amazon"}, client, os.Getenv)
 	assert.Error(t, err)
 }

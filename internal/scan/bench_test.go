@@ -13,6 +13,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 // seedFleet inserts n active connections of type 16, every tenth of them
@@ -58,7 +59,7 @@ func BenchmarkScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	targets := []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}
+	targets := []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}}
 
 	b.Run("read-only", func(b *testing.B) {
 		s := scan.New(store, nil, scan.Config{Targets: targets, DryRun: true}, zap.NewNop(), nil)

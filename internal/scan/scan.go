@@ -30,16 +30,9 @@ type Queue interface {
 	ListArchived() (map[int64]task.Archived, error)
 }
 
-// Target is one integration type to scan and how early its tokens are due.
-type Target struct {
-	IntegrationType string
-	Kind            string
-	RefreshBefore   time.Duration
-}
-
 // Config of a scanner. Zero values take the defaults.
 type Config struct {
-	Targets []Target
+	Targets []token.Target
 	// Interval between scans in Run (default 1m).
 	Interval time.Duration
 	// Cooldown before a permanently failed connection is tried again with
@@ -178,7 +171,7 @@ func (s *Scanner) RunOnce(ctx context.Context) ([]Result, error) {
 // chunk's queries take, and a few tens of kB.
 const readAhead = 1024
 
-func (s *Scanner) scanTarget(ctx context.Context, tg Target, archived map[int64]task.Archived) (Result, error) {
+func (s *Scanner) scanTarget(ctx context.Context, tg token.Target, archived map[int64]task.Archived) (Result, error) {
 	start := time.Now()
 	now := s.cfg.Now()
 	r := Result{IntegrationType: tg.IntegrationType}
@@ -279,7 +272,7 @@ type Generations interface {
 // every scan. Without a record (Redis lost it, or it was never scheduled)
 // refresh_before decides, as the backstop. It returns the rows kept and
 // how many were left.
-func (s *Scanner) ownClock(ctx context.Context, due []token.DueConnection, tg Target, now time.Time) ([]token.DueConnection, int) {
+func (s *Scanner) ownClock(ctx context.Context, due []token.DueConnection, tg token.Target, now time.Time) ([]token.DueConnection, int) {
 	g, ok := s.queue.(Generations)
 	if !ok || len(due) == 0 {
 		return due, 0
@@ -319,7 +312,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 			retry = append(retry, payload(d))
 			continue
 		}
-		if a.Failure != nil && a.Failure.Fingerprint != "" {
+		if a.Failure != nil && a.Failure.Credentials != "" {
 			check = append(check, d.ID)
 			continue
 		}
@@ -337,7 +330,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 		byID[d.ID] = d
 	}
 	for _, id := range check {
-		if fp, ok := fps[id]; ok && fp != archived[id].Failure.Fingerprint {
+		if fp, ok := fps[id]; ok && fp != archived[id].Failure.Credentials {
 			s.log.Info("credentials changed since the permanent failure; trying again",
 				zap.Int64("connection_id", id))
 			retry = append(retry, payload(byID[id]))

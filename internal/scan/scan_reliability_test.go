@@ -3,7 +3,6 @@ package scan
 import (
 	"context"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,48 +14,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-type fakeStore struct {
-	due          []token.DueConnection
-	fingerprints map[int64]string
-}
-
-func (s *fakeStore) ScanDue(_ context.Context, _ string, _ time.Time, fn func([]token.DueConnection) error) (token.ScanStats, error) {
-	return token.ScanStats{Active: len(s.due), Due: len(s.due)}, fn(s.due)
-}
-
-func (s *fakeStore) Fingerprints(_ context.Context, ids []int64) (map[int64]string, error) {
-	out := map[int64]string{}
-	for _, id := range ids {
-		if fp, ok := s.fingerprints[id]; ok {
-			out[id] = fp
-		}
-	}
-	return out, nil
-}
-
-type fakeQueue struct {
-	mu       sync.Mutex
-	archived map[int64]task.Archived
-	enqueued []int64
-	retried  []int64
-}
-
-func (q *fakeQueue) Enqueue(_ context.Context, p task.Payload) (bool, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.enqueued = append(q.enqueued, p.ConnectionID)
-	return true, nil
-}
-
-func (q *fakeQueue) Retry(_ context.Context, p task.Payload) (bool, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.retried = append(q.retried, p.ConnectionID)
-	return true, nil
-}
-
-func (q *fakeQueue) ListArchived() (map[int64]task.Archived, error) { return q.archived, nil }
-
 // TestArchivedFailuresComeBack: an archived task never freezes a connection.
 // A permanent failure is tried again after the cooldown or as soon as the
 // credentials change; one archived for another reason after the cooldown.
@@ -66,15 +23,16 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 	const cooldown = time.Hour
 	failed := func(ago time.Duration, fp string) task.Archived {
 		return task.Archived{LastFailedAt: now.Add(-ago).Truncate(time.Second),
-			Failure: &task.Failure{Reason: "rejected", Fingerprint: fp, At: now.Add(-ago)}}
+			Failure: &task.Failure{Reason: "rejected", Credentials: fp, At: now.Add(-ago)}}
 	}
-	store := &fakeStore{fingerprints: map[int64]string{
+	store := &FakeStore{Prints: map[int64]string{
 		2: "fp-2", 3: "fp-3", 4: "fp-4-new", 7: "fp-7", 9: "fp-9",
 	}}
+	store.Due = map[string][]token.DueConnection{}
 	for id := int64(1); id <= 9; id++ {
-		store.due = append(store.due, token.DueConnection{ID: id, IntegrationType: "16"})
+		store.Due["16"] = append(store.Due["16"], token.DueConnection{ID: id, IntegrationType: "16"})
 	}
-	queue := &fakeQueue{archived: map[int64]task.Archived{
+	queue := &FakeQueue{Archived: map[int64]task.Archived{
 		// 1: never failed: enqueued.
 		2: failed(10*time.Minute, "fp-2"),            // cooling down, same credentials
 		3: failed(cooldown+time.Second, "fp-3"),      // cooldown over
@@ -86,16 +44,16 @@ func TestArchivedFailuresComeBack(t *testing.T) {
 		9: failed(cooldown-time.Millisecond, "fp-9"), // exact record: a millisecond short
 	}}
 	s := New(store, queue, Config{
-		Targets:  []Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Targets:  []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
 		Cooldown: cooldown, Now: func() time.Time { return now },
 	}, zap.NewNop(), nil)
 
 	res, err := s.RunOnce(context.Background())
 	require.NoError(t, err)
 	require.Len(t, res, 1)
-	sort.Slice(queue.retried, func(i, j int) bool { return queue.retried[i] < queue.retried[j] })
-	assert.Equal(t, []int64{1}, queue.enqueued)
-	assert.Equal(t, []int64{3, 4, 6}, queue.retried)
+	sort.Slice(queue.Retried, func(i, j int) bool { return queue.Retried[i] < queue.Retried[j] })
+	assert.Equal(t, []int64{1}, queue.Enqueued)
+	assert.Equal(t, []int64{3, 4, 6}, queue.Retried)
 	assert.Equal(t, 5, res[0].Failing, "2, 5, 7, 8 and 9 still cool down")
 	assert.Equal(t, 3, res[0].Retried)
 	assert.Equal(t, 1, res[0].Enqueued)

@@ -16,67 +16,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// fakeStore serves due connections from memory, in chunks of 2.
-type fakeStore struct {
-	due          map[string][]token.DueConnection
-	fingerprints map[int64]string
-	errFor       string
-}
-
-func (s *fakeStore) ScanDue(_ context.Context, typ string, _ time.Time, fn func([]token.DueConnection) error) (token.ScanStats, error) {
-	if typ == s.errFor {
-		return token.ScanStats{}, errors.New("table is gone")
-	}
-	d := s.due[typ]
-	for i := 0; i < len(d); i += 2 {
-		if err := fn(d[i:min(i+2, len(d))]); err != nil {
-			return token.ScanStats{}, err
-		}
-	}
-	return token.ScanStats{Active: len(d), Due: len(d)}, nil
-}
-
-func (s *fakeStore) Fingerprints(_ context.Context, ids []int64) (map[int64]string, error) {
-	out := map[int64]string{}
-	for _, id := range ids {
-		out[id] = s.fingerprints[id]
-	}
-	return out, nil
-}
-
-// fakeQueue records enqueues; ids in taken conflict.
-type fakeQueue struct {
-	mu       sync.Mutex
-	taken    map[int64]bool
-	enqueued []int64
-	retried  []int64
-	archived map[int64]task.Archived
-	fail     error
-}
-
-func (q *fakeQueue) Enqueue(_ context.Context, p task.Payload) (bool, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.fail != nil {
-		return false, q.fail
-	}
-	if q.taken[p.ConnectionID] {
-		return false, nil
-	}
-	q.taken[p.ConnectionID] = true
-	q.enqueued = append(q.enqueued, p.ConnectionID)
-	return true, nil
-}
-
-func (q *fakeQueue) Retry(_ context.Context, p task.Payload) (bool, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.retried = append(q.retried, p.ConnectionID)
-	return true, nil
-}
-
-func (q *fakeQueue) ListArchived() (map[int64]task.Archived, error) { return q.archived, nil }
-
 func dues(typ string, ids ...int64) []token.DueConnection {
 	var out []token.DueConnection
 	for _, id := range ids {
@@ -88,28 +27,28 @@ func dues(typ string, ids ...int64) []token.DueConnection {
 func TestArchivedFailuresWaitForCooldownOrNewCredentials(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	store := &fakeStore{
-		due:          map[string][]token.DueConnection{"16": dues("16", 1, 2, 3, 4, 5)},
-		fingerprints: map[int64]string{2: "fp-2", 3: "fp-3-changed"},
+	store := &scan.FakeStore{
+		Due:    map[string][]token.DueConnection{"16": dues("16", 1, 2, 3, 4, 5)},
+		Prints: map[int64]string{2: "fp-2", 3: "fp-3-changed"},
 	}
-	q := &fakeQueue{taken: map[int64]bool{}, archived: map[int64]task.Archived{
+	q := &scan.FakeQueue{Taken: map[int64]bool{}, Archived: map[int64]task.Archived{
 		// 2: failed 10 minutes ago, same credentials: still cooling down.
-		2: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-2"}},
+		2: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Credentials: "fp-2"}},
 		// 3: failed 10 minutes ago, credentials changed since: try again.
-		3: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Fingerprint: "fp-3"}},
+		3: {LastFailedAt: now.Add(-10 * time.Minute), Failure: &task.Failure{Credentials: "fp-3"}},
 		// 4: failed two hours ago: the cooldown is over.
-		4: {LastFailedAt: now.Add(-2 * time.Hour), Failure: &task.Failure{Fingerprint: "fp-4"}},
+		4: {LastFailedAt: now.Add(-2 * time.Hour), Failure: &task.Failure{Credentials: "fp-4"}},
 		// 5: archived without a failure record (by an operator): cooldown.
 		5: {LastFailedAt: now.Add(-10 * time.Minute)},
 	}}
 	s := scan.New(store, q, scan.Config{
-		Targets:  []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Targets:  []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
 		Cooldown: time.Hour, Now: func() time.Time { return now },
 	}, zap.NewNop(), nil)
 	res, err := s.RunOnce(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, []int64{1}, q.enqueued)
-	assert.ElementsMatch(t, []int64{3, 4}, q.retried)
+	assert.Equal(t, []int64{1}, q.Enqueued)
+	assert.ElementsMatch(t, []int64{3, 4}, q.Retried)
 	assert.Equal(t, 2, res[0].Failing)
 	assert.Equal(t, 2, res[0].Retried)
 	assert.Equal(t, 1, res[0].Enqueued)
@@ -117,9 +56,9 @@ func TestArchivedFailuresWaitForCooldownOrNewCredentials(t *testing.T) {
 
 func TestOneTargetFailingDoesNotStopTheOthers(t *testing.T) {
 	t.Parallel()
-	store := &fakeStore{due: map[string][]token.DueConnection{"43": dues("43", 7, 8, 9)}, errFor: "16"}
-	q := &fakeQueue{taken: map[int64]bool{8: true}}
-	s := scan.New(store, q, scan.Config{Targets: []scan.Target{
+	store := &scan.FakeStore{Due: map[string][]token.DueConnection{"43": dues("43", 7, 8, 9)}, ErrFor: "16"}
+	q := &scan.FakeQueue{Taken: map[int64]bool{8: true}}
+	s := scan.New(store, q, scan.Config{Targets: []token.Target{
 		{IntegrationType: "16", RefreshBefore: time.Minute},
 		{IntegrationType: "43", RefreshBefore: time.Minute},
 	}}, zap.NewNop(), nil)
@@ -129,14 +68,14 @@ func TestOneTargetFailingDoesNotStopTheOthers(t *testing.T) {
 	require.Len(t, res, 2)
 	assert.Equal(t, 2, res[1].Enqueued)
 	assert.Equal(t, 1, res[1].AlreadyQueued)
-	assert.ElementsMatch(t, []int64{7, 9}, q.enqueued)
+	assert.ElementsMatch(t, []int64{7, 9}, q.Enqueued)
 }
 
 func TestEnqueueErrorsFailTheScan(t *testing.T) {
 	t.Parallel()
-	store := &fakeStore{due: map[string][]token.DueConnection{"16": dues("16", 1, 2, 3)}}
-	q := &fakeQueue{taken: map[int64]bool{}, fail: errors.New("redis down")}
-	s := scan.New(store, q, scan.Config{Targets: []scan.Target{{IntegrationType: "16", RefreshBefore: time.Minute}}}, zap.NewNop(), nil)
+	store := &scan.FakeStore{Due: map[string][]token.DueConnection{"16": dues("16", 1, 2, 3)}}
+	q := &scan.FakeQueue{Taken: map[int64]bool{}, Fail: errors.New("redis down")}
+	s := scan.New(store, q, scan.Config{Targets: []token.Target{{IntegrationType: "16", RefreshBefore: time.Minute}}}, zap.NewNop(), nil)
 	res, err := s.RunOnce(context.Background())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "3 of 3 enqueues failed")
@@ -167,13 +106,13 @@ func (s *chunkStore) Fingerprints(context.Context, []int64) (map[int64]string, e
 
 // gatedQueue holds every enqueue until release is closed.
 type gatedQueue struct {
-	*fakeQueue
+	*scan.FakeQueue
 	release chan struct{}
 }
 
 func (q gatedQueue) Enqueue(ctx context.Context, p task.Payload) (bool, error) {
 	<-q.release
-	return q.fakeQueue.Enqueue(ctx, p)
+	return q.FakeQueue.Enqueue(ctx, p)
 }
 
 // TestNextChunkIsReadWhileWorkersEnqueue: handing a chunk to the workers
@@ -187,12 +126,12 @@ func TestNextChunkIsReadWhileWorkersEnqueue(t *testing.T) {
 	}
 	all := dues("16", ids...)
 	store := &chunkStore{chunks: [][]token.DueConnection{all[:500], all[500:1000], all[1000:]}, read: make(chan int, 3)}
-	q := gatedQueue{fakeQueue: &fakeQueue{taken: map[int64]bool{}}, release: make(chan struct{})}
+	q := gatedQueue{FakeQueue: &scan.FakeQueue{Taken: map[int64]bool{}}, release: make(chan struct{})}
 	var once sync.Once
 	release := func() { once.Do(func() { close(q.release) }) }
 	t.Cleanup(release) // a failed test must not leave the scan blocked
 	s := scan.New(store, q, scan.Config{
-		Targets: []scan.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}},
+		Targets: []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: time.Minute}},
 	}, zap.NewNop(), nil)
 
 	type result struct {
@@ -216,12 +155,12 @@ func TestNextChunkIsReadWhileWorkersEnqueue(t *testing.T) {
 	r := <-done
 	require.NoError(t, r.err)
 	assert.Equal(t, 1500, r.res[0].Enqueued)
-	assert.Len(t, q.enqueued, 1500)
+	assert.Len(t, q.Enqueued, 1500)
 }
 
-// lifetimeQueue is a fakeQueue that also serves recorded token lifetimes.
+// lifetimeQueue is a FakeQueue that also serves recorded token lifetimes.
 type lifetimeQueue struct {
-	*fakeQueue
+	*scan.FakeQueue
 	gens map[int64]task.Generation
 	err  error
 }
@@ -262,14 +201,14 @@ func TestTokensInsideTheWindowWaitForTheirOwnClock(t *testing.T) {
 		5: {ExpiresAt: *at(time.Minute), Lifetime: short},
 	}
 	run := func(err error) ([]int64, scan.Result) {
-		q := &lifetimeQueue{fakeQueue: &fakeQueue{taken: map[int64]bool{}}, gens: gens, err: err}
-		s := scan.New(&fakeStore{due: map[string][]token.DueConnection{"42": rows}}, q, scan.Config{
-			Targets: []scan.Target{{IntegrationType: "42", RefreshBefore: 10 * time.Minute}},
+		q := &lifetimeQueue{FakeQueue: &scan.FakeQueue{Taken: map[int64]bool{}}, gens: gens, err: err}
+		s := scan.New(&scan.FakeStore{Due: map[string][]token.DueConnection{"42": rows}}, q, scan.Config{
+			Targets: []token.Target{{IntegrationType: "42", RefreshBefore: 10 * time.Minute}},
 			Now:     func() time.Time { return now },
 		}, zap.NewNop(), nil)
 		res, rerr := s.RunOnce(context.Background())
 		require.NoError(t, rerr)
-		return q.enqueued, res[0]
+		return q.Enqueued, res[0]
 	}
 	enq, res := run(nil)
 	assert.ElementsMatch(t, []int64{2, 3, 4, 5}, enq)

@@ -92,10 +92,14 @@ func Parse(t *asynq.Task) (Payload, error) {
 
 // Failure is the record a permanent failure writes as the task's result.
 // The scanner reads it from the archived task to decide when to try again:
-// after the cooldown, or at once when the credentials' fingerprint changed.
+// after the cooldown, or at once when the credentials changed.
 type Failure struct {
-	Reason      string    `json:"reason"`
-	Fingerprint string    `json:"inputFields_fingerprint,omitempty"`
+	Reason string `json:"reason"`
+	// Credentials is token.Fingerprint of the connection's inputFields and
+	// refresh token when it failed: a new password or a new refresh token
+	// changes it. Its JSON key, from when it covered the inputFields alone,
+	// is kept so archived tasks already in Redis still read.
+	Credentials string    `json:"inputFields_fingerprint,omitempty"`
 	At          time.Time `json:"at"`
 }
 

@@ -208,7 +208,9 @@ func Str(s string) *string { return &s }
 // Time returns a pointer to t.
 func Time(t time.Time) *time.Time { return &t }
 
-// Logs is a zap logger writing JSON lines into a buffer the test can read.
+// Logs is the test kit's synchronised buffer: what a process, a command's
+// run() or a zap logger (Logger) writes, read by the test while it is
+// written. Its zero value is ready to use.
 type Logs struct {
 	mu  sync.Mutex
 	buf bytes.Buffer

@@ -96,15 +96,22 @@ type Provider interface {
 	Refresh(ctx context.Context, c Connection) (Token, error)
 }
 
+// Target is one providers-file entry as the scan, the census and the
+// refresh see it: the integration type whose connections it renews, its
+// provider kind (a metric label, a log field) and how long before expiry its
+// tokens are due (token.Due). registry.Entry.Target makes it.
+type Target struct {
+	IntegrationType string
+	Kind            string
+	RefreshBefore   time.Duration
+}
+
 // DueConnection is what the scanner sees of a due connection: identifiers and
 // the expiry that made it due, never a secret.
 type DueConnection struct {
 	ID              int64
 	IntegrationType string
 	ExpiresAt       *time.Time
-	// Fingerprint is a digest of the connection's inputFields, used only to
-	// notice that failed credentials were changed. It is not the secret.
-	Fingerprint string
 }
 
 // ScanStats counts what one pass over an integration type's connections saw.

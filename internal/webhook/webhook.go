@@ -21,9 +21,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 )
 
 // Event names.
@@ -94,8 +95,10 @@ func ParseURLs(s string) ([]Endpoint, error) {
 		if raw == "" {
 			continue
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		// A query may carry the receiver's token, so it is allowed (and
+		// never shown); user:password is not.
+		u, err := httpurl.Absolute(raw)
+		if err != nil || u.User != nil {
 			return nil, fmt.Errorf("entry %d is not an absolute http(s) URL without user:password", i+1)
 		}
 		sum := sha256.Sum256([]byte(raw))

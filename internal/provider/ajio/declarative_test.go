@@ -3,6 +3,7 @@ package ajio_test
 import (
 	"context"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -72,11 +73,11 @@ func BenchmarkRefresh(b *testing.B) {
 	defer srv.Close()
 	builtin, err := ajio.New(ajio.Config{BaseURL: srv.URL, Client: provider.NewHTTPClient(4)})
 	require.NoError(b, err)
-	entries, err := registry.Parse(deploy.DeclarativeExample, "")
+	entries, err := registry.Parse(deploy.DeclarativeExample, "", os.Getenv)
 	require.NoError(b, err)
 	e := entries[0]
 	e.BaseURL = srv.URL
-	declarative, err := registry.Build(e, provider.NewHTTPClient(4))
+	declarative, err := registry.Build(e, provider.NewHTTPClient(4), os.Getenv)
 	require.NoError(b, err)
 	for name, p := range map[string]interface {
 		Refresh(context.Context, token.Connection) (token.Token, error)

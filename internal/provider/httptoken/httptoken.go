@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -65,12 +66,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("http_token: an HTTP client is required")
 	}
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/") + cfg.Spec.Request.Path)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("http_token: base_url is not an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.User != nil {
-		return nil, errors.New("http_token: base_url must not carry credentials or a query")
+	u, err := httpurl.Plain(strings.TrimRight(cfg.BaseURL, "/") + cfg.Spec.Request.Path)
+	if err != nil {
+		return nil, fmt.Errorf("http_token: base_url %w", err)
 	}
 	if cfg.Name == "" {
 		cfg.Name = "marketplace"

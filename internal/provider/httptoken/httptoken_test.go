@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -178,9 +179,9 @@ func TestAgainstSandbox(t *testing.T) {
 	sb := sandbox.New()
 	srv := httptest.NewServer(sb.Handler())
 	defer srv.Close()
-	entries, err := registry.Parse([]byte("providers:\n"+strings.ReplaceAll(sandbox.ShopzoneEntry, "BASE_URL", srv.URL)), "")
+	entries, err := registry.Parse([]byte("providers:\n"+strings.ReplaceAll(sandbox.ShopzoneEntry, "BASE_URL", srv.URL)), "", os.Getenv)
 	require.NoError(t, err)
-	p, err := registry.Build(entries[0], provider.NewHTTPClient(2))
+	p, err := registry.Build(entries[0], provider.NewHTTPClient(2), os.Getenv)
 	require.NoError(t, err)
 	user := "sz1@sandbox.test"
 	start := time.Now().Truncate(time.Second)

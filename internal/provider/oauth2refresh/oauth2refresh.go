@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -65,9 +66,8 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("oauth2refresh: an HTTP client is required")
 	}
-	u, err := url.Parse(cfg.TokenURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("oauth2refresh: token URL is not an absolute http(s) URL")
+	if _, err := httpurl.Absolute(cfg.TokenURL); err != nil {
+		return nil, fmt.Errorf("oauth2refresh: token URL %w", err)
 	}
 	if cfg.BodyFormat == "" {
 		cfg.BodyFormat = FormatForm

@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // token_ttl.
 func Declarative(t *testing.T, file []byte, it string) func(t *testing.T, cfg Config) token.Provider {
 	t.Helper()
-	entries, err := registry.Parse(file, "")
+	entries, err := registry.Parse(file, "", os.Getenv)
 	require.NoError(t, err)
 	var entry *registry.Entry
 	for i := range entries {

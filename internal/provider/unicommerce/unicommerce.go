@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -54,12 +55,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("unicommerce: an HTTP client is required")
 	}
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/") + "/authToken")
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("unicommerce: base URL is not an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.User != nil {
-		return nil, errors.New("unicommerce: base URL must not carry credentials or a query")
+	u, err := httpurl.Plain(strings.TrimRight(cfg.BaseURL, "/") + "/authToken")
+	if err != nil {
+		return nil, fmt.Errorf("unicommerce: base URL %w", err)
 	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL

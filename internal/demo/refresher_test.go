@@ -1,0 +1,60 @@
+package demo
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/testenv"
+)
+
+// TestDemoRunsTheProductionRefresher holds the demo to "the demo runs the
+// refresher": the refresher the demo assembles is the one cmd/refresher
+// assembles from its environment (refresher.FromConfig) for the same
+// providers, in everything but intervals and sizes: queues and their
+// weights, IsFailure, the retry delay, the task types, the scheduling of
+// the next refresh, webhooks, and each marketplace's client, breaker and
+// limiter. A demo wiring that drops any of them fails here.
+func TestDemoRunsTheProductionRefresher(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	var demo refresher.Assembly
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := Config{Addr: "127.0.0.1:0", Queue: env.Queue, Assembled: func(a refresher.Assembly) { demo = a }}
+	cfg.Ready = func(Endpoints) { cancel() }
+	_, err := Run(ctx, cfg)
+	require.NoError(t, err)
+	require.NotEmpty(t, demo.Marketplaces, "the demo reported its refresher")
+
+	prodCfg, err := config.LoadRefresher(func(k string) string {
+		return map[string]string{
+			"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
+			"REFRESH_QUEUE": env.Queue,
+			"WEBHOOK_URLS":  "https://hooks.example.com/events", "WEBHOOK_SECRET": "a-webhook-secret-of-32-bytes-000",
+		}[k]
+	})
+	require.NoError(t, err)
+	cfg.defaults()
+	entries, _, err := build(cfg.Kinds, "http://127.0.0.1:1", cfg.Timing)
+	require.NoError(t, err)
+	prod, err := refresher.New(refresher.Engines{Store: nil, Redis: env.Redis, Log: zap.NewNop()}, entries,
+		refresher.FromConfig(prodCfg, noEnv))
+	require.NoError(t, err)
+	want := prod.Assembly()
+
+	assert.Equal(t, want, demo)
+	// What production has, stated, so the comparison cannot pass on two
+	// equally bare wirings.
+	assert.True(t, want.IsFailure && want.RetryDelay && want.Scheduled && want.Webhooks)
+	assert.False(t, want.StrictPriority)
+	assert.Len(t, want.TaskTypes, 2)
+	for it, m := range want.Marketplaces {
+		assert.True(t, m.Client && m.Breaker, "integration type %s", it)
+	}
+}

@@ -1,0 +1,292 @@
+// Package refresher assembles the refresher process once: the marketplaces
+// of the providers file (client, circuit breaker, fleet-wide rate limit),
+// the connection lease, the refresh handler with its scheduling of the next
+// refresh and its failure notifications (webhooks), and the asynq server
+// that runs it (weighted queues, retry delay, IsFailure, drain). cmd/refresher,
+// the demo and the e2e harness all build it here, so they run the same
+// refresher and differ only in their engines (store, Redis), their providers
+// and their settings.
+package refresher
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/breaker"
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/lease"
+	"github.com/eshopbox/token-refresher/internal/logging"
+	"github.com/eshopbox/token-refresher/internal/provider"
+	"github.com/eshopbox/token-refresher/internal/ratelimit"
+	"github.com/eshopbox/token-refresher/internal/refresh"
+	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/webhook"
+)
+
+// Engines are what the refresher runs on.
+type Engines struct {
+	Store refresh.Store
+	Redis redis.UniversalClient
+	Log   *zap.Logger
+	// Observer hears of every attempt (metrics.Refresher); when it is also
+	// a provider.StatusObserver it hears of every marketplace answer. Nil:
+	// no one does.
+	Observer refresh.Observer
+}
+
+// Settings of a refresher: production's come from config.Refresher
+// (FromConfig); the demo and the tests give test-sized intervals.
+type Settings struct {
+	Queue       string        // REFRESH_QUEUE
+	Concurrency int           // REFRESH_CONCURRENCY: workers
+	TaskTimeout time.Duration // TASK_TIMEOUT of the tasks the refresher schedules
+	// RetryBaseDelay and RetryMaxDelay shape refresh.RetryDelay.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+	// RetryCheck is how often due retries and scheduled refreshes are
+	// moved back to the queue (asynq's DelayedTaskCheckInterval).
+	RetryCheck time.Duration
+	// TaskCheck is how often an idle worker looks for a task (asynq's
+	// TaskCheckInterval; default 200ms).
+	TaskCheck time.Duration
+	// DrainTimeout is how long Shutdown waits for in-flight refreshes.
+	DrainTimeout time.Duration
+	// Breaker is each marketplace's circuit breaker (OnChange is set here).
+	Breaker breaker.Config
+	// SaveRetryFor is refresh.Config.SaveRetryFor (0: its default).
+	SaveRetryFor time.Duration
+	// Unscheduled leaves every refresh to the scan: no wake-up is
+	// scheduled when a token is stored. Production never sets it; tests do
+	// when a settled queue must mean no task at all.
+	Unscheduled bool
+	// Webhooks are the failure notifications (off without endpoints).
+	Webhooks Webhooks
+	// Getenv reads the client_secret_env of providers entries.
+	Getenv func(string) string
+}
+
+// Webhooks are the failure notifications' settings: config.Webhooks, plus
+// the delivery backoff tests shorten.
+type Webhooks struct {
+	config.Webhooks
+	// RetryBase and RetryMax shape the deliveries' backoff (0: webhook's
+	// defaults).
+	RetryBase, RetryMax time.Duration
+}
+
+// FromConfig is the refresher's settings from its environment.
+func FromConfig(cfg config.Refresher, getenv func(string) string) Settings {
+	return Settings{
+		Queue: cfg.Queue, Concurrency: cfg.Concurrency, TaskTimeout: cfg.TaskTimeout,
+		RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay, RetryCheck: cfg.RetryCheck,
+		DrainTimeout: cfg.DrainTimeout,
+		Breaker:      breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown},
+		Webhooks:     Webhooks{Webhooks: cfg.Webhooks},
+		Getenv:       getenv,
+	}
+}
+
+// Refresher is the assembled refresher: start it with Start, stop it with
+// Shutdown.
+type Refresher struct {
+	// Handler is the refresh handler.
+	Handler *refresh.Handler
+	// Marketplaces are the handler's, keyed by integration type.
+	Marketplaces map[string]refresh.Marketplace
+
+	server   *asynq.Server
+	config   asynq.Config
+	mux      *asynq.ServeMux
+	hooks    *asynq.Server
+	deliver  *webhook.Deliverer
+	notifier refresh.Notifier
+	sched    refresh.Scheduler
+	log      *zap.Logger
+	settings Settings
+}
+
+// New assembles the refresher over its engines for the given providers
+// entries. Its errors name the setting: a *config.SettingError of
+// PROVIDERS_FILE (a client it cannot build) or WEBHOOK_SECRET; nothing is
+// started yet.
+func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) {
+	if s.TaskCheck <= 0 {
+		s.TaskCheck = 200 * time.Millisecond
+	}
+	log := eng.Log
+	status, _ := eng.Observer.(provider.StatusObserver)
+	markets, err := Marketplaces(entries, provider.NewHTTPClient(s.Concurrency), status, eng.Redis, s.Queue, s.Breaker, s.Getenv, log)
+	if err != nil {
+		return nil, &config.SettingError{Name: "PROVIDERS_FILE", Err: err}
+	}
+	r := &Refresher{Marketplaces: markets, log: log, settings: s}
+	rcfg := refresh.Config{SaveRetryFor: s.SaveRetryFor}
+	if !s.Unscheduled {
+		// Each stored token's next refresh is scheduled on its own clock;
+		// the scan is the backstop.
+		r.sched = task.NewQueue(eng.Redis, s.Queue, s.TaskTimeout)
+		rcfg.Scheduler = r.sched
+	}
+	if w := s.Webhooks; len(w.Endpoints) > 0 {
+		r.deliver, err = webhook.NewDeliverer(w.Endpoints, w.Secret, w.Timeout, log)
+		if err != nil {
+			return nil, &config.SettingError{Name: "WEBHOOK_SECRET", Err: err}
+		}
+		r.hooks = webhook.NewServer(eng.Redis, s.Queue, webhook.ServerConfig{
+			Concurrency: w.Concurrency, RetryBase: w.RetryBase, RetryMax: w.RetryMax,
+			CheckInterval: s.RetryCheck, ShutdownTimeout: s.DrainTimeout,
+		}, log)
+		r.notifier = webhook.NewNotifier(eng.Redis, s.Queue, w.Endpoints, webhook.NotifierConfig{
+			Events: w.Events, MaxRetry: w.MaxRetry,
+		}, log)
+		rcfg.Notifier = r.notifier
+	}
+	r.Handler = refresh.New(eng.Store, lease.New(eng.Redis, s.Queue, 0), markets, rcfg, log, eng.Observer)
+	r.config = asynq.Config{
+		Concurrency: s.Concurrency,
+		// On-demand refreshes (a service just got a 401) overtake any
+		// backlog of scanned ones, at one Redis round trip per take.
+		Queues:                   task.ServerQueues(s.Queue),
+		RetryDelayFunc:           refresh.RetryDelay(s.RetryBaseDelay, s.RetryMaxDelay),
+		IsFailure:                refresh.IsFailure, // breaker open or no rate slot: wait, spend no retry
+		ShutdownTimeout:          s.DrainTimeout,
+		DelayedTaskCheckInterval: s.RetryCheck,
+		TaskCheckInterval:        s.TaskCheck,
+		Logger:                   logging.Asynq{L: log.Named("asynq").Sugar()},
+		LogLevel:                 asynq.WarnLevel,
+	}
+	r.server = asynq.NewServerFromRedisClient(eng.Redis, r.config)
+	r.mux = asynq.NewServeMux()
+	r.mux.Handle(task.TypeRefresh, r.Handler)
+	r.mux.Handle(task.TypeWake, r.Handler)
+	return r, nil
+}
+
+// Use adds middleware around every task the refresher handles (the demo
+// watches which connections are in flight); call it before Start.
+func (r *Refresher) Use(mw ...asynq.MiddlewareFunc) { r.mux.Use(mw...) }
+
+// Start starts the webhook deliveries (when configured), then the refresh
+// workers.
+func (r *Refresher) Start() error {
+	if r.hooks != nil {
+		if err := r.hooks.Start(webhook.Mux(r.deliver)); err != nil {
+			return fmt.Errorf("webhook deliveries: %w", err)
+		}
+		r.log.Info("webhooks enabled", zap.Int("endpoints", len(r.settings.Webhooks.Endpoints)),
+			zap.Strings("events", r.settings.Webhooks.Events), zap.String("queue", webhook.Queue(r.settings.Queue)))
+	}
+	if err := r.server.Start(r.mux); err != nil {
+		if r.hooks != nil {
+			r.hooks.Shutdown()
+		}
+		return fmt.Errorf("refresh workers: %w", err)
+	}
+	return nil
+}
+
+// Shutdown drains the refresh workers (in-flight refreshes get DrainTimeout,
+// the rest go back to the queue), waits up to writes for a token obtained
+// meanwhile to be stored (its write outlives the task's cancellation), then
+// drains the webhook deliveries, so an event queued while draining still
+// gets its chance. It reports whether every token write ended.
+func (r *Refresher) Shutdown(writes time.Duration) bool {
+	r.server.Shutdown()
+	ok := r.Handler.Wait(writes)
+	if r.hooks != nil {
+		r.hooks.Shutdown()
+	}
+	return ok
+}
+
+// Marketplaces builds the handler's marketplaces from the configured
+// entries, keyed by integration type: each with its client (sharing
+// httpClient), its rate limit shared in Redis by every replica working
+// queue (when the entry sets rate_limit_per_second), and its own circuit
+// breaker (per process; see package breaker for why).
+func Marketplaces(entries []registry.Entry, httpClient *http.Client, obs provider.StatusObserver, rdb redis.UniversalClient, queue string,
+	bc breaker.Config, getenv func(string) string, log *zap.Logger) (map[string]refresh.Marketplace, error) {
+	out := make(map[string]refresh.Marketplace, len(entries))
+	for _, e := range entries {
+		client, err := registry.Build(e, provider.Observed(httpClient, e.Kind, obs), getenv)
+		if err != nil {
+			return nil, err
+		}
+		m := refresh.Marketplace{Target: e.Target(), Client: client, CallTimeout: time.Duration(e.Timeout)}
+		if l := ratelimit.New(rdb, ratelimit.Key(queue, e.IntegrationType), e.RateLimitPerSecond); l != nil {
+			m.Limiter = l
+		}
+		cfg := bc
+		blog := log.With(zap.String("provider", e.Kind), zap.String("integration_type", e.IntegrationType))
+		cfg.OnChange = func(from, to breaker.State) {
+			switch to {
+			case breaker.Open:
+				blog.Warn("circuit breaker open: no calls to this marketplace until the cool-off ends; tasks wait without spending retries",
+					zap.String("from", from.String()), zap.Duration("cooldown", cfg.Cooldown))
+			case breaker.HalfOpen:
+				blog.Info("circuit breaker half-open: probing the marketplace")
+			case breaker.Closed:
+				blog.Info("circuit breaker closed: the marketplace answers again")
+			}
+		}
+		m.Breaker = breaker.New(cfg)
+		out[e.IntegrationType] = m
+	}
+	return out, nil
+}
+
+// Assembly is what a refresher was built with, free of intervals and
+// sizes: two wirings of the same providers compare equal when they run the
+// same refresher.
+type Assembly struct {
+	Queues         map[string]int
+	StrictPriority bool
+	// IsFailure is whether asynq's IsFailure is refresh.IsFailure (a
+	// deferred attempt spends no retry); RetryDelay whether a retry delay
+	// is set.
+	IsFailure, RetryDelay bool
+	// TaskTypes are the task types the refresher handles.
+	TaskTypes []string
+	// Scheduled is whether each stored token's next refresh is scheduled;
+	// Webhooks whether failures are notified.
+	Scheduled, Webhooks bool
+	// Marketplaces are keyed by integration type.
+	Marketplaces map[string]MarketplaceAssembly
+}
+
+// MarketplaceAssembly is one marketplace as assembled.
+type MarketplaceAssembly struct {
+	Kind                     string
+	RefreshBefore            time.Duration
+	Client, Breaker, Limiter bool
+}
+
+// Assembly reports what r was built with.
+func (r *Refresher) Assembly() Assembly {
+	a := Assembly{
+		Queues: r.config.Queues, StrictPriority: r.config.StrictPriority,
+		IsFailure: r.config.IsFailure != nil &&
+			reflect.ValueOf(r.config.IsFailure).Pointer() == reflect.ValueOf(refresh.IsFailure).Pointer(),
+		RetryDelay: r.config.RetryDelayFunc != nil,
+		TaskTypes:  []string{task.TypeRefresh, task.TypeWake},
+		Scheduled:  r.sched != nil,
+		Webhooks:   r.notifier != nil,
+	}
+	a.TaskTypes = slices.DeleteFunc(a.TaskTypes, func(typ string) bool {
+		h, pattern := r.mux.Handler(asynq.NewTask(typ, nil))
+		return h == nil || pattern != typ
+	})
+	a.Marketplaces = make(map[string]MarketplaceAssembly, len(r.Marketplaces))
+	for it, m := range r.Marketplaces {
+		a.Marketplaces[it] = MarketplaceAssembly{Kind: m.Kind, RefreshBefore: m.RefreshBefore,
+			Client: m.Client != nil, Breaker: m.Breaker != nil, Limiter: m.Limiter != nil}
+	}
+	return a
+}

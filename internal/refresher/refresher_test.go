@@ -1,0 +1,87 @@
+package refresher_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/webhook"
+)
+
+func noEnv(string) string { return "" }
+
+// TestAssembly: what New builds from the entries and the settings — a
+// breaker for every marketplace, a fleet-wide limiter only where the entry
+// sets a rate, the weighted queues, IsFailure and the retry delay, the
+// scheduling of the next refresh unless the tests turn it off, and
+// webhooks only with endpoints.
+func TestAssembly(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	entries, err := registry.Parse([]byte(`
+providers:
+  - integration_type: "16"
+    kind: ajio
+    base_url: http://127.0.0.1:1
+  - integration_type: "42"
+    kind: oauth2_refresh
+    token_url: http://127.0.0.1:1/oauth/token
+    rate_limit_per_second: 5
+`), "", noEnv)
+	require.NoError(t, err)
+	eng := refresher.Engines{Redis: env.Redis, Log: zap.NewNop()}
+	cfg, err := config.LoadRefresher(func(k string) string {
+		return map[string]string{"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
+			"REFRESH_QUEUE": env.Queue, "BREAKER_FAILURES": "3"}[k]
+	})
+	require.NoError(t, err)
+	s := refresher.FromConfig(cfg, noEnv)
+	assert.Equal(t, 3, s.Breaker.Failures)
+	assert.Equal(t, env.Queue, s.Queue)
+
+	r, err := refresher.New(eng, entries, s)
+	require.NoError(t, err)
+	a := r.Assembly()
+	assert.Equal(t, task.ServerQueues(env.Queue), a.Queues)
+	assert.False(t, a.StrictPriority)
+	assert.True(t, a.IsFailure, "a deferred attempt spends no retry")
+	assert.True(t, a.RetryDelay)
+	assert.Equal(t, []string{task.TypeRefresh, task.TypeWake}, a.TaskTypes)
+	assert.True(t, a.Scheduled)
+	assert.False(t, a.Webhooks, "no WEBHOOK_URLS, no webhooks")
+	assert.Equal(t, refresher.MarketplaceAssembly{Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: true, Breaker: true},
+		a.Marketplaces["16"])
+	assert.True(t, a.Marketplaces["42"].Limiter, "rate_limit_per_second gives a limiter")
+	assert.True(t, a.Marketplaces["42"].Breaker)
+
+	s.Unscheduled = true
+	eps, err := webhook.ParseURLs("https://hooks.example.com/events")
+	require.NoError(t, err)
+	s.Webhooks = refresher.Webhooks{Webhooks: config.Webhooks{Endpoints: eps, Secret: []byte("a-webhook-secret-of-32-bytes-000")}}
+	r, err = refresher.New(eng, entries, s)
+	require.NoError(t, err)
+	a = r.Assembly()
+	assert.False(t, a.Scheduled)
+	assert.True(t, a.Webhooks)
+}
+
+// TestNewNamesTheSetting: an entry New cannot build is a start-up error
+// naming the setting.
+func TestNewNamesTheSetting(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	eng := refresher.Engines{Redis: env.Redis, Log: zap.NewNop()}
+	_, err := refresher.New(eng, []registry.Entry{{IntegrationType: "9", Kind: "amazon"}}, refresher.Settings{Queue: env.Queue, Getenv: noEnv})
+	var se *config.SettingError
+	require.True(t, errors.As(err, &se), "%v", err)
+	assert.Equal(t, "PROVIDERS_FILE", se.Name)
+}
