@@ -9,8 +9,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -260,4 +262,48 @@ func Leases(t testing.TB) *lease.Manager {
 	}
 	t.Cleanup(func() { rdb.Close() })
 	return lease.New(rdb, "t_"+RandomID(), 0)
+}
+
+// RedisUnreachableIsOneLine checks a binary's start-up against a Redis that
+// does not answer: it exits 1 with one line on standard error naming
+// REDIS_URL and the address, nothing of go-redis's own before it, and never
+// the URL's password. The binary runs as a process of its own (this test
+// binary run again as main, the caller's test only), so that what go-redis
+// prints to the process's standard error is seen too. settings, when not
+// nil, returns the rest of the binary's settings (it runs in the test, not
+// in the binary's process).
+func RedisUnreachableIsOneLine(t *testing.T, main func(), settings func() []string) {
+	if os.Getenv("TR_TEST_RUN_MAIN") == "1" {
+		os.Args = os.Args[:1]
+		main()
+		return
+	}
+	t.Parallel()
+	var env []string
+	if settings != nil {
+		env = settings()
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$")
+	cmd.Env = append(append(os.Environ(), "TR_TEST_RUN_MAIN=1", "LOG_LEVEL=info"),
+		append(env, "REDIS_URL=redis://:hunter2@127.0.0.1:1/0")...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("exits non-zero: %v", err)
+	}
+	if exit.ExitCode() != 1 {
+		t.Errorf("exit status %d, want 1", exit.ExitCode())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one line, got:\n%s", stderr.String())
+	}
+	if want := `"error":"REDIS_URL: cannot reach Redis at 127.0.0.1:1: `; !strings.Contains(lines[0], want) {
+		t.Errorf("the line does not name REDIS_URL and the address: %s", lines[0])
+	}
+	if strings.Contains(stderr.String()+stdout.String(), "hunter2") {
+		t.Errorf("the output holds the URL's password")
+	}
 }
