@@ -268,3 +268,10 @@ func SafeWord(word string, secrets []string) string {
 func Rule[A any](shape string, v Verdict, when func(a *A) bool, reason func(a *A) string) Row[A] {
 	return Row[A]{Shape: shape, Verdict: v, When: when, Reason: reason}
 }
+
+// MaxLifetime is the longest token lifetime believed (ten years): a longer
+// one is clamped to it, as golang.org/x/oauth2 clamps expires_in (there at
+// 2³¹−1 seconds) rather than refusing the token. Ten years keeps the stored
+// DATETIME and every duration derived from it far from overflow. Every kind
+// that reads a lifetime from the answer clamps with it.
+const MaxLifetime = 10 * 365 * 24 * time.Hour

@@ -50,15 +50,6 @@ func kind() providertest.Kind {
 	}
 }
 
-// answer is a handler writing a JSON body under a status.
-func answer(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
-
 // rows are Ajio's own shapes: one or more per row of ajio.Verdicts.
 func rows() []providertest.Case {
 	const (
@@ -68,64 +59,64 @@ func rows() []providertest.Case {
 	)
 	refused := "ajio rejected the credentials"
 	return []providertest.Case{
-		{Name: "success", Handler: answer(200, `{"success":true,"statusCode":0,"result":{"accessToken":"AT-1","refreshToken":"RT-1"}}`),
+		{Name: "success", Handler: providertest.Answer(200, `{"success":true,"statusCode":0,"result":{"accessToken":"AT-1","refreshToken":"RT-1"}}`),
 			Verdict: provider.Stored, Token: "AT-1", Refresh: "RT-1", Lifetime: 30 * time.Minute},
 		{Name: "success labelled text/plain", Handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			io.WriteString(w, `{"success":true,"result":{"accessToken":"AT-2"}}`)
 		}, Verdict: provider.Stored, Token: "AT-2", Lifetime: 30 * time.Minute},
 		{Name: "success with a configured lifetime", TokenTTL: 20 * time.Minute,
-			Handler: answer(200, `{"success":true,"result":{"accessToken":"AT-3"}}`),
+			Handler: providertest.Answer(200, `{"success":true,"result":{"accessToken":"AT-3"}}`),
 			Verdict: provider.Stored, Token: "AT-3", Lifetime: 20 * time.Minute},
-		{Name: "success:false statusCode 401 echoing the password", Handler: answer(200, `{"success":false,"statusCode":401,"message":"bad password `+password+`"}`),
+		{Name: "success:false statusCode 401 echoing the password", Handler: providertest.Answer(200, `{"success":false,"statusCode":401,"message":"bad password `+password+`"}`),
 			Verdict: P, Reason: refused + " (success:false, statusCode 401)", Status: 200},
-		{Name: "success:false statusCode 403 under 500", Handler: answer(500, `{"success":false,"statusCode":403}`),
+		{Name: "success:false statusCode 403 under 500", Handler: providertest.Answer(500, `{"success":false,"statusCode":403}`),
 			Verdict: P, Reason: refused + " (success:false, statusCode 403)", Status: 500},
-		{Name: "success:false statusCode \"400\" as a string", Handler: answer(200, `{"success":false,"statusCode":"400"}`),
+		{Name: "success:false statusCode \"400\" as a string", Handler: providertest.Answer(200, `{"success":false,"statusCode":"400"}`),
 			Verdict: P, Reason: "statusCode 400", Status: 200},
-		{Name: "success:false statusCode 500 under 200: retry", Handler: answer(200, `{"success":false,"statusCode":500,"message":"Internal error, please retry"}`),
+		{Name: "success:false statusCode 500 under 200: retry", Handler: providertest.Answer(200, `{"success":false,"statusCode":500,"message":"Internal error, please retry"}`),
 			Verdict: T, Reason: "ajio failed on its side (success:false, statusCode 500, HTTP 200)", Status: 200},
 		{Name: "success:false statusCode 503 under 200 with Retry-After", Handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "30")
-			answer(200, `{"success":false,"statusCode":503}`)(w, r)
+			providertest.Answer(200, `{"success":false,"statusCode":503}`)(w, r)
 		}, Verdict: T, Reason: "statusCode 503", Status: 200, RetryAfter: 30 * time.Second},
-		{Name: "success:false statusCode 429 under 200", Handler: answer(200, `{"success":false,"statusCode":429}`),
+		{Name: "success:false statusCode 429 under 200", Handler: providertest.Answer(200, `{"success":false,"statusCode":429}`),
 			Verdict: T, Reason: "statusCode 429", Status: 200},
-		{Name: "success:false statusCode 408 under 400", Handler: answer(400, `{"success":false,"statusCode":408}`),
+		{Name: "success:false statusCode 408 under 400", Handler: providertest.Answer(400, `{"success":false,"statusCode":408}`),
 			Verdict: T, Reason: "statusCode 408", Status: 400},
-		{Name: "success:false without statusCode under 200", Handler: answer(200, `{"success":false,"message":"invalid"}`),
+		{Name: "success:false without statusCode under 200", Handler: providertest.Answer(200, `{"success":false,"message":"invalid"}`),
 			Verdict: P, Reason: refused + " (success:false, no statusCode, HTTP 200)", Status: 200},
-		{Name: "success:false statusCode null under 400", Handler: answer(400, `{"success":false,"statusCode":null}`),
+		{Name: "success:false statusCode null under 400", Handler: providertest.Answer(400, `{"success":false,"statusCode":null}`),
 			Verdict: P, Reason: "no statusCode, HTTP 400", Status: 400},
-		{Name: "success:false without statusCode under 502", Handler: answer(502, `{"success":false}`),
+		{Name: "success:false without statusCode under 502", Handler: providertest.Answer(502, `{"success":false}`),
 			Verdict: T, Reason: "answered HTTP 502", Status: 502},
-		{Name: "success:false statusCode 0", Handler: answer(200, `{"success":false,"statusCode":0}`),
+		{Name: "success:false statusCode 0", Handler: providertest.Answer(200, `{"success":false,"statusCode":0}`),
 			Verdict: U, Reason: "neither 4xx nor 5xx", Status: 200},
-		{Name: "success:false statusCode 200", Handler: answer(200, `{"success":false,"statusCode":200}`),
+		{Name: "success:false statusCode 200", Handler: providertest.Answer(200, `{"success":false,"statusCode":200}`),
 			Verdict: U, Reason: "neither 4xx nor 5xx", Status: 200},
-		{Name: "success:false statusCode not a number", Handler: answer(200, `{"success":false,"statusCode":"`+password+`"}`),
+		{Name: "success:false statusCode not a number", Handler: providertest.Answer(200, `{"success":false,"statusCode":"`+password+`"}`),
 			Verdict: U, Reason: "neither 4xx nor 5xx", Status: 200},
-		{Name: "HTTP 401 success:false", Handler: answer(401, `{"success":false}`),
+		{Name: "HTTP 401 success:false", Handler: providertest.Answer(401, `{"success":false}`),
 			Verdict: P, Reason: refused + " (success:false, no statusCode, HTTP 401)", Status: 401},
 		{Name: "HTTP 403 empty", Handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(403) },
 			Verdict: P, Reason: refused + " (HTTP 403)", Status: 403},
-		{Name: "HTTP 400 garbage", Handler: answer(400, "nope"),
+		{Name: "HTTP 400 garbage", Handler: providertest.Answer(400, "nope"),
 			Verdict: P, Reason: "refused the request (HTTP 400", Status: 400},
-		{Name: "success:true with an empty token", Handler: answer(200, `{"success":true,"result":{"accessToken":" "}}`),
+		{Name: "success:true with an empty token", Handler: providertest.Answer(200, `{"success":true,"result":{"accessToken":" "}}`),
 			Verdict: U, Reason: "success:true without an access token", Status: 200},
-		{Name: "success:true without result", Handler: answer(200, `{"success":true}`),
+		{Name: "success:true without result", Handler: providertest.Answer(200, `{"success":true}`),
 			Verdict: U, Reason: "success:true without an access token", Status: 200},
-		{Name: "JSON without success", Handler: answer(200, `{"result":{"accessToken":"AT-9"}}`),
+		{Name: "JSON without success", Handler: providertest.Answer(200, `{"result":{"accessToken":"AT-9"}}`),
 			Verdict: U, Reason: "(JSON) that is not a token response", Status: 200},
-		{Name: "success of another type", Handler: answer(200, `{"success":"true","result":{"accessToken":"AT-9"}}`),
+		{Name: "success of another type", Handler: providertest.Answer(200, `{"success":"true","result":{"accessToken":"AT-9"}}`),
 			Verdict: U, Reason: "(garbage)", Status: 200},
 		{Name: "a form", Handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
 			io.WriteString(w, "accessToken=AT-9&success=true")
 		}, Verdict: U, Reason: "(form)", Status: 200},
-		{Name: "success:true under 201", Handler: answer(201, `{"success":true,"result":{"accessToken":"AT-4"}}`),
+		{Name: "success:true under 201", Handler: providertest.Answer(201, `{"success":true,"result":{"accessToken":"AT-4"}}`),
 			Verdict: provider.Stored, Token: "AT-4", Lifetime: 30 * time.Minute},
-		{Name: "success:true under 500", Handler: answer(500, `{"success":true,"result":{"accessToken":"AT-5"}}`),
+		{Name: "success:true under 500", Handler: providertest.Answer(500, `{"success":true,"result":{"accessToken":"AT-5"}}`),
 			Verdict: T, Reason: "HTTP 500", Status: 500},
 	}
 }

@@ -54,7 +54,7 @@ func TestDeclarativeAjioDifferences(t *testing.T) {
 		{`{"success":false,"statusCode":4.01e2}`, provider.Unusable, provider.Permanent},
 		{`{"success":true,"result":{"accessToken":"AT-1","refreshToken":5}}`, provider.Unusable, provider.Stored},
 	} {
-		srv := httptest.NewServer(answer(200, c.body))
+		srv := httptest.NewServer(providertest.Answer(200, c.body))
 		builtin, err := ajio.New(ajio.Config{BaseURL: srv.URL, Client: provider.NewHTTPClient(2)})
 		require.NoError(t, err)
 		_, errB := builtin.Refresh(context.Background(), conn)
@@ -69,7 +69,7 @@ func TestDeclarativeAjioDifferences(t *testing.T) {
 // through its declarative entry, against a local server (what the
 // declaration costs: the JSON-path reading and the rule matching).
 func BenchmarkRefresh(b *testing.B) {
-	srv := httptest.NewServer(answer(200, `{"success":true,"statusCode":0,"result":{"accessToken":"AT-1","refreshToken":"RT-1"}}`))
+	srv := httptest.NewServer(providertest.Answer(200, `{"success":true,"statusCode":0,"result":{"accessToken":"AT-1","refreshToken":"RT-1"}}`))
 	defer srv.Close()
 	builtin, err := ajio.New(ajio.Config{BaseURL: srv.URL, Client: provider.NewHTTPClient(4)})
 	require.NoError(b, err)

@@ -35,9 +35,8 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// MaxLifetime is the longest lifetime believed (ten years), as for
-// oauth2_refresh: a longer one is clamped to it.
-const MaxLifetime = 10 * 365 * 24 * time.Hour
+// MaxLifetime is provider.MaxLifetime: a longer lifetime is clamped to it.
+const MaxLifetime = provider.MaxLifetime
 
 // Config of one http_token provider.
 type Config struct {

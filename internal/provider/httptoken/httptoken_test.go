@@ -30,14 +30,6 @@ func shopzoneFile(extra string) []byte {
 	return []byte("providers:\n" + strings.ReplaceAll(sandbox.ShopzoneEntry, "BASE_URL", "https://x.example") + extra)
 }
 
-func answer(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
-
 func auth(expiresAt string) string {
 	return `{"ok":true,"data":{"auth":{"token":"AT-1","refresh":"RT-1","expiresAt":"` + expiresAt + `"}}}`
 }
@@ -70,38 +62,38 @@ func TestShopzoneVerdicts(t *testing.T) {
 		Rows: []providertest.Case{
 			// Obtained-at is Now truncated (10:00:00); the expiry is read
 			// as written, whole seconds.
-			{Name: "token with an absolute expiry", Handler: answer(200, auth(in(time.Hour))),
+			{Name: "token with an absolute expiry", Handler: providertest.Answer(200, auth(in(time.Hour))),
 				Verdict: provider.Stored, Token: "AT-1", Refresh: "RT-1", Lifetime: time.Hour},
-			{Name: "expiry in another zone", Handler: answer(200, auth(providertest.Now.Add(2*time.Hour).In(time.FixedZone("IST", 19800)).Format(time.RFC3339))),
+			{Name: "expiry in another zone", Handler: providertest.Answer(200, auth(providertest.Now.Add(2*time.Hour).In(time.FixedZone("IST", 19800)).Format(time.RFC3339))),
 				Verdict: provider.Stored, Token: "AT-1", Refresh: "RT-1", Lifetime: 2 * time.Hour},
-			{Name: "expiry over ten years: clamped", Handler: answer(200, auth("2999-01-01T00:00:00Z")),
+			{Name: "expiry over ten years: clamped", Handler: providertest.Answer(200, auth("2999-01-01T00:00:00Z")),
 				Verdict: provider.Stored, Token: "AT-1", Refresh: "RT-1", Lifetime: httptoken.MaxLifetime},
-			{Name: "expiry already past", Handler: answer(200, auth(in(-time.Minute))),
+			{Name: "expiry already past", Handler: providertest.Answer(200, auth(in(-time.Minute))),
 				Verdict: U, Reason: "data.auth.expiresAt that is already past", Status: 200},
-			{Name: "expiry not in the layout", Handler: answer(200, auth("tomorrow")),
+			{Name: "expiry not in the layout", Handler: providertest.Answer(200, auth("tomorrow")),
 				Verdict: U, Reason: "not a time in layout RFC3339", Status: 200},
-			{Name: "no expiry", Handler: answer(200, `{"ok":true,"data":{"auth":{"token":"AT-1"}}}`),
+			{Name: "no expiry", Handler: providertest.Answer(200, `{"ok":true,"data":{"auth":{"token":"AT-1"}}}`),
 				Verdict: U, Reason: "a token without data.auth.expiresAt", Status: 200},
-			{Name: "rejected login under 200", Handler: answer(200, `{"ok":false,"error":{"code":"BAD_LOGIN","message":"`+password+`"}}`),
+			{Name: "rejected login under 200", Handler: providertest.Answer(200, `{"ok":false,"error":{"code":"BAD_LOGIN","message":"`+password+`"}}`),
 				Verdict: P, Reason: "shopzone rejected the credentials (response.rejected[0]: error.code BAD_LOGIN, HTTP 200)", Status: 200},
-			{Name: "locked account in another case under 403", Handler: answer(403, `{"ok":false,"error":{"code":"account_locked"}}`),
+			{Name: "locked account in another case under 403", Handler: providertest.Answer(403, `{"ok":false,"error":{"code":"account_locked"}}`),
 				Verdict: P, Reason: "error.code ACCOUNT_LOCKED", Status: 403},
 			{Name: "maintenance under 200 with Retry-After", Handler: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Retry-After", "40")
-				answer(200, `{"ok":false,"error":{"code":"MAINTENANCE"}}`)(w, r)
+				providertest.Answer(200, `{"ok":false,"error":{"code":"MAINTENANCE"}}`)(w, r)
 			}, Verdict: T, Reason: "shopzone failed on its side (response.server_failure[0]: error.code MAINTENANCE, HTTP 200)",
 				Status: 200, RetryAfter: 40 * time.Second},
-			{Name: "an unknown error code under 200", Handler: answer(200, `{"ok":false,"error":{"code":"`+password+`"}}`),
+			{Name: "an unknown error code under 200", Handler: providertest.Answer(200, `{"ok":false,"error":{"code":"`+password+`"}}`),
 				Verdict: U, Reason: "(JSON) that is not a token response", Status: 200},
-			{Name: "ok without a token", Handler: answer(200, `{"ok":true,"data":{}}`),
+			{Name: "ok without a token", Handler: providertest.Answer(200, `{"ok":true,"data":{}}`),
 				Verdict: U, Reason: "success without an access token", Status: 200},
-			{Name: "token not a string", Handler: answer(200, `{"ok":true,"data":{"auth":{"token":12,"expiresAt":"2030-01-01T00:00:00Z"}}}`),
+			{Name: "token not a string", Handler: providertest.Answer(200, `{"ok":true,"data":{"auth":{"token":12,"expiresAt":"2030-01-01T00:00:00Z"}}}`),
 				Verdict: U, Reason: "success without an access token", Status: 200},
-			{Name: "ok as a string", Handler: answer(200, `{"ok":"true","data":{"auth":{"token":"AT","expiresAt":"2030-01-01T00:00:00Z"}}}`),
+			{Name: "ok as a string", Handler: providertest.Answer(200, `{"ok":"true","data":{"auth":{"token":"AT","expiresAt":"2030-01-01T00:00:00Z"}}}`),
 				Verdict: U, Reason: "not a token response", Status: 200},
-			{Name: "HTTP 400 unknown error", Handler: answer(400, `{"ok":false,"error":{"code":"BAD_REQUEST"}}`),
+			{Name: "HTTP 400 unknown error", Handler: providertest.Answer(400, `{"ok":false,"error":{"code":"BAD_REQUEST"}}`),
 				Verdict: P, Reason: "refused the request (HTTP 400", Status: 400},
-			{Name: "HTTP 503 with a token", Handler: answer(503, auth(in(time.Hour))),
+			{Name: "HTTP 503 with a token", Handler: providertest.Answer(503, auth(in(time.Hour))),
 				Verdict: T, Reason: "answered HTTP 503", Status: 503},
 		},
 	})
@@ -153,7 +145,7 @@ providers:
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			lastQuery = r.URL.RawQuery
-			answer(200, c.body)(w, r)
+			providertest.Answer(200, c.body)(w, r)
 		}))
 		p := newP(t, providertest.Config{BaseURL: srv.URL})
 		tok, err := p.Refresh(context.Background(), token.Connection{ID: 1, RefreshToken: rt})

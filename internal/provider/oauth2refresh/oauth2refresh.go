@@ -328,11 +328,8 @@ var transientCodes = map[string]bool{
 	"server_error":            true,
 }
 
-// MaxLifetime is the longest lifetime believed (ten years): a larger
-// expires_in is clamped to it, as golang.org/x/oauth2 clamps expires_in
-// (there at 2³¹−1 seconds) rather than refusing the token. Ten years keeps
-// the stored DATETIME and every duration derived from it far from overflow.
-const MaxLifetime = 10 * 365 * 24 * time.Hour
+// MaxLifetime is provider.MaxLifetime: a larger expires_in is clamped to it.
+const MaxLifetime = provider.MaxLifetime
 
 // lifetime reads expires_in (a JSON number, or a numeric string as some
 // servers and every form body send). Absent, 0 or under a second (what some

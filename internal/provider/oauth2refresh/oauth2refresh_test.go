@@ -93,14 +93,6 @@ func kind(format string, rows []providertest.Case) providertest.Kind {
 	}
 }
 
-func answer(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
-
 func form(status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
@@ -120,9 +112,9 @@ func rows() []providertest.Case {
 	)
 	refused := "refused the refresh: "
 	cases := []providertest.Case{
-		{Name: "success with rotation", Handler: answer(200, `{"access_token":"AT-1","token_type":"Bearer","expires_in":3600,"scope":"openid,profile","refresh_token":"RT-2"}`),
+		{Name: "success with rotation", Handler: providertest.Answer(200, `{"access_token":"AT-1","token_type":"Bearer","expires_in":3600,"scope":"openid,profile","refresh_token":"RT-2"}`),
 			Verdict: S, Token: "AT-1", Refresh: "RT-2", Lifetime: time.Hour},
-		{Name: "success without rotation", Handler: answer(200, `{"access_token":"AT-1","token_type":"Bearer","expires_in":1800}`),
+		{Name: "success without rotation", Handler: providertest.Answer(200, `{"access_token":"AT-1","token_type":"Bearer","expires_in":1800}`),
 			Verdict: S, Token: "AT-1", Lifetime: 30 * time.Minute},
 		{Name: "form-encoded answer (GitHub style)", Handler: form(200, "access_token=AT-F&token_type=bearer&expires_in=28800&refresh_token=RT-F&scope=repo"),
 			Verdict: S, Token: "AT-F", Refresh: "RT-F", Lifetime: 8 * time.Hour},
@@ -134,29 +126,29 @@ func rows() []providertest.Case {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			io.WriteString(w, `{"access_token":"AT-J","expires_in":600}`)
 		}, Verdict: S, Token: "AT-J", Lifetime: 10 * time.Minute},
-		{Name: "expires_in as a string", Handler: answer(200, `{"access_token":"AT-S","expires_in":"7200"}`),
+		{Name: "expires_in as a string", Handler: providertest.Answer(200, `{"access_token":"AT-S","expires_in":"7200"}`),
 			Verdict: S, Token: "AT-S", Lifetime: 2 * time.Hour},
-		{Name: "tiny expires_in is stored as given", Handler: answer(200, `{"access_token":"AT-S","expires_in":5}`),
+		{Name: "tiny expires_in is stored as given", Handler: providertest.Answer(200, `{"access_token":"AT-S","expires_in":5}`),
 			Verdict: S, Token: "AT-S", Lifetime: 5 * time.Second},
-		{Name: "absurd expires_in is clamped to ten years", Handler: answer(200, `{"access_token":"AT-A","expires_in":1e300}`),
+		{Name: "absurd expires_in is clamped to ten years", Handler: providertest.Answer(200, `{"access_token":"AT-A","expires_in":1e300}`),
 			Verdict: S, Token: "AT-A", Lifetime: oauth2refresh.MaxLifetime},
-		{Name: "expires_in of 20 years is clamped", Handler: answer(200, `{"access_token":"AT-A","expires_in":630720000}`),
+		{Name: "expires_in of 20 years is clamped", Handler: providertest.Answer(200, `{"access_token":"AT-A","expires_in":630720000}`),
 			Verdict: S, Token: "AT-A", Lifetime: oauth2refresh.MaxLifetime},
-		{Name: "no expires_in: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: answer(200, `{"access_token":"AT-T","token_type":"Bearer"}`),
+		{Name: "no expires_in: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: providertest.Answer(200, `{"access_token":"AT-T","token_type":"Bearer"}`),
 			Verdict: S, Token: "AT-T", Lifetime: 45 * time.Minute},
-		{Name: "expires_in 0: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: answer(200, `{"access_token":"AT-T","expires_in":0}`),
+		{Name: "expires_in 0: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: providertest.Answer(200, `{"access_token":"AT-T","expires_in":0}`),
 			Verdict: S, Token: "AT-T", Lifetime: 45 * time.Minute},
-		{Name: "expires_in null: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: answer(200, `{"access_token":"AT-T","expires_in":null}`),
+		{Name: "expires_in null: token_ttl is assumed", TokenTTL: 45 * time.Minute, Handler: providertest.Answer(200, `{"access_token":"AT-T","expires_in":null}`),
 			Verdict: S, Token: "AT-T", Lifetime: 45 * time.Minute},
-		{Name: "no expires_in and no token_ttl", Handler: answer(200, `{"access_token":"AT-X","token_type":"Bearer","refresh_token":"RT-X"}`),
+		{Name: "no expires_in and no token_ttl", Handler: providertest.Answer(200, `{"access_token":"AT-X","token_type":"Bearer","refresh_token":"RT-X"}`),
 			Verdict: U, Reason: "without expires_in, and the provider sets no token_ttl", Status: 200},
-		{Name: "negative expires_in", Handler: answer(200, `{"access_token":"AT-X","expires_in":-5}`),
+		{Name: "negative expires_in", Handler: providertest.Answer(200, `{"access_token":"AT-X","expires_in":-5}`),
 			Verdict: U, Reason: "unusable expires_in", Status: 200},
-		{Name: "expires_in NaN", Handler: answer(200, `{"access_token":"AT-X","expires_in":"NaN"}`),
+		{Name: "expires_in NaN", Handler: providertest.Answer(200, `{"access_token":"AT-X","expires_in":"NaN"}`),
 			Verdict: U, Reason: "unusable expires_in", Status: 200},
-		{Name: "expires_in a word", Handler: answer(200, `{"access_token":"AT-X","expires_in":"soon"}`),
+		{Name: "expires_in a word", Handler: providertest.Answer(200, `{"access_token":"AT-X","expires_in":"soon"}`),
 			Verdict: U, Reason: "unusable expires_in", Status: 200},
-		{Name: "no access token", Handler: answer(200, `{"token_type":"Bearer","expires_in":3600,"refresh_token":"RT-2"}`),
+		{Name: "no access token", Handler: providertest.Answer(200, `{"token_type":"Bearer","expires_in":3600,"refresh_token":"RT-2"}`),
 			Verdict: U, Reason: "answered HTTP 200 without an access token", Status: 200},
 		{Name: "form without access token", Handler: form(200, "token_type=bearer&scope=repo"),
 			Verdict: U, Reason: "answered HTTP 200 without an access token", Status: 200},
@@ -190,13 +182,13 @@ func rows() []providertest.Case {
 			Verdict: P, Reason: `unrecognised error code (error "weird_state") (HTTP 200)`, Status: 200},
 		{Name: "an error code echoing the refresh token is not shown", Handler: oauthError(200, refreshToken, ""),
 			Verdict: P, Reason: "unrecognised error code (HTTP 200)", Status: 200},
-		{Name: "an error member beside a token", Handler: answer(200, `{"access_token":"AT-E","expires_in":60,"error":"invalid_grant"}`),
+		{Name: "an error member beside a token", Handler: providertest.Answer(200, `{"access_token":"AT-E","expires_in":60,"error":"invalid_grant"}`),
 			Verdict: P, Reason: refused + "invalid_grant (HTTP 200)", Status: 200},
 		{Name: "401 without a body", Handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(401) },
 			Verdict: P, Reason: "rejected the credentials (HTTP 401)", Status: 401},
-		{Name: "400 with a JSON body of no error", Handler: answer(400, `{"message":"no"}`),
+		{Name: "400 with a JSON body of no error", Handler: providertest.Answer(400, `{"message":"no"}`),
 			Verdict: P, Reason: "refused the request (HTTP 400", Status: 400},
-		{Name: "token of another type", Handler: answer(200, `{"access_token":42,"expires_in":60}`),
+		{Name: "token of another type", Handler: providertest.Answer(200, `{"access_token":42,"expires_in":60}`),
 			Verdict: U, Reason: "(garbage)", Status: 200},
 	}
 	for _, code := range []string{"unauthorized_client", "unsupported_grant_type", "invalid_request", "invalid_scope", "access_denied"} {
@@ -217,7 +209,7 @@ func TestVerdicts(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		t.Parallel()
 		providertest.Run(t, kind(oauth2refresh.FormatJSON, []providertest.Case{
-			{Name: "JSON request body", Handler: answer(200, `{"access_token":"AT-J","token_type":"Bearer","expires_in":600}`),
+			{Name: "JSON request body", Handler: providertest.Answer(200, `{"access_token":"AT-J","token_type":"Bearer","expires_in":600}`),
 				Verdict: provider.Stored, Token: "AT-J", Lifetime: 10 * time.Minute},
 		}))
 	})

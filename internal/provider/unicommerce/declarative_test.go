@@ -38,7 +38,7 @@ func TestDeclarativeUnicommerce(t *testing.T) {
 func TestDeclarativeUnicommerceDifferences(t *testing.T) {
 	t.Parallel()
 	newDeclarative := providertest.Declarative(t, deploy.DeclarativeExample, "43")
-	srv := httptest.NewServer(answer(200, `{"status":"SUCCESS","accessToken":12,"token":"AT-t"}`))
+	srv := httptest.NewServer(providertest.Answer(200, `{"status":"SUCCESS","accessToken":12,"token":"AT-t"}`))
 	defer srv.Close()
 	builtin, err := unicommerce.New(unicommerce.Config{BaseURL: srv.URL, Client: provider.NewHTTPClient(2)})
 	require.NoError(t, err)

@@ -66,14 +66,6 @@ func kind() providertest.Kind {
 	}
 }
 
-func answer(status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
-
 // rows are Unicommerce's own shapes: one or more per row of
 // unicommerce.Verdicts.
 func rows() []providertest.Case {
@@ -85,45 +77,45 @@ func rows() []providertest.Case {
 	)
 	day := 24 * time.Hour
 	return []providertest.Case{
-		{Name: "success", Handler: answer(200, `{"status":"SUCCESS","accessToken":"as23djaexnsnJsnJSW34snapl"}`),
+		{Name: "success", Handler: providertest.Answer(200, `{"status":"SUCCESS","accessToken":"as23djaexnsnJsnJSW34snapl"}`),
 			Verdict: S, Token: "as23djaexnsnJsnJSW34snapl", Lifetime: day},
-		{Name: "success with a configured lifetime", TokenTTL: 48 * time.Hour, Handler: answer(200, `{"status":"SUCCESS","accessToken":"AT-48"}`),
+		{Name: "success with a configured lifetime", TokenTTL: 48 * time.Hour, Handler: providertest.Answer(200, `{"status":"SUCCESS","accessToken":"AT-48"}`),
 			Verdict: S, Token: "AT-48", Lifetime: 48 * time.Hour},
-		{Name: "lowercase success", Handler: answer(200, `{"status":"success","accessToken":"AT-lc"}`),
+		{Name: "lowercase success", Handler: providertest.Answer(200, `{"status":"success","accessToken":"AT-lc"}`),
 			Verdict: S, Token: "AT-lc", Lifetime: day},
 		{Name: "success labelled text/plain", Handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			io.WriteString(w, `{"status":"SUCCESS","accessToken":"AT-tp"}`)
 		}, Verdict: S, Token: "AT-tp", Lifetime: day},
-		{Name: "success with token (public docs' spelling)", Handler: answer(200, `{"status":"SUCCESS","token":"AT-t"}`),
+		{Name: "success with token (public docs' spelling)", Handler: providertest.Answer(200, `{"status":"SUCCESS","token":"AT-t"}`),
 			Verdict: S, Token: "AT-t", Lifetime: day},
-		{Name: "success with access_token (public docs' spelling)", Handler: answer(200, `{"status":"SUCCESS","access_token":"AT-at"}`),
+		{Name: "success with access_token (public docs' spelling)", Handler: providertest.Answer(200, `{"status":"SUCCESS","access_token":"AT-at"}`),
 			Verdict: S, Token: "AT-at", Lifetime: day},
-		{Name: "FAILED echoing the password", Handler: answer(200, `{"status":"FAILED","message":"bad password `+password+`"}`),
+		{Name: "FAILED echoing the password", Handler: providertest.Answer(200, `{"status":"FAILED","message":"bad password `+password+`"}`),
 			Verdict: P, Reason: "unicommerce rejected the credentials (status FAILED, HTTP 200)", Status: 200},
-		{Name: "INVALID_CREDENTIALS (public docs)", Handler: answer(200, `{"status":"INVALID_CREDENTIALS"}`),
+		{Name: "INVALID_CREDENTIALS (public docs)", Handler: providertest.Answer(200, `{"status":"INVALID_CREDENTIALS"}`),
 			Verdict: P, Reason: "rejected the credentials (status INVALID_CREDENTIALS, HTTP 200)", Status: 200},
-		{Name: "Failure in mixed case", Handler: answer(200, `{"status":"Failure"}`),
+		{Name: "Failure in mixed case", Handler: providertest.Answer(200, `{"status":"Failure"}`),
 			Verdict: P, Reason: "(status FAILURE, HTTP 200)", Status: 200},
-		{Name: "FAILED under 401", Handler: answer(401, `{"status":"FAILED"}`),
+		{Name: "FAILED under 401", Handler: providertest.Answer(401, `{"status":"FAILED"}`),
 			Verdict: P, Reason: "(status FAILED, HTTP 401)", Status: 401},
-		{Name: "FAILED under 500", Handler: answer(500, `{"status":"FAILED"}`),
+		{Name: "FAILED under 500", Handler: providertest.Answer(500, `{"status":"FAILED"}`),
 			Verdict: P, Reason: "(status FAILED, HTTP 500)", Status: 500},
 		{Name: "HTTP 401 without a body", Handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(401) },
 			Verdict: P, Reason: "rejected the credentials (HTTP 401)", Status: 401},
-		{Name: "HTTP 400 with another status word", Handler: answer(400, `{"status":"BAD_REQUEST"}`),
+		{Name: "HTTP 400 with another status word", Handler: providertest.Answer(400, `{"status":"BAD_REQUEST"}`),
 			Verdict: P, Reason: "refused the request (HTTP 400", Status: 400},
-		{Name: "HTTP 503 with SUCCESS", Handler: answer(503, `{"status":"SUCCESS","accessToken":"AT"}`),
+		{Name: "HTTP 503 with SUCCESS", Handler: providertest.Answer(503, `{"status":"SUCCESS","accessToken":"AT"}`),
 			Verdict: T, Reason: "answered HTTP 503", Status: 503},
-		{Name: "SUCCESS without a token", Handler: answer(200, `{"status":"SUCCESS","accessToken":" "}`),
+		{Name: "SUCCESS without a token", Handler: providertest.Answer(200, `{"status":"SUCCESS","accessToken":" "}`),
 			Verdict: U, Reason: "SUCCESS without an access token", Status: 200},
-		{Name: "an unknown status word echoing the password", Handler: answer(200, `{"status":"`+password+`"}`),
+		{Name: "an unknown status word echoing the password", Handler: providertest.Answer(200, `{"status":"`+password+`"}`),
 			Verdict: U, Reason: "unrecognised status", Status: 200},
-		{Name: "PENDING", Handler: answer(200, `{"status":"PENDING"}`),
+		{Name: "PENDING", Handler: providertest.Answer(200, `{"status":"PENDING"}`),
 			Verdict: U, Reason: "unrecognised status", Status: 200},
-		{Name: "no status", Handler: answer(200, `{"accessToken":"AT"}`),
+		{Name: "no status", Handler: providertest.Answer(200, `{"accessToken":"AT"}`),
 			Verdict: U, Reason: "(JSON) that is not a token response", Status: 200},
-		{Name: "status of another type", Handler: answer(200, `{"status":1,"accessToken":"AT"}`),
+		{Name: "status of another type", Handler: providertest.Answer(200, `{"status":1,"accessToken":"AT"}`),
 			Verdict: U, Reason: "(garbage)", Status: 200},
 	}
 }
