@@ -46,7 +46,7 @@ func oauthRow(id int64, expires time.Time, queue string) (testenv.Row, string) {
 }
 
 // TestSoak — pass condition: for about two minutes, 200 connections spread
-// over the providers, with 20-second tokens renewed 8 seconds before they
+// over the providers, with 24-second tokens renewed 8 seconds before they
 // expire and 20% of marketplace calls failing transiently (500, 429 with
 // Retry-After, HTML, garbage, slow, hanging), every active row is sampled every second and
 // no stored token is ever expired: the marketplace was up (if flaky) the
@@ -57,9 +57,12 @@ func TestSoak(t *testing.T) {
 	const (
 		n        = 200
 		duration = 2 * time.Minute
-		ttl      = 20 * time.Second
-		before   = 8 * time.Second
-		limit    = 20
+		// 24s: refreshes follow the token's own clock, refresh_before
+		// capped at a third of the lifetime (token.Lead); 24s keeps the
+		// whole 8s window (20s tokens would get 6.7s).
+		ttl    = 24 * time.Second
+		before = 8 * time.Second
+		limit  = 20
 	)
 	var kinds []kind
 	for _, k := range soakKinds {
