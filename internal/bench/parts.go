@@ -111,15 +111,12 @@ func (g Gap) Rest() float64 {
 }
 
 // Gap composes the refresh's extra steps: the lease (take and release),
-// the second read under it, the schedule of the next refresh, and serving
+// the schedule of the next refresh, and serving
 // two queues (urgent and scan) instead of one.
 func (d DrainResult) Gap() Gap {
 	g := Gap{Total: 1e6/median(rates(d.Product)) - 1e6/d.Ceiling()}
 	if p := d.part("lease"); p != nil {
 		g.Parts = append(g.Parts, GapPart{"the connection's lease (take and release: Redis round trips)", p.Cost()})
-	}
-	if p := d.part("select"); p != nil {
-		g.Parts = append(g.Parts, GapPart{"the second read under the lease (a SELECT by primary key)", p.Cost()})
 	}
 	if p := d.part("schedule"); p != nil {
 		g.Parts = append(g.Parts, GapPart{"scheduling the next refresh (Redis writes: lifetime record and wake-up task)", p.Cost()})

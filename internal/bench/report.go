@@ -236,8 +236,8 @@ func (r *Report) drainSection(w writer) {
 	}
 	w("## 2. End-to-end refresh throughput against the composed ceiling\n\n")
 	w("N = %s due connections, their tasks enqueued into a paused queue, then drained by `bin/refresher`\n", count(d.N))
-	w("(REFRESH_CONCURRENCY=%d, all other settings default: load the row, take the connection's lease, load it\n", d.Concurrency)
-	w("again, call the sandbox at 0 ms, guarded UPDATE, schedule the next refresh, log a line). The clock runs from\n")
+	w("(REFRESH_CONCURRENCY=%d, all other settings default: take the connection's lease, load the row once under\n", d.Concurrency)
+	w("it, call the sandbox at 0 ms, guarded UPDATE, schedule the next refresh, log a line). The clock runs from\n")
 	w("the first dequeue to the empty queue; every run checks that all N rows hold a new token and that the sandbox\n")
 	w("issued exactly N.\n\n")
 	w("The ceiling is what a refresh cannot avoid, each part measured alone in the same run, just before the\n")

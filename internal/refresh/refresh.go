@@ -1,7 +1,7 @@
-// Package refresh is the asynq handler of a refresh task: load the
-// connection, skip it if it is no longer due, take the connection's lease
-// (at most one marketplace call per connection in flight, fleet-wide:
-// internal/lease), read it again under the lease, wait for the marketplace's
+// Package refresh is the asynq handler of a refresh task: take the
+// connection's lease (at most one marketplace call per connection in
+// flight, fleet-wide: internal/lease), load the connection under it, skip
+// it if it is no longer due, wait for the marketplace's
 // circuit breaker and fleet-wide rate limit, call it, store the new token
 // with a guarded write, and classify what went wrong as permanent (archived
 // with a reason, not retried in a loop), transient (retried with backoff
@@ -83,8 +83,8 @@ func (e *expiringError) Unwrap() error { return e.err }
 
 // BusyRecheck is how soon a task that found its connection's lease taken
 // looks again: short, because the other refresh usually ends within a
-// marketplace call, and cheap (one Redis round trip and one primary-key
-// read), because the wait spends no retry.
+// marketplace call, and cheap (one Redis round trip), because the wait
+// spends no retry.
 const BusyRecheck = time.Second
 
 // IsFailure is asynq's Config.IsFailure: a deferred attempt is not a failure.
@@ -268,14 +268,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, prov Marketplace) (Outcome, time.Duration, bool, error) {
-	// A first read without the lease settles most duplicates (a task whose
-	// connection was refreshed meanwhile) with no Redis round trip.
-	c, o, err := h.load(ctx, p, prov)
-	remaining, hadToken := lifetimeLeft(c, h.cfg.Now())
-	if o != "" {
-		return o, remaining, hadToken, err
-	}
-
+	// The lease comes first and the row is read once, under it: a read
+	// before the lease could be stale by the time the lease is held (the
+	// previous holder may store a token in between), so it would have to be
+	// repeated, and a refresh would cost two primary-key reads for one. A
+	// duplicate task (its connection refreshed meanwhile) costs a lease
+	// round trip instead, and makes no call.
 	holder, _ := asynq.GetTaskID(ctx)
 	held, err := h.leases.Acquire(ctx, p.ConnectionID, holder)
 	if err != nil {
@@ -287,17 +285,15 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 			// look again within BusyRecheck (sooner if the lease runs
 			// out sooner); the read under the lease then finds the
 			// token it stored, or the lease of a dead holder gone.
-			return Busy, remaining, hadToken, &DeferredError{Reason: busy.Error(),
+			return Busy, 0, false, &DeferredError{Reason: busy.Error(),
 				After: min(max(busy.Remaining, 100*time.Millisecond), BusyRecheck)}
 		}
-		return Transient, remaining, hadToken, token.Transient("connection lease unavailable (Redis): no call made")
+		return Transient, 0, false, token.Transient("connection lease unavailable (Redis): no call made")
 	}
 	defer held.Release()
 
-	// Read again under the lease: the previous holder may have stored a
-	// token between the first read and the lease.
-	c, o, err = h.load(ctx, p, prov)
-	remaining, hadToken = lifetimeLeft(c, h.cfg.Now())
+	c, o, err := h.load(ctx, p, prov)
+	remaining, hadToken := lifetimeLeft(c, h.cfg.Now())
 	if o != "" {
 		return o, remaining, hadToken, err
 	}

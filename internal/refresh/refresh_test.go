@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
@@ -29,7 +30,11 @@ func newTask(t *testing.T, p task.Payload) *asynq.Task {
 }
 
 func handler(t testing.TB, store *refresh.FakeStore, prov *refresh.FakeProvider) *refresh.Handler {
-	return refresh.New(store, testenv.Leases(t), map[string]refresh.Marketplace{
+	return handlerWith(t, testenv.Leases(t), store, prov)
+}
+
+func handlerWith(t testing.TB, leases *lease.Manager, store *refresh.FakeStore, prov *refresh.FakeProvider) *refresh.Handler {
+	return refresh.New(store, leases, map[string]refresh.Marketplace{
 		"16": {Target: token.Target{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}, Client: prov},
 	}, refresh.Config{SaveRetryFor: 2 * time.Second, Now: func() time.Time { return now }}, zap.NewNop(), nil)
 }
@@ -152,6 +157,43 @@ func TestSaveRetriedInPlace(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), saves.Load())
 	assert.Equal(t, int64(1), prov.Calls.Load())
+}
+
+// TestReadsOnceUnderTheLease: an attempt reads the row once, and only while
+// it holds the connection's lease (real Redis), so what decides the call is
+// never a read that another holder's write could have overtaken, and a
+// refresh costs one primary-key read, not two.
+func TestReadsOnceUnderTheLease(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		expiresIn time.Duration
+		wantCalls int64
+	}{
+		{"due: refreshed", time.Minute, 1},
+		{"not due: no call", time.Hour, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			leases := testenv.Leases(t)
+			var loads, unleased atomic.Int32
+			store := &refresh.FakeStore{LoadFn: func(ctx context.Context, id int64) (token.Connection, error) {
+				loads.Add(1)
+				if probe, err := leases.Acquire(ctx, id, "probe"); err == nil {
+					unleased.Add(1)
+					probe.Release()
+				}
+				return conn(tt.expiresIn), nil
+			}}
+			prov := &refresh.FakeProvider{RefreshFn: good}
+			err := handlerWith(t, leases, store, prov).ProcessTask(context.Background(),
+				newTask(t, task.Payload{ConnectionID: 11, IntegrationType: "16"}))
+			require.NoError(t, err)
+			assert.Equal(t, int32(1), loads.Load(), "reads of the row")
+			assert.Zero(t, unleased.Load(), "reads made without the connection's lease")
+			assert.Equal(t, tt.wantCalls, prov.Calls.Load())
+		})
+	}
 }
 
 func TestBadPayloadIsNotRetried(t *testing.T) {
