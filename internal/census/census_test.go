@@ -3,6 +3,7 @@ package census_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,7 +221,10 @@ func TestLeadForgetsTheGaugesWhenTheLeaseIsLost(t *testing.T) {
 	// Another replica's lease replaces ours, as after an expiry.
 	require.NoError(t, rdb.Set(context.Background(), leases.RoleKey(census.LeaseRole), "someone-else", time.Minute).Err())
 	testenv.Eventually(t, 10*time.Second, "the gauges withdrawn", func() bool { return g.last() == "forgot" })
-	assert.Contains(t, logs.String(), "lost the census lease")
+	// The gauges are withdrawn before the line is logged: wait for it.
+	testenv.Eventually(t, 10*time.Second, "the loss logged", func() bool {
+		return strings.Contains(logs.String(), "lost the census lease")
+	})
 	time.Sleep(300 * time.Millisecond) // several tries while the other holds it
 	assert.Equal(t, "forgot", g.last(), "no census while another replica holds the lease")
 
