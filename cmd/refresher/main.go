@@ -22,6 +22,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
@@ -90,6 +91,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		return 2
 	}
 
+	if cfg.PprofAddr != "" {
+		if _, err := ops.ServeProfiling(ctx, cfg.PprofAddr, log); err != nil {
+			log.Error("cannot start: PPROF_ADDR", zap.Error(err))
+			return 1
+		}
+	}
 	if cfg.HTTPAddr != "" {
 		closeHTTP, err := serveHTTP(ctx, cfg, store, rdb, reg, log)
 		if err != nil {

@@ -125,6 +125,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 			return 1
 		}
 	}
+	if cfg.PprofAddr != "" {
+		if _, err := ops.ServeProfiling(ctx, cfg.PprofAddr, log); err != nil {
+			log.Error("cannot start: PPROF_ADDR", zap.Error(err))
+			return 1
+		}
+	}
 	log.Info("scanner started", zap.Duration("interval", cfg.Interval), zap.Int("providers", len(targets)))
 	if err := scanner.Run(ctx); err != nil {
 		log.Error("scanner stopped", zap.Error(err))

@@ -17,6 +17,9 @@ type drainRun struct {
 	Rate float64 // tasks/s from the first dequeue to the empty queue
 	Peak int64   // the refresher's VmHWM, bytes (0 for in-process runs)
 	CPU  cpuUse
+	// Profile is the refresher's CPU by step over profileSeconds of the
+	// drain (nil when not profiled).
+	Profile *CPUProfile
 }
 
 // DrainResult is figure 2: the product refreshing N due connections
@@ -31,6 +34,40 @@ type DrainResult struct {
 	BareProductQueues []drainRun
 	Product           []drainRun
 	Parts             []PartRow
+}
+
+// minProfileSamples is the fewest samples a split by step is reported
+// from (a profile samples 100 times a second per busy CPU).
+const minProfileSamples = 100
+
+// ProfileSteps is the refresher's CPU per task by step (µs, in
+// profileSteps order): each step's share of the profiled CPU time times
+// the refresher's median CPU per task. Empty when fewer than
+// minProfileSamples were taken.
+func (d DrainResult) ProfileSteps() []GapPart {
+	prof := d.Profile()
+	total := prof.Total()
+	if prof.Samples < minProfileSamples || total <= 0 || d.N == 0 {
+		return nil
+	}
+	perTask := cpuPerTask(d.Product, d.N, "product")
+	names := StepNames()
+	out := make([]GapPart, len(prof.Nanos))
+	for i, n := range prof.Nanos {
+		out[i] = GapPart{Name: names[i], Cost: perTask * float64(n) / float64(total)}
+	}
+	return out
+}
+
+// Profile is the product runs' CPU profiles summed.
+func (d DrainResult) Profile() CPUProfile {
+	var c CPUProfile
+	for _, p := range d.Product {
+		if p.Profile != nil {
+			c.add(*p.Profile)
+		}
+	}
+	return c
 }
 
 // queueSet is the queues an in-process bare asynq server serves.
@@ -76,13 +113,13 @@ func (r *runner) drainSection(ctx context.Context, rep *Report) error {
 		if err := r.measureParts(ctx, f, d.Concurrency, &d.Parts); err != nil {
 			return err
 		}
-		prod, err := r.drainProduct(ctx, f, d.Concurrency, sandbox.Faults{}, nil)
+		prod, err := r.drainProduct(ctx, f, d.Concurrency, sandbox.Faults{}, true)
 		if err != nil {
 			return err
 		}
 		d.Product = append(d.Product, prod)
-		r.logf("drain N=%d c=%d run %d: bare %.0f/s, bare with the refresher's queues %.0f/s, ceiling %.0f/s, product %.0f/s",
-			f.N, d.Concurrency, run+1, bare.Rate, bare2.Rate, d.ceilingOf(run), prod.Rate)
+		r.logf("drain N=%d c=%d run %d: bare %.0f/s, bare with the refresher's queues %.0f/s, ceiling %.0f/s, product %.0f/s (profile: %d samples)",
+			f.N, d.Concurrency, run+1, bare.Rate, bare2.Rate, d.ceilingOf(run), prod.Rate, prod.Profile.Samples)
 	}
 	rep.Drain = d
 	return nil
@@ -183,8 +220,9 @@ func (r *runner) drainBare(ctx context.Context, f fleet, conc int, set queueSet)
 }
 
 // drainProduct refreshes f's connections with a bin/refresher process at
-// concurrency conc, against the sandbox with faults. extra adds settings.
-func (r *runner) drainProduct(ctx context.Context, f fleet, conc int, faults sandbox.Faults, extra map[string]string) (drainRun, error) {
+// concurrency conc, against the sandbox with faults. profiled takes a CPU
+// profile of the refresher (PPROF_ADDR) during the drain.
+func (r *runner) drainProduct(ctx context.Context, f fleet, conc int, faults sandbox.Faults, profiled bool) (drainRun, error) {
 	if err := r.env.reset(ctx, f); err != nil {
 		return drainRun{}, err
 	}
@@ -197,18 +235,46 @@ func (r *runner) drainProduct(ctx context.Context, f fleet, conc int, faults san
 	if err != nil {
 		return drainRun{}, err
 	}
+	var extra map[string]string
+	if profiled {
+		addr, err := freeAddr()
+		if err != nil {
+			return drainRun{}, err
+		}
+		extra = map[string]string{"PPROF_ADDR": addr}
+	}
 	p, err := r.startRefresher(ctx, q, pf, conc, extra)
 	if err != nil {
 		return drainRun{}, err
 	}
 	defer p.stop(time.Minute)
 	st := r.market.reset(faults, 0)
+	type profiledRun struct {
+		c   CPUProfile
+		err error
+	}
+	profDone := make(chan profiledRun, 1)
+	if profiled {
+		// It starts with the drain (the queue is unpaused next) and
+		// ends inside it.
+		go func() {
+			c, err := fetchProfile(ctx, extra["PPROF_ADDR"], profileSeconds)
+			profDone <- profiledRun{c, err}
+		}()
+	}
 	took, cpu, err := r.drain(ctx, q, f.N, newCPUMeter(p.cmd.Process.Pid), 10*time.Minute)
 	if err != nil {
 		return drainRun{}, fmt.Errorf("%w; %s", err, p.tail())
 	}
-	peak, err := p.hwm()
-	if err != nil {
+	run := drainRun{Rate: float64(f.N) / took.Seconds(), CPU: cpu}
+	if profiled {
+		pr := <-profDone
+		if pr.err != nil {
+			return drainRun{}, pr.err
+		}
+		run.Profile = &pr.c
+	}
+	if run.Peak, err = p.hwm(); err != nil {
 		return drainRun{}, err
 	}
 	if err := p.stop(time.Minute); err != nil {
@@ -217,7 +283,7 @@ func (r *runner) drainProduct(ctx context.Context, f fleet, conc int, faults san
 	if err := r.checkStored(ctx, f, st); err != nil {
 		return drainRun{}, fmt.Errorf("%w; %s", err, p.tail())
 	}
-	return drainRun{Rate: float64(f.N) / took.Seconds(), Peak: peak, CPU: cpu}, nil
+	return run, nil
 }
 
 // checkStored fails unless every connection of f got a token, each from

@@ -32,7 +32,7 @@ func (r *runner) latencySection(ctx context.Context, rep *Report) error {
 		f := main.sub(c.Concurrency * r.sz.waves)
 		row := LatencyRow{Concurrency: c.Concurrency, Latency: c.Latency, N: f.N}
 		for run := range r.cfg.Runs {
-			d, err := r.drainProduct(ctx, f, c.Concurrency, sandbox.Faults{Latency: c.Latency}, nil)
+			d, err := r.drainProduct(ctx, f, c.Concurrency, sandbox.Faults{Latency: c.Latency}, false)
 			if err != nil {
 				return err
 			}

@@ -277,6 +277,16 @@ func (r *Report) drainSection(w writer) {
 		others[i] = x.othersShare(r.Machine.CPUs)
 	}
 	w("\nOther users of the machine took %.0f%% of its CPU time during the product runs (median).\n", median(others)*100)
+	if steps := d.ProfileSteps(); len(steps) > 0 {
+		prof := d.Profile()
+		w("\nThe refresher's own CPU, by step: in these runs `bin/refresher` serves Go's profiles on `PPROF_ADDR`, and a\n")
+		w("CPU profile of %d s of each drain (%s samples in all) is split by step, each sample going to the first step\n", profileSeconds, count(prof.Samples))
+		w("its stack passes through (in the order below, `internal/bench/profile.go`). The shares scale the refresher's\n")
+		w("%.0f µs of CPU per task (median of the runs):\n\n| step | CPU per task | share |\n|---|---|---|\n", cpuPerTask(d.Product, d.N, "product"))
+		for _, st := range steps {
+			w("| %s | %.0f µs | %s |\n", st.Name, st.Cost, share(st.Cost, cpuPerTask(d.Product, d.N, "product")))
+		}
+	}
 	w("\n%s\n\n", verdictDrain(r))
 }
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,6 +105,10 @@ func verdictDrain(r *Report) string {
 	if bare > 0 && prod > 0 {
 		fmt.Fprintf(&b, " Across the processes a refresh cost %.0f µs of CPU (the refresher itself %.0f), bare asynq's drain %.0f µs.",
 			prod, cpuPerTask(d.Product, d.N, "product"), bare)
+	}
+	if steps := d.ProfileSteps(); len(steps) > 0 {
+		top := slices.MaxFunc(steps, func(a, b GapPart) int { return cmp.Compare(a.Cost, b.Cost) })
+		fmt.Fprintf(&b, " In the refresher's CPU profile the costliest step was %s, %.0f µs per task.", top.Name, top.Cost)
 	}
 	return b.String()
 }

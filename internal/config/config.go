@@ -17,6 +17,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
@@ -46,6 +47,9 @@ type Common struct {
 	LogLevel  string         // LOG_LEVEL
 	LogFormat string         // LOG_FORMAT
 	HTTPAddr  string         // HTTP_ADDR
+	// PprofAddr is where the Go runtime's profiles are served (PPROF_ADDR,
+	// a loopback host:port; empty: not served).
+	PprofAddr string
 	// DBMaxOpenConns caps each database pool (DB_MAX_OPEN_CONNS).
 	DBMaxOpenConns int
 	// TaskTimeout bounds one attempt of a refresh task (REFRESH_TIMEOUT).
@@ -202,6 +206,11 @@ func (r *reader) common() Common {
 
 	c.Queue = r.str("REFRESH_QUEUE", task.DefaultQueue)
 	c.HTTPAddr = r.str("HTTP_ADDR", "")
+	if c.PprofAddr = r.str("PPROF_ADDR", ""); c.PprofAddr != "" {
+		if err := ops.CheckProfilingAddr(c.PprofAddr); err != nil {
+			r.fail("PPROF_ADDR", err)
+		}
+	}
 	c.DBMaxOpenConns = r.integer("DB_MAX_OPEN_CONNS", 32, 1, 10000)
 	c.TaskTimeout = r.duration("REFRESH_TIMEOUT", 2*time.Minute)
 	return c

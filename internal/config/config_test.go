@@ -36,6 +36,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "https://api-seller.services.ajio.com", s.Providers[0].BaseURL)
 	assert.Equal(t, 10*time.Minute, s.Providers[0].Before())
 	assert.Equal(t, "token_refresh", s.Queue)
+	assert.Empty(t, s.PprofAddr, "profiles are not served unless asked for")
 
 	r, err := config.LoadRefresher(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
 	require.NoError(t, err)
@@ -72,6 +73,9 @@ func TestInvalidSettingNamesIt(t *testing.T) {
 		{"missing providers file", map[string]string{"PROVIDERS_FILE": filepath.Join(dir, "nope.yaml")}, "PROVIDERS_FILE", "no such file"},
 		{"bad providers file", map[string]string{"PROVIDERS_FILE": badProviders}, "PROVIDERS_FILE", `unknown kind "carrier-pigeon"`},
 		{"bad chunk size", map[string]string{"SCAN_CHUNK_SIZE": "0"}, "SCAN_CHUNK_SIZE", "outside"},
+		{"profiles reachable from other machines", map[string]string{"PPROF_ADDR": ":6060"}, "PPROF_ADDR", "not a loopback address"},
+		{"profiles on a public address", map[string]string{"PPROF_ADDR": "10.0.0.7:6060"}, "PPROF_ADDR", "not a loopback address"},
+		{"profiles address without a port", map[string]string{"PPROF_ADDR": "127.0.0.1"}, "PPROF_ADDR", "not host:port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
