@@ -156,6 +156,13 @@ func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		var refused *driver.MySQLError
+		if errors.As(err, &refused) {
+			// The server answered: a wrong user or password, an unknown
+			// database. Its message names the user and the database,
+			// never the password.
+			return nil, fmt.Errorf("%s: the database server refused the connection: %w", name, err)
+		}
 		return nil, fmt.Errorf("%s: cannot reach the database: %w", name, err)
 	}
 	return db, nil
