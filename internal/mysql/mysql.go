@@ -7,7 +7,9 @@ package mysql
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -76,9 +78,10 @@ type Store struct {
 }
 
 // ParseDSN checks a go-sql-driver DSN and returns it with the settings the
-// store relies on: DATETIME parsed into the configured zone, and query
-// arguments interpolated by the driver. Its error never repeats the DSN,
-// which holds a password.
+// store relies on: DATETIME parsed into the configured zone, query
+// arguments interpolated by the driver, matched (not changed) rows counted
+// by UPDATE, and a pooled connection to a read-only server dropped at once.
+// Its error never repeats the DSN, which holds a password.
 //
 // Without interpolation every query with arguments is a server-side
 // prepared statement: prepare, execute and close, three round trips where
@@ -89,6 +92,18 @@ type Store struct {
 // the connection's character set; it refuses interpolation with the few
 // multi-byte collations where that escaping is unsafe, and so does
 // ParseDSN, as it does when the DSN sets interpolateParams itself.
+//
+// clientFoundRows is always on: Claim's guarded write changes nothing and
+// must still tell a row that matched from one that did not.
+//
+// rejectReadOnly is on unless the DSN sets it (rejectReadOnly=false is
+// respected). With it, go-sql-driver closes a connection whose write is
+// refused with MySQL error 1290, 1792 or 1836 and database/sql retries the
+// statement on another one, at last on a new connection. After a failover
+// (RDS, Aurora, orchestrator) the pool still holds connections to the
+// demoted primary, now read-only; without it every write on them fails
+// until ConnMaxLifetime retires them (go-sql-driver/mysql PRs 604 and 634;
+// temporalio/temporal issue 1703).
 func ParseDSN(dsn string, loc *time.Location) (string, error) {
 	if dsn == "" {
 		return "", errors.New("empty")
@@ -106,6 +121,10 @@ func ParseDSN(dsn string, loc *time.Location) (string, error) {
 	}
 	cfg.ParseTime = true
 	cfg.Loc = loc
+	cfg.ClientFoundRows = true
+	if _, set := dsnParam(dsn, "rejectReadOnly"); !set {
+		cfg.RejectReadOnly = true
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
@@ -115,13 +134,31 @@ func ParseDSN(dsn string, loc *time.Location) (string, error) {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 60 * time.Second
 	}
-	if !strings.Contains(dsn, "interpolateParams=") {
+	if _, set := dsnParam(dsn, "interpolateParams"); !set {
 		cfg.InterpolateParams = true
 		if _, err := driver.ParseDSN(cfg.FormatDSN()); err != nil {
 			cfg.InterpolateParams = false // an unsafe collation
 		}
 	}
 	return cfg.FormatDSN(), nil
+}
+
+// dsnParam returns the value of a go-sql-driver DSN parameter
+// (…/dbname?name=value&…) and whether the DSN sets it.
+func dsnParam(dsn, name string) (string, bool) {
+	// As the driver parses it: the parameters follow the first "?" after
+	// the last "/" (a password may hold either character).
+	_, params, ok := strings.Cut(dsn[strings.LastIndex(dsn, "/")+1:], "?")
+	if !ok {
+		return "", false
+	}
+	for _, kv := range strings.Split(params, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == name {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // Open connects to both databases and pings them.
@@ -346,7 +383,7 @@ func (s *Store) Load(ctx context.Context, id int64) (token.Connection, error) {
 		return token.Connection{}, token.ErrNotFound
 	}
 	if err != nil {
-		return token.Connection{}, fmt.Errorf("load connection %d: %w", id, err)
+		return token.Connection{}, fmt.Errorf("load connection %d: %w", id, markUnwritable(err))
 	}
 	c := token.Connection{ID: row.ID, InputFields: row.InputFields, RefreshToken: row.RefreshToken.String}
 	if row.ExpiresAt.Valid {
@@ -372,6 +409,11 @@ func (s *Store) Load(ctx context.Context, id int64) (token.Connection, error) {
 // later call's token expires later. Two tokens whose expiries fall in the
 // same second are a tie, and the row keeps the one it holds.
 //
+// A row that already holds t (the same access token, refresh token and
+// expiry) matches too, and Save returns nil: storing a kept token twice (two
+// replicas replaying the outbox, or a write whose acknowledgement was lost
+// with its connection) is a success, not a conflict.
+//
 // An empty refresh token in t keeps the stored one. The expiry is written in
 // the store's zone (Options.Location), to the second.
 func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) error {
@@ -393,11 +435,14 @@ func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) 
 		WHERE id = ? AND isActive = 'active'
 		  AND ((accessTokenExpiryAt <=> ? AND COALESCE(refreshToken, '') = ?)
 		       OR accessTokenExpiryAt IS NULL
-		       OR accessTokenExpiryAt < ?)`,
+		       OR accessTokenExpiryAt < ?
+		       OR (accessTokenExpiryAt = ? AND SHA2(accessToken, 256) = ?
+		           AND (? = '' OR SHA2(refreshToken, 256) = ?)))`,
 		t.AccessToken, t.RefreshToken, expiry,
-		read.ID, prevExpiry, read.RefreshToken, expiry)
+		read.ID, prevExpiry, read.RefreshToken, expiry,
+		expiry, sha256Hex(t.AccessToken), t.RefreshToken, sha256Hex(t.RefreshToken))
 	if err != nil {
-		return fmt.Errorf("store token of connection %d: %w", read.ID, valueFree(err))
+		return fmt.Errorf("store token of connection %d: %w", read.ID, markUnwritable(valueFree(err)))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -409,14 +454,138 @@ func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) 
 	return nil
 }
 
-// valueFree drops the message of a server error, which may quote a value
-// the statement sent ("Incorrect string value: '\xF0\x9F...' for column
-// 'accessToken'"): here the values are tokens. The number and SQL state name
-// the fault; transport errors carry no value and pass through.
+// sha256Hex is the lowercase hex SHA-256 of s, as MySQL's SHA2(s, 256)
+// computes it over a column holding s: the guard compares a token with the
+// row's by digest, never as a string, so a token the column's character set
+// cannot hold fails on its SET (a value error), not on an illegal mix of
+// collations in the WHERE.
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Claim proves, right before a marketplace call, that the token it will
+// bring can be stored: it runs Save's guard as a write that changes nothing
+// (UPDATE … SET accessTokenExpiryAt = accessTokenExpiryAt) on the row read.
+// It returns nil when the row still holds what read holds, token.ErrStale
+// when it does not (another path stored a token, or read came from a
+// demoted primary that a newer write on the new primary contradicts),
+// token.ErrNotFound when the connection is gone or inactive, and an error
+// wrapping token.ErrUnwritable when the database refuses writes (a
+// read-only server, a lost connection, a timeout). The guarded write is the
+// fence: a read from a stale replica never decides a call by itself.
+//
+// Why a write and not a health flag: a credential spent on a call whose
+// token cannot be stored is lost (a rotated refresh token retires the old
+// one), so the proof must be of this row, on a server that takes writes,
+// at the moment of the call. It costs one primary-key UPDATE that changes
+// no row: InnoDB takes and releases the row lock, and row-based binary
+// logging writes nothing.
+func (s *Store) Claim(ctx context.Context, read token.Connection) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+	defer cancel()
+	var prevExpiry any
+	if read.ExpiresAt != nil {
+		prevExpiry = *read.ExpiresAt
+	}
+	res, err := s.ie.ExecContext(ctx, `
+		UPDATE ie_appinstall_connection SET accessTokenExpiryAt = accessTokenExpiryAt
+		WHERE id = ? AND isActive = 'active'
+		  AND accessTokenExpiryAt <=> ? AND COALESCE(refreshToken, '') = ?`,
+		read.ID, prevExpiry, read.RefreshToken)
+	if err != nil {
+		return fmt.Errorf("claim connection %d: %w", read.ID, markUnwritable(valueFree(err)))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("claim connection %d: %w", read.ID, err)
+	}
+	if n != 1 {
+		return token.ErrStale
+	}
+	return nil
+}
+
+// ProbeWrite checks that the integration-engine database takes writes now,
+// touching no row (UPDATE … WHERE 1 = 0: a read-only server refuses it as
+// it refuses any write). It returns nil, or an error wrapping
+// token.ErrUnwritable that says why when the server can tell: "the server
+// is read-only (read_only=ON)".
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+	defer cancel()
+	_, err := s.ie.ExecContext(ctx, `UPDATE ie_appinstall_connection SET id = id WHERE 1 = 0`)
+	if err == nil {
+		return nil
+	}
+	var ro struct {
+		ReadOnly       bool `db:"read_only"`
+		InnoDBReadOnly bool `db:"innodb_read_only"`
+	}
+	if rerr := s.ie.GetContext(ctx, &ro, `SELECT @@global.read_only AS read_only, @@global.innodb_read_only AS innodb_read_only`); rerr == nil {
+		switch {
+		case ro.ReadOnly:
+			return fmt.Errorf("%w: the server is read-only (read_only=ON)", token.ErrUnwritable)
+		case ro.InnoDBReadOnly:
+			return fmt.Errorf("%w: the server is read-only (innodb_read_only=ON)", token.ErrUnwritable)
+		}
+	}
+	return fmt.Errorf("write probe: %w", markUnwritable(valueFree(err)))
+}
+
+// ServerError is a MySQL server error with its message withheld: the
+// message may quote a value the statement sent ("Incorrect string value:
+// '\xF0\x9F...' for column 'accessToken'"), and here the values are tokens.
+// The number and SQL state name the fault.
+type ServerError struct {
+	Number   uint16
+	SQLState [5]byte
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("MySQL error %d (SQLSTATE %s); message withheld, it may quote a token", e.Number, string(e.SQLState[:]))
+}
+
+// valueFree replaces a server error by a ServerError; transport errors
+// carry no value and pass through.
 func valueFree(err error) error {
 	var me *driver.MySQLError
 	if errors.As(err, &me) {
-		return fmt.Errorf("MySQL error %d (SQLSTATE %s); message withheld, it may quote a token", me.Number, string(me.SQLState[:]))
+		return &ServerError{Number: me.Number, SQLState: me.SQLState}
 	}
 	return err
+}
+
+// refusesWrites are the MySQL server errors that say the database as a whole
+// takes no write now, whichever row: read-only (1290
+// ER_OPTION_PREVENTS_STATEMENT, 1792 ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION,
+// 1836 ER_READ_ONLY_MODE), shutting down (1053), too many connections
+// (1040), a killed connection (1927), or this user refused (1044, 1045,
+// 1142).
+var refusesWrites = map[uint16]bool{1290: true, 1792: true, 1836: true, 1053: true, 1040: true, 1927: true,
+	1044: true, 1045: true, 1142: true}
+
+// markUnwritable wraps token.ErrUnwritable around an error that says the
+// database takes no write now: one of refusesWrites, or no answer at all (a
+// lost or refused connection, rejectReadOnly's dropped connection, a
+// timeout). Any other server error is the row's (a deadlock, a lock wait, a
+// value the column refuses) and passes unmarked, as does the caller's own
+// cancellation.
+func markUnwritable(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var se *ServerError
+	var me *driver.MySQLError
+	switch {
+	case errors.As(err, &se):
+		if !refusesWrites[se.Number] {
+			return err
+		}
+	case errors.As(err, &me):
+		if !refusesWrites[me.Number] {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %w", token.ErrUnwritable, err)
 }

@@ -13,6 +13,17 @@ var ErrNotFound = errors.New("connection not found or not active")
 // another worker stored a newer token first. The token in hand is dropped.
 var ErrStale = errors.New("connection changed since it was read; newer token kept")
 
+// ErrUnwritable marks a store error that says the database cannot take a
+// write now, for every connection alike: a read-only server (MySQL errors
+// 1290, 1792, 1836: a demoted primary, a maintenance window), an
+// unreachable or silent server (a lost connection, a timeout), or one that
+// refuses this user. A store wraps it (errors.Is) around such errors; an
+// error of one row (a deadlock, a value the column refuses) does not carry
+// it. A refresher that sees it stops calling marketplaces until a write
+// succeeds again (internal/refresh), because a token issued then could not
+// be stored.
+var ErrUnwritable = errors.New("the database refuses writes")
+
 // Failure is a refresh that did not produce a token. Reason is written for
 // operators and is shown in the dashboard: it never holds a secret, a full URL
 // with credentials, or a response body.
