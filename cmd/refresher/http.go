@@ -16,6 +16,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/writegate"
 )
 
 var (
@@ -30,11 +31,16 @@ var (
 // dashboard at /monitoring when DASHBOARD_USER is set and the API at /v1/
 // when API_TOKEN is set. It stops when ctx ends; the returned func releases
 // the dashboard's Redis connections.
-func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, rdb redis.UniversalClient,
+func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, gate *writegate.Gate, rdb redis.UniversalClient,
 	reg *prometheus.Registry, log *zap.Logger) (func(), error) {
 	checks := []ops.Check{
 		{Name: "mysql", Fn: store.Ping},
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	}
+	if gate != nil {
+		// Not ready while the database refuses writes: no marketplace
+		// calls are made then, and the answer says why.
+		checks = append(checks, ops.Check{Name: "mysql writes", Fn: func(context.Context) error { return gate.Err() }, Explain: true})
 	}
 	mux := ops.NewMux(reg, checks)
 	closeAll := func() {}

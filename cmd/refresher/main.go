@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		}
 	}
 	if cfg.HTTPAddr != "" {
-		closeHTTP, err := serveHTTP(ctx, cfg, store, rdb, reg, log)
+		closeHTTP, err := serveHTTP(ctx, cfg, store, r.Gate, rdb, reg, log)
 		if err != nil {
 			log.Error("cannot start", zap.Error(err))
 			return 1

@@ -18,6 +18,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
@@ -86,6 +87,10 @@ type Refresher struct {
 	// CensusInterval is how often the replica holding the census lease
 	// counts connections for the gauges (CENSUS_INTERVAL).
 	CensusInterval time.Duration
+	// OutboxKey is OUTBOX_KEY: 32 bytes, given as base64 or 64 hex
+	// characters, sealing (AES-256-GCM) the tokens kept in Redis while the
+	// database refuses their write; nil when unset (kept in memory only).
+	OutboxKey []byte
 }
 
 // Webhooks are the failure notifications' settings (off without URLs).
@@ -299,6 +304,13 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	}
 	s.Webhooks = r.webhooks()
 	s.CensusInterval = r.duration("CENSUS_INTERVAL", time.Minute)
+	if v := strings.TrimSpace(get("OUTBOX_KEY")); v != "" {
+		key, err := outbox.ParseKey(v)
+		if err != nil {
+			r.fail("OUTBOX_KEY", err)
+		}
+		s.OutboxKey = key
+	}
 	return s, r.err
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/outbox"
 )
 
 func env(kv map[string]string) config.Getenv {
@@ -150,6 +151,28 @@ func TestWebhookSettings(t *testing.T) {
 		assert.Equal(t, tc.setting, se.Name, "%v", tc.kv)
 		assert.NotContains(t, err.Error(), "url-secret")
 		assert.NotContains(t, err.Error(), "short-secret")
+		assert.NotContains(t, err.Error(), "\n")
+	}
+}
+
+func TestOutboxKey(t *testing.T) {
+	t.Parallel()
+	r, err := config.LoadRefresher(env(nil))
+	require.NoError(t, err)
+	assert.Nil(t, r.OutboxKey, "unset: tokens in hand are kept in memory only")
+
+	key := outbox.GenerateKey()
+	r, err = config.LoadRefresher(env(map[string]string{"OUTBOX_KEY": key}))
+	require.NoError(t, err)
+	assert.Len(t, r.OutboxKey, 32)
+
+	for _, bad := range []string{"c2hvcnQta2V5LXNlY3JldA==", "not base64 or hex: sekrit-value"} {
+		_, err := config.LoadRefresher(env(map[string]string{"OUTBOX_KEY": bad}))
+		var se *config.SettingError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, "OUTBOX_KEY", se.Name)
+		assert.NotContains(t, err.Error(), bad, "the key is never repeated")
+		assert.NotContains(t, err.Error(), "sekrit")
 		assert.NotContains(t, err.Error(), "\n")
 	}
 }

@@ -8,6 +8,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
@@ -339,9 +341,22 @@ func settings(cfg Config, hooks []webhook.Endpoint) refresher.Settings {
 		Webhooks: refresher.Webhooks{Webhooks: config.Webhooks{
 			Endpoints: hooks, Secret: demoWebhookKey, Concurrency: 2,
 		}},
-		Getenv: noEnv,
+		// The durable outbox, as production runs it with OUTBOX_KEY: a
+		// key of this run's own (the demo's Redis lives as long as it).
+		OutboxKey: demoOutboxKey,
+		Getenv:    noEnv,
 	}
 }
+
+// demoOutboxKey seals the demo's kept tokens: random per run, held by no
+// one else.
+var demoOutboxKey = func() []byte {
+	key := make([]byte, outbox.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return key
+}()
 
 // build turns the kinds into provider entries and the connections to seed.
 func build(kinds []Kind, sandboxURL string, t Timing) ([]registry.Entry, []conn, error) {

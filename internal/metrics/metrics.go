@@ -13,6 +13,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/scan"
+	"github.com/eshopbox/token-refresher/internal/writegate"
 )
 
 const ns = "token_refresher"
@@ -82,11 +83,16 @@ type Refresher struct {
 	remaining *prometheus.HistogramVec
 	responses *prometheus.CounterVec
 	short     *prometheus.CounterVec
+	writable  prometheus.Gauge
+	kept      prometheus.Gauge
+	keptDone  *prometheus.CounterVec
 }
 
 var (
 	_ refresh.Observer         = (*Refresher)(nil)
 	_ refresh.LifetimeObserver = (*Refresher)(nil)
+	_ refresh.KeptObserver     = (*Refresher)(nil)
+	_ writegate.Observer       = (*Refresher)(nil)
 	_ provider.StatusObserver  = (*Refresher)(nil)
 )
 
@@ -108,9 +114,31 @@ func NewRefresher(reg prometheus.Registerer) *Refresher {
 	m.short = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "short_lifetime_tokens_total",
 		Help: "Tokens stored whose lifetime is shorter than the provider's refresh_before (refreshed a third of their lifetime before expiry)."},
 		[]string{"provider"})
-	reg.MustRegister(m.attempts, m.duration, m.remaining, m.responses, m.short)
+	m.writable = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "database_writable",
+		Help: "1 while the database takes writes as this refresher last saw it; 0 while it refuses them (read-only, unreachable): no marketplace calls are made then, and /readyz says why."})
+	m.kept = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "kept_tokens",
+		Help: "Tokens obtained from a marketplace whose write the database refused, kept in the outbox until stored (the durable outbox is fleet-wide: every replica reports all of it)."})
+	m.keptDone = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "kept_tokens_done_total",
+		Help: "Kept tokens taken out of the outbox, by result: stored, superseded (the row holds it or a newer token) or expired (its access token lapsed first, and it carried no new refresh token)."},
+		[]string{"result"})
+	reg.MustRegister(m.attempts, m.duration, m.remaining, m.responses, m.short, m.writable, m.kept, m.keptDone)
 	return m
 }
+
+// Writable implements writegate.Observer.
+func (m *Refresher) Writable(open bool) {
+	if open {
+		m.writable.Set(1)
+	} else {
+		m.writable.Set(0)
+	}
+}
+
+// KeptTokens implements refresh.KeptObserver.
+func (m *Refresher) KeptTokens(n int) { m.kept.Set(float64(n)) }
+
+// KeptTokenDone implements refresh.KeptObserver.
+func (m *Refresher) KeptTokenDone(result string) { m.keptDone.WithLabelValues(result).Inc() }
 
 // Answered implements provider.StatusObserver. The code label is bounded:
 // a valid HTTP status, "none" or "other".

@@ -19,6 +19,10 @@ import (
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	// Explain shows Fn's error text in /readyz's answer: set it only for
+	// an error written to be secret-free and address-free (the write
+	// gate's reason); otherwise only Name is said.
+	Explain bool
 }
 
 // NewMux returns a mux serving the health, readiness and metrics endpoints.
@@ -37,6 +41,10 @@ func NewMux(reg *prometheus.Registry, checks []Check) *http.ServeMux {
 			if err := c.Fn(ctx); err != nil {
 				// The reason names the dependency, not its address or
 				// credentials.
+				if c.Explain {
+					http.Error(w, c.Name+": "+err.Error(), http.StatusServiceUnavailable)
+					return
+				}
 				http.Error(w, c.Name+" not reachable", http.StatusServiceUnavailable)
 				return
 			}

@@ -18,11 +18,12 @@ import (
 // FakeStore is a Store in memory. LoadFn and SaveFn answer when set;
 // otherwise Load returns Conn and Save records the token in Saved.
 type FakeStore struct {
-	mu     sync.Mutex
-	Conn   token.Connection
-	saved  []token.Token
-	LoadFn func(ctx context.Context, id int64) (token.Connection, error)
-	SaveFn func(ctx context.Context, read token.Connection, t token.Token) error
+	mu      sync.Mutex
+	Conn    token.Connection
+	saved   []token.Token
+	LoadFn  func(ctx context.Context, id int64) (token.Connection, error)
+	ClaimFn func(ctx context.Context, read token.Connection) error
+	SaveFn  func(ctx context.Context, read token.Connection, t token.Token) error
 }
 
 var _ Store = (*FakeStore)(nil)
@@ -35,6 +36,14 @@ func (s *FakeStore) Load(ctx context.Context, id int64) (token.Connection, error
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.Conn, nil
+}
+
+// Claim implements Store: nil unless ClaimFn says otherwise.
+func (s *FakeStore) Claim(ctx context.Context, read token.Connection) error {
+	if s.ClaimFn != nil {
+		return s.ClaimFn(ctx, read)
+	}
+	return nil
 }
 
 // Save implements Store.

@@ -1,13 +1,16 @@
-// Package refresh is the asynq handler of a refresh task: take the
-// connection's lease (at most one marketplace call per connection in
-// flight, fleet-wide: internal/lease), load the connection under it, skip
-// it if it is no longer due, wait for the marketplace's
-// circuit breaker and fleet-wide rate limit, call it, store the new token
-// with a guarded write, and classify what went wrong as permanent (archived
-// with a reason, not retried in a loop), transient (retried with backoff
-// until it heals) or deferred (another refresh of the connection in flight,
-// the breaker open or no rate slot: put back without counting as a
-// failure).
+// Package refresh is the asynq handler of a refresh task: wait while the
+// database refuses writes (internal/writegate), take the connection's lease
+// (at most one marketplace call per connection in flight, fleet-wide:
+// internal/lease), store a token kept for it first (keep.go), load the
+// connection under the lease, skip it if it is no longer due, wait for the
+// marketplace's circuit breaker and fleet-wide rate limit, claim the row
+// with a guarded write that proves the new token can be stored, call the
+// marketplace, store the new token with a guarded write (or keep it in the
+// outbox until the database takes it), and classify what went wrong as
+// permanent (archived with a reason, not retried in a loop), transient
+// (retried with backoff until it heals) or deferred (another refresh of the
+// connection in flight, the breaker open, no rate slot, the database
+// refusing writes: put back without counting as a failure).
 package refresh
 
 import (
@@ -23,13 +26,20 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/lease"
+	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
+	"github.com/eshopbox/token-refresher/internal/writegate"
 )
 
-// Store is the part of the MySQL store the handler uses.
+// Store is the part of the MySQL store the handler uses (mysql.Store: its
+// doc comments give each method's errors). An error that says the database
+// takes no write now wraps token.ErrUnwritable.
 type Store interface {
 	Load(ctx context.Context, id int64) (token.Connection, error)
+	// Claim is Save's guard as a write that changes nothing: nil when the
+	// row still holds what read holds, token.ErrStale when it does not.
+	Claim(ctx context.Context, read token.Connection) error
 	Save(ctx context.Context, read token.Connection, t token.Token) error
 }
 
@@ -108,8 +118,10 @@ const (
 	Permanent  Outcome = "permanent"   // rejected credentials, malformed inputFields
 	Transient  Outcome = "transient"   // marketplace or network trouble; retried
 	Unusable   Outcome = "unusable"    // an answer the product cannot place; retried, backoff growing to hours
-	StoreError Outcome = "store_error" // database trouble; retried
-	Deferred   Outcome = "deferred"    // breaker open or no rate slot: put back, not a failure
+	StoreError Outcome = "store_error" // a row's own database trouble (a deadlock, a lock wait); retried
+	Deferred   Outcome = "deferred"    // breaker open, no rate slot, the row changed under the claim: put back, not a failure
+	Unwritable Outcome = "unwritable"  // the database refuses writes: no call made, put back, not a failure
+	Kept       Outcome = "kept"        // token obtained, its write refused: kept in the outbox until stored (keep.go)
 )
 
 // Observer is told about every attempt (metrics). remaining is the stored
@@ -149,10 +161,24 @@ type Config struct {
 	// Scheduler, when set, schedules every stored token's refresh on its
 	// own clock (schedule.go); nil leaves it to the scan.
 	Scheduler Scheduler
+	// Gate, when set, holds every call back while the database refuses
+	// writes (internal/writegate); the handler feeds it its claims and
+	// writes. Nil: each task finds out by its own claim.
+	Gate *writegate.Gate
+	// GateWait is how long a worker waits in place for a closed gate
+	// before its task is put back (default 10s; never past the task's
+	// deadline less the call's timeout). In-place waiting costs Redis
+	// nothing, and the task runs the moment writes succeed again.
+	GateWait time.Duration
+	// Outbox is the durable outbox of tokens whose write the database
+	// refused (internal/outbox, sealed in Redis); nil keeps them in this
+	// process's memory only (keep.go).
+	Outbox outbox.Outbox
 }
 
 // Handler processes refresh tasks.
 type Handler struct {
+	kept    *keeper
 	store   Store
 	leases  *lease.Manager
 	writes  atomic.Int64 // token writes in progress (Wait)
@@ -175,6 +201,9 @@ func New(store Store, leases *lease.Manager, markets map[string]Marketplace, cfg
 	if cfg.RateWait <= 0 {
 		cfg.RateWait = 2 * time.Second
 	}
+	if cfg.GateWait <= 0 {
+		cfg.GateWait = 10 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -182,7 +211,9 @@ func New(store Store, leases *lease.Manager, markets map[string]Marketplace, cfg
 	for it := range markets {
 		waiting[it] = new(atomic.Int64)
 	}
-	return &Handler{store: store, leases: leases, markets: markets, waiting: waiting, cfg: cfg, log: log, obs: obs}
+	h := &Handler{store: store, leases: leases, markets: markets, waiting: waiting, cfg: cfg, log: log, obs: obs}
+	h.kept = &keeper{h: h, durable: cfg.Outbox, local: outbox.NewMemory()}
+	return h
 }
 
 // Wait blocks until the token writes in progress end, or timeout passes.
@@ -247,6 +278,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	case Refreshed, NotDue, Inactive, Stale, Satisfied:
 		log.Info("refresh done", fields...)
 		return nil
+	case Kept:
+		log.Warn("the new token could not be stored; it is kept in the outbox and stored when the database takes writes (no call is made for the connection meanwhile)",
+			append(fields, zap.String("reason", err.Error()))...)
+		return nil
+	case Unwritable:
+		log.Debug("refresh put back: the database refuses writes; no call made", append(fields, zap.String("reason", err.Error()))...)
+		return err
 	case Permanent:
 		log.Error("refresh failed permanently; not retried until credentials change, the cooldown ends or an operator retries",
 			append(fields, zap.String("reason", err.Error()))...)
@@ -268,6 +306,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, prov Marketplace) (Outcome, time.Duration, bool, error) {
+	// While the database refuses writes, no call: a token issued now could
+	// not be stored. The worker waits in place (free for Redis, and it runs
+	// the moment a write succeeds), then puts the task back.
+	if err := h.waitWritable(ctx, prov); err != nil {
+		return Unwritable, 0, false, err
+	}
+
 	// The lease comes first and the row is read once, under it: a read
 	// before the lease could be stale by the time the lease is held (the
 	// previous holder may store a token in between), so it would have to be
@@ -292,6 +337,20 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	}
 	defer held.Release()
 
+	// A token kept for the connection (its write refused earlier, here or
+	// in a replica that died) is its newest credential: store it before
+	// anything else, and make no call while it is unstored.
+	if kept, ok, err := h.kept.pending(ctx, p.ConnectionID); err != nil {
+		var sealed outbox.Unreadable
+		if errors.As(err, &sealed) {
+			// Another replica, with the key, stores it.
+			return Kept, 0, false, fmt.Errorf("a token kept for the connection cannot be opened here (%s): no call made", sealed.Reason)
+		}
+		return Transient, 0, false, token.Transient("outbox unavailable (Redis): no call made")
+	} else if ok && !h.kept.settle(ctx, kept) {
+		return Kept, 0, false, fmt.Errorf("a token kept for the connection is not stored yet: no call made")
+	}
+
 	c, o, err := h.load(ctx, p, prov)
 	remaining, hadToken := lifetimeLeft(c, h.cfg.Now())
 	if o != "" {
@@ -305,6 +364,13 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 			return Deferred, remaining, hadToken, err
 		}
 		return Transient, remaining, hadToken, err
+	}
+	// Never spend a credential that cannot be stored: the claim proves,
+	// on the row read and on a server that takes writes, that the new
+	// token can land (mysql.Store.Claim says why a write and not a flag).
+	if o, err := h.claim(ctx, c); o != "" {
+		report(breaker.Ignore)
+		return o, remaining, hadToken, err
 	}
 	called := h.cfg.Now()
 	tok, err := prov.Client.Refresh(ctx, c)
@@ -339,7 +405,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 			zap.Int64("connection_id", c.ID))
 	}
 
-	err = h.save(ctx, c, tok)
+	err = h.storeToken(ctx, h.entry(p, c, tok, called))
 	switch {
 	case err == nil:
 		h.scheduleNext(ctx, p, prov, tok, called)
@@ -347,7 +413,50 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	case errors.Is(err, token.ErrStale):
 		return Stale, remaining, hadToken, nil
 	default:
-		return StoreError, remaining, hadToken, err
+		return Kept, remaining, hadToken, err
+	}
+}
+
+// waitWritable returns nil while the gate is open, or once it opens within
+// GateWait (less than what the task's deadline leaves for the call), and
+// otherwise a *DeferredError that puts the task back.
+func (h *Handler) waitWritable(ctx context.Context, prov Marketplace) error {
+	g := h.cfg.Gate
+	if g == nil || g.Open() {
+		return nil
+	}
+	wait := h.cfg.GateWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)-prov.CallTimeout)
+	}
+	if g.Wait(ctx, wait) {
+		return nil
+	}
+	reason := "the database refuses writes"
+	if err := g.Err(); err != nil {
+		reason = err.Error()
+	}
+	return &DeferredError{Reason: reason + ": no call made", After: time.Second}
+}
+
+// claim runs the store's claim and returns a non-empty outcome when no call
+// may be made: Unwritable (the database refuses the write; the gate
+// closes), Deferred (the row changed since it was read: the task comes back
+// at once and reads it again), or the error's class otherwise.
+func (h *Handler) claim(ctx context.Context, c token.Connection) (Outcome, error) {
+	err := h.store.Claim(ctx, c)
+	if h.cfg.Gate != nil {
+		h.cfg.Gate.Report(err)
+	}
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, token.ErrStale):
+		return Deferred, &DeferredError{Reason: "the row changed between the read and the claim: read it again", After: 100 * time.Millisecond}
+	case errors.Is(err, token.ErrUnwritable):
+		return Unwritable, &DeferredError{Reason: err.Error() + ": no call made", After: time.Second}
+	default:
+		return StoreError, err
 	}
 }
 
@@ -364,6 +473,12 @@ func (h *Handler) load(ctx context.Context, p task.Payload, prov Marketplace) (t
 		return c, Inactive, nil
 	}
 	if err != nil {
+		if errors.Is(err, token.ErrUnwritable) && h.cfg.Gate != nil {
+			// An unreachable database takes no write either: close the
+			// gate, put the task back, spend no retry.
+			h.cfg.Gate.Report(err)
+			return c, Unwritable, &DeferredError{Reason: err.Error() + ": no call made", After: time.Second}
+		}
 		return c, StoreError, err
 	}
 	c.IntegrationType = p.IntegrationType
@@ -494,22 +609,53 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 	}
 }
 
-// save retries a failing write with backoff for up to SaveRetryFor: the new
-// token is already issued, and calling the marketplace again costs more than
-// waiting for the database. The write is detached from ctx's cancellation
-// (a task deadline, DRAIN_TIMEOUT on SIGTERM) and bounded by SaveRetryFor
-// instead: a token in hand, above all a rotated refresh token that may be
-// the connection's only valid credential, is stored. Wait lets the process
-// see it through before exiting.
-func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Token) error {
+// storeToken writes a token just obtained. A rotated refresh token is first
+// written ahead to the durable outbox (keep.go), so that no instant exists
+// in which a SIGKILL loses the connection's only credential. A write the
+// database refuses (token.ErrUnwritable) closes the gate and the token is
+// kept in the outbox at once: retrying in place would only hold a worker,
+// and the keeper stores it the moment a write succeeds. A row's own error
+// (a deadlock, a lock wait) is retried in place with backoff for up to
+// SaveRetryFor, then kept too. It returns nil when the row holds the token,
+// token.ErrStale when it holds a newer one, and otherwise the write's error
+// with the token kept.
+//
+// The writes are detached from ctx's cancellation (a task deadline,
+// DRAIN_TIMEOUT on SIGTERM): a token in hand is stored or kept whatever
+// happens to its task, and Wait lets the process see that through before
+// exiting.
+func (h *Handler) storeToken(ctx context.Context, e outbox.Entry) error {
 	h.writes.Add(1)
 	defer h.writes.Add(-1)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.SaveRetryFor)
+	ctx = context.WithoutCancel(ctx)
+	ahead := rotates(e.Read, e.Token) && h.kept.putAhead(ctx, e)
+	err := h.save(ctx, e.Read, e.Token)
+	if h.cfg.Gate != nil {
+		h.cfg.Gate.Report(err)
+	}
+	if err == nil || errors.Is(err, token.ErrStale) {
+		if ahead {
+			h.kept.forget(ctx, e)
+		}
+		return err
+	}
+	durable := h.kept.keep(ctx, e, ahead)
+	if !durable {
+		h.log.Warn("the token in hand is kept in this process's memory only (no OUTBOX_KEY, or Redis refused it): it is lost if the process is killed",
+			zap.Int64("connection_id", e.ConnectionID))
+	}
+	return err
+}
+
+// save retries a write failing with a row's own error with backoff for up
+// to SaveRetryFor; a write the database refuses returns at once.
+func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Token) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.SaveRetryFor)
 	defer cancel()
 	delay := 100 * time.Millisecond
 	for {
 		err := h.store.Save(ctx, read, tok)
-		if err == nil || errors.Is(err, token.ErrStale) {
+		if err == nil || errors.Is(err, token.ErrStale) || errors.Is(err, token.ErrUnwritable) {
 			return err
 		}
 		if dl, _ := ctx.Deadline(); time.Now().Add(delay).After(dl) {

@@ -9,6 +9,7 @@
 package refresher
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -23,12 +24,14 @@ import (
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
+	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/ratelimit"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/writegate"
 )
 
 // Engines are what the refresher runs on.
@@ -37,9 +40,17 @@ type Engines struct {
 	Redis redis.UniversalClient
 	Log   *zap.Logger
 	// Observer hears of every attempt (metrics.Refresher); when it is also
-	// a provider.StatusObserver it hears of every marketplace answer. Nil:
-	// no one does.
+	// a provider.StatusObserver it hears of every marketplace answer, a
+	// writegate.Observer of the database's write health, a
+	// refresh.KeptObserver of the outbox. Nil: no one does.
 	Observer refresh.Observer
+}
+
+// WriteProber is a store that can check, touching no row, that the database
+// takes writes (mysql.Store.ProbeWrite). A store that is one gets a write
+// gate (internal/writegate): no marketplace calls while writes fail.
+type WriteProber interface {
+	ProbeWrite(ctx context.Context) error
 }
 
 // Settings of a refresher: production's come from config.Refresher
@@ -62,6 +73,13 @@ type Settings struct {
 	Breaker breaker.Config
 	// SaveRetryFor is refresh.Config.SaveRetryFor (0: its default).
 	SaveRetryFor time.Duration
+	// OutboxKey is OUTBOX_KEY, the AES-256 key (32 bytes) that seals the
+	// durable outbox of tokens whose write the database refused; nil keeps
+	// them in the process's memory only (internal/refresh keep.go).
+	OutboxKey []byte
+	// ProbeInterval is how often a closed write gate probes the database
+	// (0: writegate.DefaultProbeInterval).
+	ProbeInterval time.Duration
 	// Unscheduled leaves every refresh to the scan: no wake-up is
 	// scheduled when a token is stored. Production never sets it; tests do
 	// when a settled queue must mean no task at all.
@@ -89,6 +107,7 @@ func FromConfig(cfg config.Refresher, getenv func(string) string) Settings {
 		DrainTimeout: cfg.DrainTimeout,
 		Breaker:      breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown},
 		Webhooks:     Webhooks{Webhooks: cfg.Webhooks},
+		OutboxKey:    cfg.OutboxKey,
 		Getenv:       getenv,
 	}
 }
@@ -110,12 +129,20 @@ type Refresher struct {
 	sched    refresh.Scheduler
 	log      *zap.Logger
 	settings Settings
+	// Gate is the database's write health (nil when the store cannot
+	// probe): /readyz reports it.
+	Gate *writegate.Gate
+	// Outbox is the durable outbox (nil without OutboxKey).
+	Outbox *outbox.Redis
+
+	stop    context.CancelFunc
+	stopped chan struct{}
 }
 
 // New assembles the refresher over its engines for the given providers
 // entries. Its errors name the setting: a *config.SettingError of
-// PROVIDERS_FILE (a client it cannot build) or WEBHOOK_SECRET; nothing is
-// started yet.
+// PROVIDERS_FILE (a client it cannot build), WEBHOOK_SECRET or
+// OUTBOX_KEY; nothing is started yet.
 func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) {
 	if s.TaskCheck <= 0 {
 		s.TaskCheck = 200 * time.Millisecond
@@ -128,6 +155,18 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 	}
 	r := &Refresher{Marketplaces: markets, log: log, settings: s}
 	rcfg := refresh.Config{SaveRetryFor: s.SaveRetryFor}
+	if prober, ok := eng.Store.(WriteProber); ok {
+		gobs, _ := eng.Observer.(writegate.Observer)
+		r.Gate = writegate.New(prober.ProbeWrite, s.ProbeInterval, log.Named("database"), gobs)
+		rcfg.Gate = r.Gate
+	}
+	if s.OutboxKey != nil {
+		r.Outbox, err = outbox.NewRedis(eng.Redis, s.Queue, s.OutboxKey)
+		if err != nil {
+			return nil, &config.SettingError{Name: "OUTBOX_KEY", Err: err}
+		}
+		rcfg.Outbox = r.Outbox
+	}
 	if !s.Unscheduled {
 		// Each stored token's next refresh is scheduled on its own clock;
 		// the scan is the backstop.
@@ -173,9 +212,25 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 // watches which connections are in flight); call it before Start.
 func (r *Refresher) Use(mw ...asynq.MiddlewareFunc) { r.mux.Use(mw...) }
 
-// Start starts the webhook deliveries (when configured), then the refresh
-// workers.
+// Start starts the write gate's probe and the keeper of kept tokens, stores
+// what a previous process left in the durable outbox, then starts the
+// webhook deliveries (when configured) and the refresh workers.
 func (r *Refresher) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop, r.stopped = cancel, make(chan struct{})
+	if r.Outbox == nil {
+		r.log.Warn("OUTBOX_KEY is not set: a token whose write the database refuses is kept in this process's memory only, and lost if the process is killed (SIGKILL, OOM); set it to keep such tokens sealed in Redis")
+	} else if left := r.Handler.Replay(ctx); left > 0 {
+		r.log.Warn("kept tokens in the outbox could not be stored yet; no calls are made for their connections until they are",
+			zap.Int("kept_tokens", left))
+	}
+	go func() {
+		defer close(r.stopped)
+		if r.Gate != nil {
+			go r.Gate.Run(ctx)
+		}
+		r.Handler.Keep(ctx)
+	}()
 	if r.hooks != nil {
 		if err := r.hooks.Start(webhook.Mux(r.deliver)); err != nil {
 			return fmt.Errorf("webhook deliveries: %w", err)
@@ -187,19 +242,55 @@ func (r *Refresher) Start() error {
 		if r.hooks != nil {
 			r.hooks.Shutdown()
 		}
+		r.stopKeeping()
 		return fmt.Errorf("refresh workers: %w", err)
 	}
 	return nil
 }
 
+func (r *Refresher) stopKeeping() {
+	if r.stop != nil {
+		r.stop()
+		<-r.stopped
+	}
+}
+
 // Shutdown drains the refresh workers (in-flight refreshes get DrainTimeout,
 // the rest go back to the queue), waits up to writes for a token obtained
-// meanwhile to be stored (its write outlives the task's cancellation), then
-// drains the webhook deliveries, so an event queued while draining still
-// gets its chance. It reports whether every token write ended.
+// meanwhile to be stored or kept (its write outlives the task's
+// cancellation) and, within the same limit, for the tokens kept in memory
+// to be stored, then drains the webhook deliveries, so an event queued
+// while draining still gets its chance. What is still unstored then is
+// said: the connection ids of tokens lost with the process's memory (an
+// error), and how many the durable outbox keeps for any replica. It
+// reports whether every token in hand was stored or is in the durable
+// outbox.
 func (r *Refresher) Shutdown(writes time.Duration) bool {
+	deadline := time.Now().Add(writes)
 	r.server.Shutdown()
 	ok := r.Handler.Wait(writes)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(5*time.Second))
+	defer cancel()
+	for {
+		inMemory, _, _ := r.Handler.Unstored(ctx)
+		if len(inMemory) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.stopKeeping()
+	inMemory, durable, err := r.Handler.Unstored(ctx)
+	if len(inMemory) > 0 {
+		ok = false
+		r.log.Error("stopped with tokens in hand that the database never took; they were kept in memory (no OUTBOX_KEY) and are lost: a connection whose refresh token rotated needs the seller to authorize again",
+			zap.Int64s("connection_ids", inMemory))
+	}
+	if err != nil {
+		r.log.Warn("could not count the durable outbox at shutdown", zap.Error(err))
+	} else if durable > 0 {
+		r.log.Warn("tokens kept in the durable outbox at shutdown: any refresher replica stores them when the database takes writes",
+			zap.Int("kept_tokens", durable))
+	}
 	if r.hooks != nil {
 		r.hooks.Shutdown()
 	}
