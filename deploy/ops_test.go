@@ -52,6 +52,7 @@ func metricNames(t *testing.T) map[string]bool {
 	r := metrics.NewRefresher(reg)
 	r.Attempted("ajio", refresh.Refreshed, time.Second, time.Minute, true)
 	r.Answered("ajio", 200)
+	r.KeptTokenDone("stored")
 	metrics.NewCensus(reg).Counted([]census.Count{{IntegrationType: "16", Provider: "ajio"}})
 	metrics.NewQueues(reg, emptyInspector{}, "token_refresh")
 	families, err := reg.Gather()
