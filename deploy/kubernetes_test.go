@@ -216,7 +216,7 @@ func TestKubernetesManifests(t *testing.T) {
 				t.Errorf("%s: %s has neither value nor secretKeyRef", c.Name, e.Name)
 			}
 		}
-		for _, secretEnv := range []string{"WMS_DB_DSN", "IE_DB_DSN", "REDIS_URL", "API_TOKEN", "DASHBOARD_PASSWORD"} {
+		for _, secretEnv := range []string{"WMS_DB_DSN", "IE_DB_DSN", "REDIS_URL", "API_TOKEN", "DASHBOARD_PASSWORD", "OUTBOX_KEY"} {
 			for _, e := range c.Env {
 				if e.Name == secretEnv {
 					assert.Nil(t, e.Value, "%s: %s must come from the Secret, not a plain value", c.Name, secretEnv)

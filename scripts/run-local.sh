@@ -63,6 +63,8 @@ export SCAN_INTERVAL="${SCAN_INTERVAL:-30s}"
 export DASHBOARD_USER="${DASHBOARD_USER:-dev}"
 export DASHBOARD_PASSWORD="${DASHBOARD_PASSWORD:-dev-password}"
 export API_TOKEN="${API_TOKEN:-dev-api-token-0123456789}"
+# Seals tokens kept in Redis while the database refuses their write.
+export OUTBOX_KEY="${OUTBOX_KEY:-ZGV2LW91dGJveC1rZXktMDEyMzQ1Njc4OWFiY2RlZmc=}"
 
 # With a terminal, job control puts each service in a process group of its
 # own: Ctrl-C reaches only the foreground wait below, not the services (they
