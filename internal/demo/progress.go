@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -153,8 +154,8 @@ func (t *tracker) middleware(h asynq.Handler) asynq.Handler {
 
 // trackedStore is the production store, counting the tokens it stores.
 type trackedStore struct {
-	refresh.Store
-	t *tracker
+	*mysql.Store // production's store, write probe included (the refresher's write gate needs it)
+	t            *tracker
 }
 
 func (s trackedStore) Save(ctx context.Context, read token.Connection, tok token.Token) error {

@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
@@ -37,13 +39,17 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 			"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
 			"REFRESH_QUEUE": env.Queue,
 			"WEBHOOK_URLS":  "https://hooks.example.com/events", "WEBHOOK_SECRET": "a-webhook-secret-of-32-bytes-000",
+			"OUTBOX_KEY": outbox.GenerateKey(),
 		}[k]
 	})
 	require.NoError(t, err)
 	cfg.defaults()
 	entries, _, err := build(cfg.Kinds, "http://127.0.0.1:1", cfg.Timing)
 	require.NoError(t, err)
-	prod, err := refresher.New(refresher.Engines{Store: nil, Redis: env.Redis, Log: zap.NewNop()}, entries,
+	store, err := mysql.Open(context.Background(), env.WMSDSN, env.IEDSN, mysql.Options{})
+	require.NoError(t, err)
+	defer store.Close()
+	prod, err := refresher.New(refresher.Engines{Store: store, Redis: env.Redis, Log: zap.NewNop()}, entries,
 		refresher.FromConfig(prodCfg, noEnv))
 	require.NoError(t, err)
 	want := prod.Assembly()
@@ -51,7 +57,7 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	assert.Equal(t, want, demo)
 	// What production has, stated, so the comparison cannot pass on two
 	// equally bare wirings.
-	assert.True(t, want.IsFailure && want.RetryDelay && want.Scheduled && want.Webhooks)
+	assert.True(t, want.IsFailure && want.RetryDelay && want.Scheduled && want.Webhooks && want.WriteGate && want.DurableOutbox)
 	assert.False(t, want.StrictPriority)
 	assert.Len(t, want.TaskTypes, 2)
 	for it, m := range want.Marketplaces {

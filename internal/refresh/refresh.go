@@ -263,7 +263,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if h.obs != nil {
 		// A deferred attempt made no call: the lifetime left is observed
 		// when the refresh really starts, not at every deferral.
-		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken && o != Deferred && o != Busy)
+		h.obs.Attempted(prov.Kind, o, took, remaining, hadToken && o != Deferred && o != Busy && o != Unwritable)
 	}
 	fields := []zap.Field{zap.String("outcome", string(o)), zap.Duration("duration", took)}
 	if n := h.cfg.Notifier; n != nil {

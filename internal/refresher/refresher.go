@@ -348,6 +348,10 @@ type Assembly struct {
 	// Scheduled is whether each stored token's next refresh is scheduled;
 	// Webhooks whether failures are notified.
 	Scheduled, Webhooks bool
+	// WriteGate is whether calls are held back while the database refuses
+	// writes; DurableOutbox whether tokens kept meanwhile are sealed in
+	// Redis (OUTBOX_KEY) rather than held in memory.
+	WriteGate, DurableOutbox bool
 	// Marketplaces are keyed by integration type.
 	Marketplaces map[string]MarketplaceAssembly
 }
@@ -369,6 +373,7 @@ func (r *Refresher) Assembly() Assembly {
 		TaskTypes:  []string{task.TypeRefresh, task.TypeWake},
 		Scheduled:  r.sched != nil,
 		Webhooks:   r.notifier != nil,
+		WriteGate:  r.Gate != nil, DurableOutbox: r.Outbox != nil,
 	}
 	a.TaskTypes = slices.DeleteFunc(a.TaskTypes, func(typ string) bool {
 		h, pattern := r.mux.Handler(asynq.NewTask(typ, nil))

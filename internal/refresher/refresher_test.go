@@ -84,4 +84,9 @@ func TestNewNamesTheSetting(t *testing.T) {
 	var se *config.SettingError
 	require.True(t, errors.As(err, &se), "%v", err)
 	assert.Equal(t, "PROVIDERS_FILE", se.Name)
+
+	_, err = refresher.New(eng, nil, refresher.Settings{Queue: env.Queue, Getenv: noEnv, OutboxKey: []byte("short")})
+	require.True(t, errors.As(err, &se), "%v", err)
+	assert.Equal(t, "OUTBOX_KEY", se.Name)
+	assert.NotContains(t, err.Error(), "short")
 }
