@@ -441,12 +441,20 @@ func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) 
 		t.AccessToken, t.RefreshToken, expiry,
 		read.ID, prevExpiry, read.RefreshToken, expiry,
 		expiry, sha256Hex(t.AccessToken), t.RefreshToken, sha256Hex(t.RefreshToken))
+	return guarded(res, err, "store token of connection %d", read.ID)
+}
+
+// guarded is the result of a guarded single-row write: nil when the row
+// matched, token.ErrStale when it did not, and otherwise the write's error
+// (value-free, marked token.ErrUnwritable when the database refuses writes)
+// prefixed with what was written.
+func guarded(res sql.Result, err error, what string, id int64) error {
 	if err != nil {
-		return fmt.Errorf("store token of connection %d: %w", read.ID, markUnwritable(valueFree(err)))
+		return fmt.Errorf(what+": %w", id, markUnwritable(valueFree(err)))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("store token of connection %d: %w", read.ID, err)
+		return fmt.Errorf(what+": %w", id, err)
 	}
 	if n != 1 {
 		return token.ErrStale
@@ -493,17 +501,7 @@ func (s *Store) Claim(ctx context.Context, read token.Connection) error {
 		WHERE id = ? AND isActive = 'active'
 		  AND accessTokenExpiryAt <=> ? AND COALESCE(refreshToken, '') = ?`,
 		read.ID, prevExpiry, read.RefreshToken)
-	if err != nil {
-		return fmt.Errorf("claim connection %d: %w", read.ID, markUnwritable(valueFree(err)))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("claim connection %d: %w", read.ID, err)
-	}
-	if n != 1 {
-		return token.ErrStale
-	}
-	return nil
+	return guarded(res, err, "claim connection %d", read.ID)
 }
 
 // ProbeWrite checks that the integration-engine database takes writes now,
