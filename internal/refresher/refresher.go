@@ -258,18 +258,19 @@ func (r *Refresher) stopKeeping() {
 // Shutdown drains the refresh workers (in-flight refreshes get DrainTimeout,
 // the rest go back to the queue), waits up to writes for a token obtained
 // meanwhile to be stored or kept (its write outlives the task's
-// cancellation) and, within the same limit, for the tokens kept in memory
-// to be stored, then drains the webhook deliveries, so an event queued
-// while draining still gets its chance. What is still unstored then is
-// said: the connection ids of tokens lost with the process's memory (an
-// error), and how many the durable outbox keeps for any replica. It
-// reports whether every token in hand was stored or is in the durable
-// outbox.
+// cancellation) and, until DrainTimeout has passed since Shutdown began,
+// for the tokens kept in memory to be stored (the keeper goes on storing
+// while the database heals), then drains the webhook deliveries, so an
+// event queued while draining still gets its chance. What is still
+// unstored then is said: the connection ids of tokens lost with the
+// process's memory (an error), and how many the durable outbox keeps for
+// any replica. It reports whether every token in hand was stored or is in
+// the durable outbox.
 func (r *Refresher) Shutdown(writes time.Duration) bool {
-	deadline := time.Now().Add(writes)
+	deadline := time.Now().Add(r.settings.DrainTimeout)
 	r.server.Shutdown()
 	ok := r.Handler.Wait(writes)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), max(time.Until(deadline), 0)+5*time.Second)
 	defer cancel()
 	for {
 		inMemory, _, _ := r.Handler.Unstored(ctx)
