@@ -136,7 +136,9 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	// webhook deliveries drain: an event queued while draining still gets
 	// its chance; undelivered ones stay queued for the next start.
 	if !r.Shutdown(time.Minute) {
-		log.Error("stopped with a token write still in progress")
+		// Shutdown named them; the exit status says it too.
+		log.Error("refresher stopped with tokens in hand neither stored nor in the durable outbox")
+		return 1
 	}
 	log.Info("refresher stopped")
 	return 0
