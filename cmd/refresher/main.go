@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	logging.RouteRedis(log)
 
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns,
+		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	logging.RouteRedis(log)
 
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, ChunkSize: cfg.ChunkSize, MaxOpenConns: cfg.DBMaxOpenConns,
+		Location: cfg.Location, ChunkSize: cfg.ChunkSize, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/outbox"
+	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
 func env(kv map[string]string) config.Getenv {
@@ -175,4 +176,55 @@ func TestOutboxKey(t *testing.T) {
 		assert.NotContains(t, err.Error(), "sekrit")
 		assert.NotContains(t, err.Error(), "\n")
 	}
+}
+
+// TestDBTLSSettings: the database TLS settings are read at start-up, and a
+// fault names its setting in one line without a byte of the file. Not
+// parallel: a good CA is registered with go-sql-driver, process-wide.
+func TestDBTLSSettings(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("hunter2 is not a certificate"), 0o600))
+	ca := testenv.NewTestCA(t, "config")
+	cert, key := ca.Issue(t, "client", "token-refresher")
+	for _, tt := range []struct {
+		name    string
+		kv      map[string]string
+		setting string
+		want    string
+	}{
+		{"missing CA file", map[string]string{"DB_TLS_CA_FILE": filepath.Join(dir, "nope.pem")}, "DB_TLS_CA_FILE", "no such file"},
+		{"CA file without a certificate", map[string]string{"DB_TLS_CA_FILE": notPEM}, "DB_TLS_CA_FILE", "holds no PEM certificate"},
+		{"client certificate without a CA", map[string]string{"DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": key}, "DB_TLS_CERT_FILE", "needs DB_TLS_CA_FILE"},
+		{"certificate without its key", map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert}, "DB_TLS_KEY_FILE", "is not set"},
+		{"key without its certificate", map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_KEY_FILE": key}, "DB_TLS_CERT_FILE", "is not set"},
+		{"key that is no key", map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": notPEM}, "DB_TLS_KEY_FILE", "not a usable key pair"},
+		{"skip-verify", map[string]string{"WMS_DB_DSN": "root:hunter2@tcp(127.0.0.1:3306)/wms?tls=skip-verify"}, "WMS_DB_DSN", "set DB_TLS_ALLOW_INSECURE=true"},
+		{"preferred", map[string]string{"IE_DB_DSN": "root:hunter2@tcp(127.0.0.1:3306)/ie?tls=preferred"}, "IE_DB_DSN", "sellers' passwords and tokens"},
+		{"custom without a CA", map[string]string{"IE_DB_DSN": "root:hunter2@tcp(127.0.0.1:3306)/ie?tls=custom"}, "IE_DB_DSN", "needs DB_TLS_CA_FILE"},
+		{"allow insecure not a bool", map[string]string{"DB_TLS_ALLOW_INSECURE": "yes please"}, "DB_TLS_ALLOW_INSECURE", "not true or false"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.LoadScanner(env(tt.kv))
+			require.Error(t, err)
+			var se *config.SettingError
+			require.True(t, errors.As(err, &se), "%v", err)
+			assert.Equal(t, tt.setting, se.Name, err.Error())
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "hunter2")
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+
+	s, err := config.LoadRefresher(env(map[string]string{
+		"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms?tls=skip-verify", "DB_TLS_ALLOW_INSECURE": "true",
+	}))
+	require.NoError(t, err, "allowed explicitly")
+	assert.True(t, s.DBTLS.AllowInsecure)
+	assert.False(t, s.DBTLS.Registered)
+
+	s, err = config.LoadRefresher(env(map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": key}))
+	require.NoError(t, err)
+	assert.True(t, s.DBTLS.Registered)
+	assert.False(t, s.DBTLS.AllowInsecure)
 }

@@ -8,6 +8,7 @@ package mysql
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -37,6 +38,8 @@ type Options struct {
 	// ConnMaxIdleTime closes a pooled connection unused for longer (default
 	// 1m).
 	ConnMaxIdleTime time.Duration
+	// TLS is how the DSNs' tls parameter is read (ParseDSNWith).
+	TLS TLS
 }
 
 func (o *Options) defaults() {
@@ -104,9 +107,22 @@ type Store struct {
 // demoted primary, now read-only; without it every write on them fails
 // until ConnMaxLifetime retires them (go-sql-driver/mysql PRs 604 and 634;
 // temporalio/temporal issue 1703).
+//
+// tls=preferred, tls=skip-verify and allowFallbackToPlaintext=true are
+// refused: ParseDSNWith accepts them when told to (DB_TLS_ALLOW_INSECURE).
 func ParseDSN(dsn string, loc *time.Location) (string, error) {
+	return ParseDSNWith(dsn, loc, TLS{})
+}
+
+// ParseDSNWith is ParseDSN with the TLS settings t (see TLS): with a
+// registered CA, a DSN that asks for no particular TLS gets it.
+func ParseDSNWith(dsn string, loc *time.Location, t TLS) (string, error) {
 	if dsn == "" {
 		return "", errors.New("empty")
+	}
+	dsn, err := applyTLS(dsn, t)
+	if err != nil {
+		return "", err
 	}
 	cfg, err := driver.ParseDSN(dsn)
 	if err != nil {
@@ -177,7 +193,7 @@ func Open(ctx context.Context, wmsDSN, ieDSN string, opts Options) (*Store, erro
 }
 
 func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error) {
-	dsn, err := ParseDSN(dsn, opts.Location)
+	dsn, err := ParseDSNWith(dsn, opts.Location, opts.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -199,6 +215,14 @@ func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error)
 			// database. Its message names the user and the database,
 			// never the password.
 			return nil, fmt.Errorf("%s: the database server refused the connection: %w", name, err)
+		}
+		var untrusted *tls.CertificateVerificationError
+		if errors.As(err, &untrusted) {
+			roots := "the system's trusted CAs (tls=true)"
+			if opts.TLS.Registered {
+				roots = "DB_TLS_CA_FILE"
+			}
+			return nil, fmt.Errorf("%s: the database server's TLS certificate does not verify against %s: %w", name, roots, untrusted.Err)
 		}
 		return nil, fmt.Errorf("%s: cannot reach the database: %w", name, err)
 	}
