@@ -59,9 +59,13 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	defer log.Sync()
 	logging.RouteRedis(log)
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
 		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
+		FingerprintKey: cfg.FingerprintKey,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

@@ -63,6 +63,26 @@ type Common struct {
 	// read), AllowInsecure from DB_TLS_ALLOW_INSECURE. Pass it to
 	// mysql.Open.
 	DBTLS mysql.TLS
+	// FingerprintKey is FINGERPRINT_KEY: the HMAC key of the credentials'
+	// fingerprints kept with permanent failures (token.Fingerprinter),
+	// the same in the scanner and the refresher; nil when unset (the
+	// legacy unkeyed digest).
+	FingerprintKey []byte
+}
+
+// Warnings are what start-up logs about the settings: choices that work
+// but weaken a defence, each with the setting that changes it.
+func (c Common) Warnings() []string {
+	var w []string
+	if c.FingerprintKey == nil {
+		w = append(w, "FINGERPRINT_KEY is not set: the credentials' fingerprint kept with a permanent failure is "+
+			"an unkeyed SHA-256, against which anyone who reads Redis can test password guesses offline; "+
+			"set it (the same in the scanner and the refresher) to make it an HMAC")
+	}
+	if c.DBTLS.AllowInsecure {
+		w = append(w, "DB_TLS_ALLOW_INSECURE=true: a DSN may connect without verifying the database server's certificate")
+	}
+	return w
 }
 
 // Scanner holds the scanner's settings.
@@ -224,6 +244,12 @@ func (r *reader) common() Common {
 		if err := ops.CheckProfilingAddr(c.PprofAddr); err != nil {
 			r.fail("PPROF_ADDR", err)
 		}
+	}
+	if v := strings.TrimSpace(r.get("FINGERPRINT_KEY")); v != "" {
+		if len(v) < 32 {
+			r.fail("FINGERPRINT_KEY", errors.New("shorter than 32 characters (openssl rand -base64 32 makes one)"))
+		}
+		c.FingerprintKey = []byte(v)
 	}
 	c.DBMaxOpenConns = r.integer("DB_MAX_OPEN_CONNS", 32, 1, 10000)
 	c.TaskTimeout = r.duration("REFRESH_TIMEOUT", 2*time.Minute)

@@ -228,3 +228,27 @@ func TestDBTLSSettings(t *testing.T) {
 	assert.True(t, s.DBTLS.Registered)
 	assert.False(t, s.DBTLS.AllowInsecure)
 }
+
+// TestFingerprintKey: FINGERPRINT_KEY is optional, at least 32 characters,
+// read by both binaries, and its absence is a start-up warning.
+func TestFingerprintKey(t *testing.T) {
+	t.Parallel()
+	s, err := config.LoadScanner(env(nil))
+	require.NoError(t, err)
+	assert.Nil(t, s.FingerprintKey)
+	require.NotEmpty(t, s.Warnings())
+	assert.Contains(t, s.Warnings()[0], "FINGERPRINT_KEY is not set")
+
+	key := "fingerprint-key-0123456789abcdef-hunter2"
+	s, err = config.LoadScanner(env(map[string]string{"FINGERPRINT_KEY": key}))
+	require.NoError(t, err)
+	assert.Equal(t, []byte(key), s.FingerprintKey)
+	assert.Empty(t, s.Warnings())
+	r, err := config.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": key}))
+	require.NoError(t, err)
+	assert.Equal(t, []byte(key), r.FingerprintKey)
+
+	_, err = config.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": "hunter2"}))
+	require.Error(t, err)
+	assert.Equal(t, "invalid setting FINGERPRINT_KEY: shorter than 32 characters (openssl rand -base64 32 makes one)", err.Error())
+}

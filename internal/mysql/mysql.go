@@ -40,6 +40,9 @@ type Options struct {
 	ConnMaxIdleTime time.Duration
 	// TLS is how the DSNs' tls parameter is read (ParseDSNWith).
 	TLS TLS
+	// FingerprintKey is FINGERPRINT_KEY, the key of the credentials'
+	// fingerprints (token.Fingerprinter); empty: the legacy unkeyed digest.
+	FingerprintKey []byte
 }
 
 func (o *Options) defaults() {
@@ -78,6 +81,7 @@ type Store struct {
 	wms  *sqlx.DB
 	ie   *sqlx.DB
 	opts Options
+	fp   token.Fingerprinter
 }
 
 // ParseDSN checks a go-sql-driver DSN and returns it with the settings the
@@ -189,7 +193,7 @@ func Open(ctx context.Context, wmsDSN, ieDSN string, opts Options) (*Store, erro
 		wms.Close()
 		return nil, err
 	}
-	return &Store{wms: wms, ie: ie, opts: opts}, nil
+	return &Store{wms: wms, ie: ie, opts: opts, fp: token.NewFingerprinter(opts.FingerprintKey)}, nil
 }
 
 func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error) {
@@ -358,13 +362,20 @@ func (s *Store) dueAmong(ctx context.Context, integrationType string, ids []int6
 	return due, nil
 }
 
-// Fingerprints returns token.Fingerprint of the credentials (inputFields
-// and refresh token) of the given connections. Only the digest leaves this
-// function.
-func (s *Store) Fingerprints(ctx context.Context, ids []int64) (map[int64]string, error) {
-	out := make(map[int64]string, len(ids))
-	if len(ids) == 0 {
+// CredentialsChanged compares the fingerprints recorded with permanent
+// failures (connection id → fingerprint) with the connections' credentials
+// now (inputFields and refresh token), keyed or legacy as each was recorded
+// (token.Fingerprinter.Changed). Only the verdict leaves this function: an
+// id is missing from the result when its connection is gone, or when the
+// fingerprint is keyed and this store has no key.
+func (s *Store) CredentialsChanged(ctx context.Context, recorded map[int64]string) (map[int64]bool, error) {
+	out := make(map[int64]bool, len(recorded))
+	if len(recorded) == 0 {
 		return out, nil
+	}
+	ids := make([]int64, 0, len(recorded))
+	for id := range recorded {
+		ids = append(ids, id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()
@@ -384,7 +395,9 @@ func (s *Store) Fingerprints(ctx context.Context, ids []int64) (map[int64]string
 		if err := rows.Scan(&id, &fields, &refresh); err != nil {
 			return nil, fmt.Errorf("read connection fingerprints: %w", err)
 		}
-		out[id] = token.Fingerprint(fields, refresh)
+		if changed, known := s.fp.Changed(recorded[id], fields, refresh); known {
+			out[id] = changed
+		}
 	}
 	return out, rows.Err()
 }
