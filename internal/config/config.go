@@ -223,9 +223,12 @@ func (r *reader) common() Common {
 	c.Redis = opt
 
 	ajioBase := r.str("AJIO_BASE_URL", "")
+	allowAjioHTTP := r.boolean("AJIO_ALLOW_INSECURE_HTTP", false)
 	if ajioBase != "" {
-		if _, err := httpurl.Absolute(ajioBase); err != nil {
+		if u, err := httpurl.Absolute(ajioBase); err != nil {
 			r.fail("AJIO_BASE_URL", err)
+		} else if err := httpurl.Secure(u, allowAjioHTTP); err != nil {
+			r.fail("AJIO_BASE_URL", fmt.Errorf("%w, or set AJIO_ALLOW_INSECURE_HTTP=true", err))
 		}
 	}
 	if path := r.str("PROVIDERS_FILE", ""); path != "" {
@@ -414,7 +417,7 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 
 func (r *reader) webhooks() Webhooks {
 	var w Webhooks
-	eps, err := webhook.ParseURLs(r.get("WEBHOOK_URLS"))
+	eps, err := webhook.ParseURLsWith(r.get("WEBHOOK_URLS"), r.boolean("WEBHOOK_ALLOW_INSECURE_HTTP", false))
 	if err != nil {
 		r.fail("WEBHOOK_URLS", err)
 	}

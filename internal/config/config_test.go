@@ -252,3 +252,29 @@ func TestFingerprintKey(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, "invalid setting FINGERPRINT_KEY: shorter than 32 characters (openssl rand -base64 32 makes one)", err.Error())
 }
+
+// TestInsecureHTTP: http:// to a host that is not loopback is refused for
+// AJIO_BASE_URL and WEBHOOK_URLS unless their setting allows it.
+func TestInsecureHTTP(t *testing.T) {
+	t.Parallel()
+	_, err := config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid setting AJIO_BASE_URL: is http:// to a host that is not loopback")
+	assert.Contains(t, err.Error(), "set AJIO_ALLOW_INSECURE_HTTP=true")
+	s, err := config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089", "AJIO_ALLOW_INSECURE_HTTP": "true"}))
+	require.NoError(t, err)
+	assert.Equal(t, "http://sandbox:8089", s.Providers[0].BaseURL)
+	_, err = config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
+	require.NoError(t, err, "loopback")
+
+	hooks := map[string]string{"WEBHOOK_URLS": "https://a.example/h,http://hooks.example.com/h?token=hunter2", "WEBHOOK_SECRET": "0123456789abcdef0123"}
+	_, err = config.LoadRefresher(env(hooks))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid setting WEBHOOK_URLS: entry 2 is http:// to a host that is not loopback")
+	assert.Contains(t, err.Error(), "set WEBHOOK_ALLOW_INSECURE_HTTP=true")
+	assert.NotContains(t, err.Error(), "hunter2")
+	hooks["WEBHOOK_ALLOW_INSECURE_HTTP"] = "true"
+	r, err := config.LoadRefresher(env(hooks))
+	require.NoError(t, err)
+	assert.Len(t, r.Webhooks.Endpoints, 2)
+}

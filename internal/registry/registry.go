@@ -87,6 +87,15 @@ type Entry struct {
 	Scope       string            `yaml:"scope"`
 	Audience    string            `yaml:"audience"`
 	ExtraParams map[string]string `yaml:"extra_params"`
+
+	// AllowInsecureHTTP accepts an http:// base_url or token_url to a host
+	// that is not loopback (httpurl.Secure), which is refused otherwise:
+	// the seller's password or the client secret would cross the network
+	// in clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+	// baseFromEnv: base_url is the caller's ajioBaseURL (AJIO_BASE_URL),
+	// whose http:// the caller checks (AJIO_ALLOW_INSECURE_HTTP).
+	baseFromEnv bool
 }
 
 // TTL is the entry's token lifetime.
@@ -127,7 +136,9 @@ func Defaults(ajioBaseURL string) []Entry {
 }
 
 // Load reads and validates a providers file. ajioBaseURL, when set,
-// overrides the base URL of every ajio entry that names none. getenv
+// overrides the base URL of every ajio entry that names none; the caller
+// has checked it, http:// included (config: AJIO_ALLOW_INSECURE_HTTP), and
+// such an entry takes its allowance. getenv
 // (os.Getenv in cmd/, required) reads the variables client_secret_env
 // names, to check they are set.
 func Load(path, ajioBaseURL string, getenv func(string) string) ([]Entry, error) {
@@ -184,8 +195,9 @@ func Parse(b []byte, ajioBaseURL string, getenv func(string) string) ([]Entry, e
 	seen := map[string]bool{}
 	for i := range entries {
 		e := &entries[i]
-		if e.Kind == KindAjio && e.BaseURL == "" {
+		if e.Kind == KindAjio && e.BaseURL == "" && ajioBaseURL != "" {
 			e.BaseURL = ajioBaseURL
+			e.baseFromEnv = true
 		}
 		e.applyDefaults()
 		if err := e.validate(getenv); err != nil {
@@ -365,8 +377,12 @@ func (e *Entry) validate(getenv func(string) string) error {
 		if raw == "" {
 			return fmt.Errorf("%s: %s is missing", e.Name(), field)
 		}
-		if _, err := httpurl.Plain(raw); err != nil {
+		u, err := httpurl.Plain(raw)
+		if err != nil {
 			return fmt.Errorf("%s: %s %w", e.Name(), field, err)
+		}
+		if err := httpurl.Secure(u, e.AllowInsecureHTTP || e.baseFromEnv); err != nil {
+			return fmt.Errorf("%s: %s %w, or set allow_insecure_http: true on the entry", e.Name(), field, err)
 		}
 		return nil
 	}

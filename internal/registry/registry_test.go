@@ -234,3 +234,38 @@ providers:
 	_, err = registry.Build(registry.Entry{IntegrationType: "9", Kind: "amazon"}, client, os.Getenv)
 	assert.Error(t, err)
 }
+
+// TestInsecureHTTP: an http:// base_url or token_url is refused to a host
+// that is not loopback, naming allow_insecure_http, which allows it; an
+// ajio entry filled from AJIO_BASE_URL takes the caller's check.
+func TestInsecureHTTP(t *testing.T) {
+	t.Parallel()
+	for _, y := range []string{
+		"providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'http://uc.example.com'}",
+		"providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'http://10.0.0.7/oauth/token'}",
+		"providers:\n  - {integration_type: '16', kind: ajio, base_url: 'http://sandbox:8089'}",
+		"providers:\n  - {integration_type: '44', kind: oauth2_client_credentials, token_url: 'http://auth.example.com/t', client_id: c, client_secret_env: HOME}",
+	} {
+		_, err := registry.Parse([]byte(y), "", os.Getenv)
+		require.Error(t, err, y)
+		assert.Contains(t, err.Error(), "is http:// to a host that is not loopback", y)
+		assert.Contains(t, err.Error(), "set allow_insecure_http: true on the entry", y)
+		assert.NotContains(t, err.Error(), "\n")
+
+		allowed := strings.Replace(y, "}", ", allow_insecure_http: true}", 1)
+		entries, err := registry.Parse([]byte(allowed), "", os.Getenv)
+		require.NoError(t, err, allowed)
+		assert.True(t, entries[0].AllowInsecureHTTP)
+	}
+	for _, y := range []string{
+		"providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'http://127.0.0.1:8089'}",
+		"providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'http://localhost:8089/oauth/token'}",
+		"providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'http://[::1]:8089/oauth/token'}",
+	} {
+		_, err := registry.Parse([]byte(y), "", os.Getenv)
+		require.NoError(t, err, "loopback: %s", y)
+	}
+	entries, err := registry.Parse([]byte("providers:\n  - {integration_type: '16', kind: ajio}"), "http://sandbox:8089", os.Getenv)
+	require.NoError(t, err, "AJIO_BASE_URL is config's to check")
+	assert.Equal(t, "http://sandbox:8089", entries[0].BaseURL)
+}
