@@ -59,9 +59,6 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	defer log.Sync()
 	logging.RouteRedis(log)
-	for _, w := range cfg.Warnings() {
-		log.Warn(w)
-	}
 
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
 		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
@@ -129,6 +126,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		census.New(store, task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout), registry.Targets(cfg.Providers)).
 			Lead(ctx, lease.New(rdb, cfg.Queue, 0), holderName("refresher"), cfg.CensusInterval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
 	}()
+	// Once the dependencies answered, so that a failed start-up stays one
+	// line.
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	log.Info("refresher started", zap.Int("concurrency", cfg.Concurrency), zap.String("queue", cfg.Queue),
 		zap.Int("providers", len(r.Marketplaces)))
 	<-ctx.Done()

@@ -79,6 +79,7 @@ func (c Common) Warnings() []string {
 			"an unkeyed SHA-256, against which anyone who reads Redis can test password guesses offline; "+
 			"set it (the same in the scanner and the refresher) to make it an HMAC")
 	}
+	w = append(w, registry.InlineSecrets(c.Providers)...)
 	if c.DBTLS.AllowInsecure {
 		w = append(w, "DB_TLS_ALLOW_INSECURE=true: a DSN may connect without verifying the database server's certificate")
 	}

@@ -278,3 +278,39 @@ func TestInsecureHTTP(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, r.Webhooks.Endpoints, 2)
 }
+
+// TestInlineSecretWarnings: start-up warns about secret-looking static
+// headers of the providers file, and refuses an inline client_secret.
+func TestInlineSecretWarnings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "providers.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+providers:
+  - integration_type: "61"
+    kind: http_token
+    base_url: https://shop.example.com
+    request:
+      method: POST
+      path: /login
+      body: json
+      fields: {user: {input: username}, pass: {input: password}}
+      headers: {Authorization: "Bearer hunter2"}
+    response: {access_token: token, expiry: {expires_in: expires_in}}
+`), 0o600))
+	s, err := config.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file, "FINGERPRINT_KEY": "0123456789abcdef0123456789abcdef"}))
+	require.NoError(t, err)
+	require.Len(t, s.Warnings(), 1)
+	assert.Contains(t, s.Warnings()[0], "request.headers.Authorization")
+	assert.NotContains(t, s.Warnings()[0], "hunter2")
+
+	require.NoError(t, os.WriteFile(file, []byte(`
+providers:
+  - {integration_type: "42", kind: oauth2_refresh, token_url: "https://a.example/t", client_id: c, client_secret: hunter2}
+`), 0o600))
+	_, err = config.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid setting PROVIDERS_FILE")
+	assert.Contains(t, err.Error(), "client_secret_env")
+	assert.NotContains(t, err.Error(), "hunter2")
+}

@@ -143,6 +143,9 @@ func (e *Entry) validateClientCredentials(getenv func(string) string) error {
 	if e.ClientSecret != "" && e.ClientSecretEnv != "" {
 		return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.label())
 	}
+	if err := e.inlineSecret(e.label()); err != nil {
+		return err
+	}
 	if e.ClientSecretEnv != "" && getenv(e.ClientSecretEnv) == "" {
 		return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.label(), e.ClientSecretEnv)
 	}

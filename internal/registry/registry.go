@@ -93,6 +93,11 @@ type Entry struct {
 	// the seller's password or the client secret would cross the network
 	// in clear.
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+	// AllowInlineSecrets accepts a client_secret written in the file,
+	// which is refused otherwise (client_secret_env is the way), and
+	// silences the warning about static headers and constants that look
+	// like secrets (InlineSecrets).
+	AllowInlineSecrets bool `yaml:"allow_inline_secrets"`
 	// baseFromEnv: base_url is the caller's ajioBaseURL (AJIO_BASE_URL),
 	// whose http:// the caller checks (AJIO_ALLOW_INSECURE_HTTP).
 	baseFromEnv bool
@@ -416,6 +421,9 @@ func (e *Entry) validate(getenv func(string) string) error {
 		}
 		if e.ClientSecret != "" && e.ClientSecretEnv != "" {
 			return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.Name())
+		}
+		if err := e.inlineSecret(e.Name()); err != nil {
+			return err
 		}
 		if e.ClientSecretEnv != "" && getenv(e.ClientSecretEnv) == "" {
 			return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
