@@ -103,6 +103,11 @@ type Entry struct {
 	baseFromEnv bool
 }
 
+// insecureHTTP says whether the entry's URLs may be http:// to a host that
+// is not loopback: allow_insecure_http, or a base URL from AJIO_BASE_URL,
+// which the caller checked (AJIO_ALLOW_INSECURE_HTTP).
+func (e Entry) insecureHTTP() bool { return e.AllowInsecureHTTP || e.baseFromEnv }
+
 // TTL is the entry's token lifetime.
 func (e Entry) TTL() time.Duration { return time.Duration(e.TokenTTL) }
 
@@ -135,7 +140,7 @@ type file struct {
 // Defaults are the built-in providers used without a providers file:
 // integration type 16 (Ajio Dropship) → ajio.
 func Defaults(ajioBaseURL string) []Entry {
-	e := Entry{IntegrationType: "16", Kind: KindAjio, BaseURL: ajioBaseURL}
+	e := Entry{IntegrationType: "16", Kind: KindAjio, BaseURL: ajioBaseURL, baseFromEnv: ajioBaseURL != ""}
 	e.applyDefaults()
 	return []Entry{e}
 }
@@ -386,7 +391,7 @@ func (e *Entry) validate(getenv func(string) string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %s %w", e.Name(), field, err)
 		}
-		if err := httpurl.Secure(u, e.AllowInsecureHTTP || e.baseFromEnv); err != nil {
+		if err := httpurl.Secure(u, e.insecureHTTP()); err != nil {
 			return fmt.Errorf("%s: %s %w, or set allow_insecure_http: true on the entry", e.Name(), field, err)
 		}
 		return nil
@@ -493,9 +498,9 @@ func Build(e Entry, client *http.Client, getenv func(string) string) (token.Prov
 	timeout := time.Duration(e.Timeout)
 	switch e.Kind {
 	case KindAjio:
-		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client})
+		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
 	case KindUnicommerce:
-		return unicommerce.New(unicommerce.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client})
+		return unicommerce.New(unicommerce.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
 	case KindOAuth2Refresh:
 		secret := e.ClientSecret
 		if e.ClientSecretEnv != "" {
@@ -507,6 +512,7 @@ func Build(e Entry, client *http.Client, getenv func(string) string) (token.Prov
 		return oauth2refresh.New(oauth2refresh.Config{
 			TokenURL: e.TokenURL, ClientID: e.ClientID, ClientSecret: secret,
 			BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client,
+			AllowInsecureHTTP: e.insecureHTTP(),
 		})
 	case KindHTTPToken, KindClientCredentials:
 		return buildDeclarative(e, client, getenv)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
@@ -256,6 +257,13 @@ func TestInsecureHTTP(t *testing.T) {
 		entries, err := registry.Parse([]byte(allowed), "", os.Getenv)
 		require.NoError(t, err, allowed)
 		assert.True(t, entries[0].AllowInsecureHTTP)
+		_, err = registry.Build(entries[0], http.DefaultClient, os.Getenv)
+		require.NoError(t, err, "the client takes the entry's allowance")
+		// The clients check too, should an entry reach them unvalidated.
+		entries[0].AllowInsecureHTTP = false
+		_, err = registry.Build(entries[0], http.DefaultClient, os.Getenv)
+		require.Error(t, err, y)
+		assert.Contains(t, err.Error(), httpurl.ErrInsecureHTTP.Error(), y)
 	}
 	for _, y := range []string{
 		"providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'http://127.0.0.1:8089'}",
@@ -268,6 +276,10 @@ func TestInsecureHTTP(t *testing.T) {
 	entries, err := registry.Parse([]byte("providers:\n  - {integration_type: '16', kind: ajio}"), "http://sandbox:8089", os.Getenv)
 	require.NoError(t, err, "AJIO_BASE_URL is config's to check")
 	assert.Equal(t, "http://sandbox:8089", entries[0].BaseURL)
+	_, err = registry.Build(entries[0], http.DefaultClient, os.Getenv)
+	require.NoError(t, err)
+	_, err = registry.Build(registry.Defaults("http://sandbox:8089")[0], http.DefaultClient, os.Getenv)
+	require.NoError(t, err, "AJIO_BASE_URL without a providers file")
 }
 
 // TestInlineSecrets: a client_secret written in the file is refused unless
