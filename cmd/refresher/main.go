@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	defer store.Close()
 	if *tryID != 0 {
-		return try(ctx, store, cfg.Providers, *tryID, *spend, stderr)
+		return try(ctx, store, cfg.Providers, *tryID, *spend, getenv, stderr)
 	}
 
 	rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
