@@ -138,6 +138,23 @@ func TestTLSToMariaDB(t *testing.T) {
 	assert.Contains(t, err.Error(), "WMS_DB_DSN: the database server's TLS certificate does not verify against DB_TLS_CA_FILE")
 	assert.NotContains(t, err.Error(), "\n")
 	assert.NotContains(t, err.Error(), "app-password")
+
+	// tls=true without DB_TLS_CA_FILE verifies against the system's CAs,
+	// which do not know the test CA.
+	_, _, err = start(map[string]string{"WMS_DB_DSN": m.AppDSN(wms) + "&tls=true", "IE_DB_DSN": m.AppDSN(ie) + "&tls=true"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "WMS_DB_DSN: the database server's TLS certificate does not verify against the system's trusted CAs (tls=true)")
+
+	// The right CA, but a certificate for another name: the name is
+	// checked against the DSN's host (127.0.0.1).
+	ca.Issue(t, "server", "10.9.8.7", "db.example.com") // the same files, reloaded
+	_, err = m.Root().ExecContext(ctx, "FLUSH SSL")
+	require.NoError(t, err)
+	_, _, err = start(map[string]string{"WMS_DB_DSN": m.AppDSN(wms), "IE_DB_DSN": m.AppDSN(ie), "DB_TLS_CA_FILE": ca.CAFile})
+	require.Error(t, err)
+	t.Log(err)
+	assert.Contains(t, err.Error(), "does not verify against DB_TLS_CA_FILE")
+	assert.Contains(t, err.Error(), "certificate is valid for 10.9.8.7, not 127.0.0.1")
 }
 
 func readFile(t *testing.T, path string) string {
