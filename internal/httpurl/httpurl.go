@@ -1,7 +1,9 @@
 // Package httpurl is the one check of an outbound address the settings, the
 // providers file, the marketplace clients, the webhooks and tokenctl accept:
-// an absolute http or https URL with a host (RFC 3986 §4.3). It is a leaf
-// (net/url only), so every layer can use it without an import cycle.
+// an absolute http or https URL with a host (RFC 3986 §4.3), and (Secure)
+// http:// only to a loopback host unless a setting allows more. It is a
+// leaf (the standard library only), so every layer can use it without an
+// import cycle.
 //
 // Its errors never repeat the URL, which may carry a password or a token in
 // its query: callers name the setting or field instead.
