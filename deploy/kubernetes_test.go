@@ -55,6 +55,57 @@ type spec struct {
 	// PodDisruptionBudget
 	MaxUnavailable any `yaml:"maxUnavailable"`
 	MinAvailable   any `yaml:"minAvailable"`
+	// NetworkPolicy
+	PodSelector *selector `yaml:"podSelector"`
+	PolicyTypes []string  `yaml:"policyTypes"`
+	Ingress     []npRule  `yaml:"ingress"`
+	Egress      []npRule  `yaml:"egress"`
+	// Ingress
+	IngressClassName string `yaml:"ingressClassName"`
+	TLS              []struct {
+		Hosts      []string `yaml:"hosts"`
+		SecretName string   `yaml:"secretName"`
+	} `yaml:"tls"`
+	Rules []struct {
+		Host string `yaml:"host"`
+		HTTP struct {
+			Paths []struct {
+				Path     string `yaml:"path"`
+				PathType string `yaml:"pathType"`
+				Backend  struct {
+					Service struct {
+						Name string `yaml:"name"`
+						Port struct {
+							Name   string `yaml:"name"`
+							Number int    `yaml:"number"`
+						} `yaml:"port"`
+					} `yaml:"service"`
+				} `yaml:"backend"`
+			} `yaml:"paths"`
+		} `yaml:"http"`
+	} `yaml:"rules"`
+	// Service
+	Ports []struct {
+		Name       string `yaml:"name"`
+		Port       int    `yaml:"port"`
+		TargetPort any    `yaml:"targetPort"`
+	} `yaml:"ports"`
+}
+
+// npRule is a NetworkPolicy ingress or egress rule.
+type npRule struct {
+	From  []npPeer `yaml:"from"`
+	To    []npPeer `yaml:"to"`
+	Ports []struct {
+		Protocol string `yaml:"protocol"`
+		Port     any    `yaml:"port"`
+	} `yaml:"ports"`
+}
+
+type npPeer struct {
+	NamespaceSelector *selector `yaml:"namespaceSelector"`
+	PodSelector       *selector `yaml:"podSelector"`
+	IPBlock           any       `yaml:"ipBlock"`
 }
 
 // selector is a label selector: {matchLabels: {...}} in Deployments and
@@ -178,7 +229,7 @@ func TestKubernetesManifests(t *testing.T) {
 	kust := find(t, m, "Kustomization", "")
 	for f := range m {
 		switch f {
-		case "kustomization.yaml", "secret.example.yaml":
+		case "kustomization.yaml", "secret.example.yaml", "ingress.example.yaml":
 			assert.NotContains(t, kust.Resources, f)
 		default:
 			assert.Contains(t, kust.Resources, f, "kustomization.yaml leaves out %s", f)
@@ -216,7 +267,7 @@ func TestKubernetesManifests(t *testing.T) {
 				t.Errorf("%s: %s has neither value nor secretKeyRef", c.Name, e.Name)
 			}
 		}
-		for _, secretEnv := range []string{"WMS_DB_DSN", "IE_DB_DSN", "REDIS_URL", "API_TOKEN", "DASHBOARD_PASSWORD", "OUTBOX_KEY"} {
+		for _, secretEnv := range []string{"WMS_DB_DSN", "IE_DB_DSN", "REDIS_URL", "API_TOKEN", "DASHBOARD_PASSWORD", "OUTBOX_KEY", "FINGERPRINT_KEY"} {
 			for _, e := range c.Env {
 				if e.Name == secretEnv {
 					assert.Nil(t, e.Value, "%s: %s must come from the Secret, not a plain value", c.Name, secretEnv)
@@ -321,4 +372,116 @@ func assertHTTPAddrMatchesPort(t *testing.T, c container, env config.Getenv) {
 	_, port, ok := strings.Cut(addr, ":")
 	require.True(t, ok)
 	assert.Equal(t, port, strconv.Itoa(c.Ports[0].ContainerPort), "%s: HTTP_ADDR and containerPort agree", c.Name)
+}
+
+// TestKubernetesNetworkPolicy: the policy selects the scanner's and the
+// refresher's pods; ingress comes only from namespaces labelled
+// token-refresher.io/access (monitoring, operator) to the pods' HTTP port;
+// egress is exactly DNS, MySQL, Redis and Sentinel, and HTTPS.
+func TestKubernetesNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	m := loadManifests(t)
+	np := find(t, m, "NetworkPolicy", "token-refresher")
+	assert.Equal(t, "networking.k8s.io/v1", np.APIVersion)
+	require.NotNil(t, np.Spec.PodSelector)
+	require.NotEmpty(t, np.Spec.PodSelector.MatchLabels, "an empty podSelector would select every pod of the namespace")
+	var ports []int
+	for _, name := range []string{"token-refresher-scanner", "token-refresher-refresher"} {
+		d := find(t, m, "Deployment", name)
+		assert.Equal(t, np.Spec.PodSelector.MatchLabels, intersect(np.Spec.PodSelector.MatchLabels, d.Spec.Template.Metadata.Labels),
+			"the policy selects the pods of %s", name)
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, p := range c.Ports {
+				ports = append(ports, p.ContainerPort)
+			}
+		}
+	}
+	assert.ElementsMatch(t, []string{"Ingress", "Egress"}, np.Spec.PolicyTypes, "both directions are restricted")
+
+	type port struct {
+		proto string
+		port  int
+	}
+	portsOf := func(r npRule, what string) []port {
+		require.NotEmpty(t, r.Ports, "%s: a rule without ports allows every port", what)
+		var out []port
+		for _, p := range r.Ports {
+			n, ok := p.Port.(int)
+			require.True(t, ok, "%s: port %v is a number", what, p.Port)
+			proto := p.Protocol
+			if proto == "" {
+				proto = "TCP"
+			}
+			out = append(out, port{proto, n})
+		}
+		return out
+	}
+
+	require.NotEmpty(t, np.Spec.Ingress)
+	access := map[string]bool{}
+	for _, r := range np.Spec.Ingress {
+		require.NotEmpty(t, r.From, "an ingress rule without from admits every source")
+		for _, peer := range r.From {
+			assert.Nil(t, peer.IPBlock, "no address ranges: namespaces are admitted by label")
+			assert.Nil(t, peer.PodSelector, "no pod selectors: namespaces are admitted by label")
+			require.NotNil(t, peer.NamespaceSelector, "a namespaceSelector")
+			require.Len(t, peer.NamespaceSelector.MatchLabels, 1, "exactly the access label (an empty selector admits every namespace)")
+			v, ok := peer.NamespaceSelector.MatchLabels["token-refresher.io/access"]
+			require.True(t, ok, "the access label")
+			access[v] = true
+		}
+		for _, p := range portsOf(r, "ingress") {
+			assert.Equal(t, "TCP", p.proto)
+			assert.Contains(t, ports, p.port, "ingress to a port the pods listen on")
+		}
+	}
+	assert.Equal(t, map[string]bool{"monitoring": true, "operator": true}, access)
+
+	var egress []port
+	for _, r := range np.Spec.Egress {
+		egress = append(egress, portsOf(r, "egress")...)
+	}
+	assert.ElementsMatch(t, []port{
+		{"UDP", 53}, {"TCP", 53}, // DNS
+		{"TCP", 3306},                 // MySQL
+		{"TCP", 6379}, {"TCP", 26379}, // Redis, Sentinel
+		{"TCP", 443}, // marketplaces, webhooks
+	}, egress, "egress is exactly DNS, MySQL, Redis, Sentinel and HTTPS")
+}
+
+// TestKubernetesIngressExample: the example Ingress (not in the
+// kustomization) parses, terminates TLS with a Secret for every host it
+// routes, and sends /v1/ and /monitoring, and nothing else, to the
+// refresher's Service.
+func TestKubernetesIngressExample(t *testing.T) {
+	t.Parallel()
+	m := loadManifests(t)
+	require.Len(t, m["ingress.example.yaml"], 1)
+	ing := m["ingress.example.yaml"][0]
+	assert.Equal(t, "Ingress", ing.Kind)
+	assert.Equal(t, "networking.k8s.io/v1", ing.APIVersion)
+	svc := find(t, m, "Service", "token-refresher")
+	require.Len(t, svc.Spec.Ports, 1)
+
+	require.NotEmpty(t, ing.Spec.TLS, "TLS is terminated here")
+	tlsHosts := map[string]bool{}
+	for _, tls := range ing.Spec.TLS {
+		assert.NotEmpty(t, tls.SecretName, "the TLS Secret")
+		for _, h := range tls.Hosts {
+			tlsHosts[h] = true
+		}
+	}
+	var paths []string
+	require.NotEmpty(t, ing.Spec.Rules)
+	for _, r := range ing.Spec.Rules {
+		assert.True(t, tlsHosts[r.Host], "host %q is covered by TLS", r.Host)
+		for _, p := range r.HTTP.Paths {
+			paths = append(paths, p.Path)
+			assert.Equal(t, "Prefix", p.PathType)
+			assert.Equal(t, svc.Metadata.Name, p.Backend.Service.Name, "%s goes to the refresher's Service", p.Path)
+			assert.True(t, p.Backend.Service.Port.Name == svc.Spec.Ports[0].Name || p.Backend.Service.Port.Number == svc.Spec.Ports[0].Port,
+				"%s: the Service's port", p.Path)
+		}
+	}
+	assert.ElementsMatch(t, []string{"/v1/", "/monitoring"}, paths, "the API and the dashboard, not /metrics")
 }

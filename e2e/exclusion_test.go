@@ -44,6 +44,7 @@ providers:
     timeout: 15s
     client_id: ` + sandbox.DefaultClientID + `
     client_secret: ` + sandbox.DefaultClientSecret + `
+    allow_inline_secrets: true # the sandbox's public development secret
   - integration_type: "43"
     kind: unicommerce
     base_url: SANDBOX_URL

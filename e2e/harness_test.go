@@ -43,6 +43,8 @@ type bundle struct {
 	// settled queue means no task at all).
 	schedule bool
 	obs      refresh.Observer
+	// fingerprintKey is FINGERPRINT_KEY of the store and the refresher.
+	fingerprintKey []byte
 }
 
 type options struct {
@@ -51,6 +53,8 @@ type options struct {
 	providers func(sandboxURL string) []registry.Entry
 	cooldown  time.Duration
 	schedule  bool
+	// fingerprintKey is FINGERPRINT_KEY (nil: the legacy digest).
+	fingerprintKey []byte
 }
 
 func setup(t *testing.T, opts options) *bundle {
@@ -62,7 +66,7 @@ func setup(t *testing.T, opts options) *bundle {
 
 	logs := &testenv.Logs{}
 	log := logs.Logger()
-	store, err := mysql.Open(context.Background(), env.WMSDSN, env.IEDSN, mysql.Options{ChunkSize: 7})
+	store, err := mysql.Open(context.Background(), env.WMSDSN, env.IEDSN, mysql.Options{ChunkSize: 7, FingerprintKey: opts.fingerprintKey})
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 
@@ -78,6 +82,7 @@ func setup(t *testing.T, opts options) *bundle {
 		queue:     task.NewQueue(env.Redis, env.Queue, 30*time.Second),
 		inspector: asynq.NewInspectorFromRedisClient(env.Redis),
 		logs:      logs, log: log, providers: entries, cooldown: opts.cooldown, schedule: opts.schedule,
+		fingerprintKey: opts.fingerprintKey,
 	}
 }
 
@@ -110,6 +115,7 @@ func (b *bundle) startRefresher(t *testing.T) {
 			RetryCheck: 100 * time.Millisecond, TaskCheck: 20 * time.Millisecond, DrainTimeout: 2 * time.Second,
 			Breaker:      breaker.Config{Failures: 5, Cooldown: 500 * time.Millisecond},
 			SaveRetryFor: time.Second, Unscheduled: !b.schedule, Webhooks: b.webhooks, Getenv: os.Getenv,
+			FingerprintKey: b.fingerprintKey,
 		})
 	require.NoError(t, err)
 	require.NoError(t, r.Start())

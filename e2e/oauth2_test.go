@@ -35,6 +35,7 @@ providers:
     refresh_before: 10m
     client_id: ` + sandbox.DefaultClientID + `
     client_secret: ` + sandbox.DefaultClientSecret + `
+    allow_inline_secrets: true # the sandbox's public development secret
 `
 
 func clientFields(id, secret string) *string {

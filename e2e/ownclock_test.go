@@ -77,6 +77,7 @@ providers:
     refresh_before: `+before.String()+`
     client_id: `+sandbox.DefaultClientID+`
     client_secret: `+sandbox.DefaultClientSecret+`
+    allow_inline_secrets: true # the sandbox's public development secret
 `), schedule: true})
 	rec := &attempts{}
 	b.obs = rec

@@ -140,7 +140,7 @@ func demoRows() (map[int64]demoRow, []string) {
 	rows := map[int64]demoRow{}
 	var secrets []string
 	for _, k := range demo.Kinds() {
-		kind := k.Entry("http://x", demo.DefaultTiming()).Kind
+		kind := k.Entry("http://127.0.0.1:1", demo.DefaultTiming()).Kind
 		for _, r := range k.Rows(demo.DefaultTiming()) {
 			rows[r.ID] = demoRow{Row: r, kind: kind}
 			var f struct {

@@ -61,7 +61,8 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	logging.RouteRedis(log)
 
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns,
+		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
+		FingerprintKey: cfg.FingerprintKey,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 	}
 	defer store.Close()
 	if *tryID != 0 {
-		return try(ctx, store, cfg.Providers, *tryID, *spend, stderr)
+		return try(ctx, store, cfg.Providers, *tryID, *spend, getenv, stderr)
 	}
 
 	rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
@@ -125,6 +126,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 		census.New(store, task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout), registry.Targets(cfg.Providers)).
 			Lead(ctx, lease.New(rdb, cfg.Queue, 0), holderName("refresher"), cfg.CensusInterval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
 	}()
+	// Once the dependencies answered, so that a failed start-up stays one
+	// line.
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	log.Info("refresher started", zap.Int("concurrency", cfg.Concurrency), zap.String("queue", cfg.Queue),
 		zap.Int("providers", len(r.Marketplaces)))
 	<-ctx.Done()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -33,7 +32,7 @@ var _ tryStore = (*mysql.Store)(nil)
 // it, and the successor would be dropped with the answer. It returns the
 // exit code: 0 stored, 1 any other verdict, 2 a connection or setting
 // that cannot be tried.
-func try(ctx context.Context, store tryStore, entries []registry.Entry, id int64, spend bool, out io.Writer) int {
+func try(ctx context.Context, store tryStore, entries []registry.Entry, id int64, spend bool, getenv func(string) string, out io.Writer) int {
 	types, err := store.IntegrationTypes(ctx, id)
 	if err != nil {
 		fmt.Fprintln(out, "refresher --try:", err)
@@ -67,7 +66,7 @@ func try(ctx context.Context, store tryStore, entries []registry.Entry, id int64
 		return 2
 	}
 	c.IntegrationType = entry.IntegrationType
-	client, err := registry.Build(*entry, provider.NewHTTPClient(1), os.Getenv)
+	client, err := registry.Build(*entry, provider.NewHTTPClient(1), getenv)
 	if err != nil {
 		fmt.Fprintln(out, "refresher --try:", &config.SettingError{Name: "PROVIDERS_FILE", Err: err})
 		return 2

@@ -33,7 +33,7 @@ func TestTry(t *testing.T) {
     kind: oauth2_refresh
     token_url: `+srv.URL+`/oauth/token
     client_id: `+sandbox.DefaultClientID+`
-    client_secret: `+sandbox.DefaultClientSecret+`
+    client_secret_env: SANDBOX_CLIENT_SECRET
 `), 0o600))
 	user := "try-1@sandbox.test"
 	pass := sandbox.Password(user)
@@ -47,7 +47,7 @@ func TestTry(t *testing.T) {
 	)
 	before := map[int64]testenv.Stored{1: env.Get(t, 1), 2: env.Get(t, 2), 3: env.Get(t, 3)}
 	vars := map[string]string{"WMS_DB_DSN": env.WMSDSN, "IE_DB_DSN": env.IEDSN, "REDIS_URL": env.RedisURL,
-		"PROVIDERS_FILE": file, "REFRESH_QUEUE": env.Queue}
+		"PROVIDERS_FILE": file, "REFRESH_QUEUE": env.Queue, "SANDBOX_CLIENT_SECRET": sandbox.DefaultClientSecret}
 	var all strings.Builder
 	tryOnce := func(args ...string) (int, string) {
 		var out bytes.Buffer

@@ -58,7 +58,8 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	logging.RouteRedis(log)
 
 	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, ChunkSize: cfg.ChunkSize, MaxOpenConns: cfg.DBMaxOpenConns,
+		Location: cfg.Location, ChunkSize: cfg.ChunkSize, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
+		FingerprintKey: cfg.FingerprintKey,
 	})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
@@ -130,6 +131,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 			log.Error("cannot start: PPROF_ADDR", zap.Error(err))
 			return 1
 		}
+	}
+	// Once the dependencies answered, so that a failed start-up stays one
+	// line.
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
 	}
 	log.Info("scanner started", zap.Duration("interval", cfg.Interval), zap.Int("providers", len(targets)))
 	if err := scanner.Run(ctx); err != nil {

@@ -48,8 +48,12 @@ func (store) DuePage(context.Context, string, time.Time, int64) ([]token.DueConn
 	return nil, nil, errors.New("not in this fake")
 }
 
-func (store) Fingerprints(_ context.Context, ids []int64) (map[int64]string, error) {
-	return map[int64]string{ids[0]: "fp-unchanged"}, nil
+func (store) CredentialsChanged(_ context.Context, recorded map[int64]string) (map[int64]bool, error) {
+	out := map[int64]bool{}
+	for id, fp := range recorded {
+		out[id] = fp != "fp-unchanged"
+	}
+	return out, nil
 }
 
 type queue struct{ queued map[int64]bool }

@@ -33,7 +33,7 @@ type Store interface {
 	FindActive(ctx context.Context, id int64, integrationTypes []string) (token.DueConnection, error)
 	Describe(ctx context.Context, id int64, integrationTypes []string) (token.Described, error)
 	DuePage(ctx context.Context, integrationType string, dueBefore time.Time, after int64) ([]token.DueConnection, *int64, error)
-	Fingerprints(ctx context.Context, ids []int64) (map[int64]string, error)
+	CredentialsChanged(ctx context.Context, recorded map[int64]string) (map[int64]bool, error)
 }
 
 // Queue takes on-demand refreshes and tells the state of refresh tasks.

@@ -42,7 +42,7 @@ func (fakeStore) DuePage(context.Context, string, time.Time, int64) ([]token.Due
 	return nil, nil, errors.New("not in this fake")
 }
 
-func (fakeStore) Fingerprints(context.Context, []int64) (map[int64]string, error) {
+func (fakeStore) CredentialsChanged(context.Context, map[int64]string) (map[int64]bool, error) {
 	return nil, errors.New("not in this fake")
 }
 

@@ -135,12 +135,11 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 		if f := archived.Failure; f != nil && f.Credentials != "" {
 			age := int64(now.Sub(f.At) / time.Second)
 			c.FailureAgeSeconds = &age
-			fps, err := a.store.Fingerprints(r.Context(), []int64{id})
+			changed, err := a.store.CredentialsChanged(r.Context(), map[int64]string{id: f.Credentials})
 			if err != nil {
 				log.Warn("connection view: cannot read the credentials' fingerprint", zap.Error(err))
-			} else {
-				changed := fps[id] != f.Credentials
-				c.CredentialsChanged = &changed
+			} else if ch, known := changed[id]; known {
+				c.CredentialsChanged = &ch
 			}
 		}
 	}

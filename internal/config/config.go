@@ -5,9 +5,11 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +57,33 @@ type Common struct {
 	DBMaxOpenConns int
 	// TaskTimeout bounds one attempt of a refresh task (REFRESH_TIMEOUT).
 	TaskTimeout time.Duration
+	// DBTLS is how the DSNs use TLS: Registered when DB_TLS_CA_FILE is set
+	// (its CA, and DB_TLS_CERT_FILE and DB_TLS_KEY_FILE, are registered
+	// with go-sql-driver as mysql.TLSConfigName while the settings are
+	// read), AllowInsecure from DB_TLS_ALLOW_INSECURE. Pass it to
+	// mysql.Open.
+	DBTLS mysql.TLS
+	// FingerprintKey is FINGERPRINT_KEY: the HMAC key of the credentials'
+	// fingerprints kept with permanent failures (token.Fingerprinter),
+	// the same in the scanner and the refresher; nil when unset (the
+	// legacy unkeyed digest).
+	FingerprintKey []byte
+}
+
+// Warnings are what start-up logs about the settings: choices that work
+// but weaken a defence, each with the setting that changes it.
+func (c Common) Warnings() []string {
+	var w []string
+	if c.FingerprintKey == nil {
+		w = append(w, "FINGERPRINT_KEY is not set: the credentials' fingerprint kept with a permanent failure is "+
+			"an unkeyed SHA-256, against which anyone who reads Redis can test password guesses offline; "+
+			"set it (the same in the scanner and the refresher) to make it an HMAC")
+	}
+	w = append(w, registry.InlineSecrets(c.Providers)...)
+	if c.DBTLS.AllowInsecure {
+		w = append(w, "DB_TLS_ALLOW_INSECURE=true: a DSN may connect without verifying the database server's certificate")
+	}
+	return w
 }
 
 // Scanner holds the scanner's settings.
@@ -183,8 +212,9 @@ func (r *reader) common() Common {
 	}
 	c.Location = loc
 
-	c.WMSDSN = r.dsn("WMS_DB_DSN", loc)
-	c.IEDSN = r.dsn("IE_DB_DSN", loc)
+	c.DBTLS = r.dbTLS()
+	c.WMSDSN = r.dsn("WMS_DB_DSN", loc, c.DBTLS)
+	c.IEDSN = r.dsn("IE_DB_DSN", loc, c.DBTLS)
 
 	redisURL := r.str("REDIS_URL", "redis://127.0.0.1:6379/0")
 	opt, err := parseRedisURL(redisURL)
@@ -194,9 +224,12 @@ func (r *reader) common() Common {
 	c.Redis = opt
 
 	ajioBase := r.str("AJIO_BASE_URL", "")
+	allowAjioHTTP := r.boolean("AJIO_ALLOW_INSECURE_HTTP", false)
 	if ajioBase != "" {
-		if _, err := httpurl.Absolute(ajioBase); err != nil {
+		if u, err := httpurl.Absolute(ajioBase); err != nil {
 			r.fail("AJIO_BASE_URL", err)
+		} else if err := httpurl.Secure(u, allowAjioHTTP); err != nil {
+			r.fail("AJIO_BASE_URL", fmt.Errorf("%w, or set AJIO_ALLOW_INSECURE_HTTP=true", err))
 		}
 	}
 	if path := r.str("PROVIDERS_FILE", ""); path != "" {
@@ -216,21 +249,90 @@ func (r *reader) common() Common {
 			r.fail("PPROF_ADDR", err)
 		}
 	}
+	if v := strings.TrimSpace(r.get("FINGERPRINT_KEY")); v != "" {
+		if len(v) < 32 {
+			r.fail("FINGERPRINT_KEY", errors.New("shorter than 32 characters (openssl rand -base64 32 makes one)"))
+		}
+		c.FingerprintKey = []byte(v)
+	}
 	c.DBMaxOpenConns = r.integer("DB_MAX_OPEN_CONNS", 32, 1, 10000)
 	c.TaskTimeout = r.duration("REFRESH_TIMEOUT", 2*time.Minute)
 	return c
 }
 
-func (r *reader) dsn(name string, loc *time.Location) string {
+func (r *reader) dsn(name string, loc *time.Location, t mysql.TLS) string {
 	v := strings.TrimSpace(r.get(name))
 	if v == "" {
 		r.fail(name, errors.New("is not set (a go-sql-driver DSN such as user:password@tcp(127.0.0.1:3306)/dbname)"))
 		return ""
 	}
-	if _, err := mysql.ParseDSN(v, loc); err != nil {
+	if _, err := mysql.ParseDSNWith(v, loc, t); err != nil {
 		r.fail(name, err)
 	}
 	return v
+}
+
+// dbTLS reads DB_TLS_CA_FILE, DB_TLS_CERT_FILE, DB_TLS_KEY_FILE and
+// DB_TLS_ALLOW_INSECURE. The files are read now, and a fault names the
+// setting (and the path), never a byte of the file.
+func (r *reader) dbTLS() mysql.TLS {
+	t := mysql.TLS{AllowInsecure: r.boolean("DB_TLS_ALLOW_INSECURE", false)}
+	ca := r.str("DB_TLS_CA_FILE", "")
+	cert := r.str("DB_TLS_CERT_FILE", "")
+	key := r.str("DB_TLS_KEY_FILE", "")
+	if ca == "" {
+		if cert != "" || key != "" {
+			name := "DB_TLS_CERT_FILE"
+			if cert == "" {
+				name = "DB_TLS_KEY_FILE"
+			}
+			r.fail(name, errors.New("needs DB_TLS_CA_FILE (the CA that signs the database server's certificate)"))
+		}
+		return t
+	}
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		r.fail("DB_TLS_CA_FILE", err)
+		return t
+	}
+	roots, err := mysql.CertPool(b)
+	if err != nil {
+		r.fail("DB_TLS_CA_FILE", fmt.Errorf("%s %w", ca, err))
+		return t
+	}
+	var certs []tls.Certificate
+	switch {
+	case cert == "" && key != "":
+		r.fail("DB_TLS_CERT_FILE", errors.New("is not set; DB_TLS_KEY_FILE needs it"))
+		return t
+	case cert != "" && key == "":
+		r.fail("DB_TLS_KEY_FILE", errors.New("is not set; DB_TLS_CERT_FILE needs it"))
+		return t
+	case cert != "":
+		certPEM, err := os.ReadFile(cert)
+		if err != nil {
+			r.fail("DB_TLS_CERT_FILE", err)
+			return t
+		}
+		keyPEM, err := os.ReadFile(key)
+		if err != nil {
+			r.fail("DB_TLS_KEY_FILE", err)
+			return t
+		}
+		// crypto/tls's errors say what is wrong, never what the files hold.
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			r.fail("DB_TLS_KEY_FILE", fmt.Errorf("%s with DB_TLS_CERT_FILE %s is not a usable key pair: %w", key, cert, err))
+			return t
+		}
+		certs = []tls.Certificate{pair}
+	}
+	if err := mysql.RegisterTLS(roots, certs); err != nil {
+		r.fail("DB_TLS_CA_FILE", err)
+		return t
+	}
+	t.Registered = true
+	return t
 }
 
 // parseRedisURL accepts redis://, rediss:// and redis-sentinel:// URLs
@@ -316,7 +418,7 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 
 func (r *reader) webhooks() Webhooks {
 	var w Webhooks
-	eps, err := webhook.ParseURLs(r.get("WEBHOOK_URLS"))
+	eps, err := webhook.ParseURLsWith(r.get("WEBHOOK_URLS"), r.boolean("WEBHOOK_ALLOW_INSECURE_HTTP", false))
 	if err != nil {
 		r.fail("WEBHOOK_URLS", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/outbox"
+	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
 func env(kv map[string]string) config.Getenv {
@@ -175,4 +176,141 @@ func TestOutboxKey(t *testing.T) {
 		assert.NotContains(t, err.Error(), "sekrit")
 		assert.NotContains(t, err.Error(), "\n")
 	}
+}
+
+// TestDBTLSSettings: the database TLS settings are read at start-up, and a
+// fault names its setting in one line without a byte of the file. Not
+// parallel: a good CA is registered with go-sql-driver, process-wide.
+func TestDBTLSSettings(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("hunter2 is not a certificate"), 0o600))
+	ca := testenv.NewTestCA(t, "config")
+	cert, key := ca.Issue(t, "client", "token-refresher")
+	for _, tt := range []struct {
+		name    string
+		kv      map[string]string
+		setting string
+		want    string
+	}{
+		{"missing CA file", map[string]string{"DB_TLS_CA_FILE": filepath.Join(dir, "nope.pem")}, "DB_TLS_CA_FILE", "no such file"},
+		{"CA file without a certificate", map[string]string{"DB_TLS_CA_FILE": notPEM}, "DB_TLS_CA_FILE", "holds no PEM certificate"},
+		{"client certificate without a CA", map[string]string{"DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": key}, "DB_TLS_CERT_FILE", "needs DB_TLS_CA_FILE"},
+		{"certificate without its key", map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert}, "DB_TLS_KEY_FILE", "is not set"},
+		{"key without its certificate", map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_KEY_FILE": key}, "DB_TLS_CERT_FILE", "is not set"},
+		{"key that is no key", map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": notPEM}, "DB_TLS_KEY_FILE", "not a usable key pair"},
+		{"skip-verify", map[string]string{"WMS_DB_DSN": "root:hunter2@tcp(127.0.0.1:3306)/wms?tls=skip-verify"}, "WMS_DB_DSN", "set DB_TLS_ALLOW_INSECURE=true"},
+		{"preferred", map[string]string{"IE_DB_DSN": "root:hunter2@tcp(127.0.0.1:3306)/ie?tls=preferred"}, "IE_DB_DSN", "sellers' passwords and tokens"},
+		{"custom without a CA", map[string]string{"IE_DB_DSN": "root:hunter2@tcp(127.0.0.1:3306)/ie?tls=custom"}, "IE_DB_DSN", "needs DB_TLS_CA_FILE"},
+		{"allow insecure not a bool", map[string]string{"DB_TLS_ALLOW_INSECURE": "yes please"}, "DB_TLS_ALLOW_INSECURE", "not true or false"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.LoadScanner(env(tt.kv))
+			require.Error(t, err)
+			var se *config.SettingError
+			require.True(t, errors.As(err, &se), "%v", err)
+			assert.Equal(t, tt.setting, se.Name, err.Error())
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "hunter2")
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+
+	s, err := config.LoadRefresher(env(map[string]string{
+		"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms?tls=skip-verify", "DB_TLS_ALLOW_INSECURE": "true",
+	}))
+	require.NoError(t, err, "allowed explicitly")
+	assert.True(t, s.DBTLS.AllowInsecure)
+	assert.False(t, s.DBTLS.Registered)
+
+	s, err = config.LoadRefresher(env(map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": key}))
+	require.NoError(t, err)
+	assert.True(t, s.DBTLS.Registered)
+	assert.False(t, s.DBTLS.AllowInsecure)
+}
+
+// TestFingerprintKey: FINGERPRINT_KEY is optional, at least 32 characters,
+// read by both binaries, and its absence is a start-up warning.
+func TestFingerprintKey(t *testing.T) {
+	t.Parallel()
+	s, err := config.LoadScanner(env(nil))
+	require.NoError(t, err)
+	assert.Nil(t, s.FingerprintKey)
+	require.NotEmpty(t, s.Warnings())
+	assert.Contains(t, s.Warnings()[0], "FINGERPRINT_KEY is not set")
+
+	key := "fingerprint-key-0123456789abcdef-hunter2"
+	s, err = config.LoadScanner(env(map[string]string{"FINGERPRINT_KEY": key}))
+	require.NoError(t, err)
+	assert.Equal(t, []byte(key), s.FingerprintKey)
+	assert.Empty(t, s.Warnings())
+	r, err := config.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": key}))
+	require.NoError(t, err)
+	assert.Equal(t, []byte(key), r.FingerprintKey)
+
+	_, err = config.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": "hunter2"}))
+	require.Error(t, err)
+	assert.Equal(t, "invalid setting FINGERPRINT_KEY: shorter than 32 characters (openssl rand -base64 32 makes one)", err.Error())
+}
+
+// TestInsecureHTTP: http:// to a host that is not loopback is refused for
+// AJIO_BASE_URL and WEBHOOK_URLS unless their setting allows it.
+func TestInsecureHTTP(t *testing.T) {
+	t.Parallel()
+	_, err := config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid setting AJIO_BASE_URL: is http:// to a host that is not loopback")
+	assert.Contains(t, err.Error(), "set AJIO_ALLOW_INSECURE_HTTP=true")
+	s, err := config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089", "AJIO_ALLOW_INSECURE_HTTP": "true"}))
+	require.NoError(t, err)
+	assert.Equal(t, "http://sandbox:8089", s.Providers[0].BaseURL)
+	_, err = config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
+	require.NoError(t, err, "loopback")
+
+	hooks := map[string]string{"WEBHOOK_URLS": "https://a.example/h,http://hooks.example.com/h?token=hunter2", "WEBHOOK_SECRET": "0123456789abcdef0123"}
+	_, err = config.LoadRefresher(env(hooks))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid setting WEBHOOK_URLS: entry 2 is http:// to a host that is not loopback")
+	assert.Contains(t, err.Error(), "set WEBHOOK_ALLOW_INSECURE_HTTP=true")
+	assert.NotContains(t, err.Error(), "hunter2")
+	hooks["WEBHOOK_ALLOW_INSECURE_HTTP"] = "true"
+	r, err := config.LoadRefresher(env(hooks))
+	require.NoError(t, err)
+	assert.Len(t, r.Webhooks.Endpoints, 2)
+}
+
+// TestInlineSecretWarnings: start-up warns about secret-looking static
+// headers of the providers file, and refuses an inline client_secret.
+func TestInlineSecretWarnings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "providers.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+providers:
+  - integration_type: "61"
+    kind: http_token
+    base_url: https://shop.example.com
+    request:
+      method: POST
+      path: /login
+      body: json
+      fields: {user: {input: username}, pass: {input: password}}
+      headers: {Authorization: "Bearer hunter2"}
+    response: {access_token: token, expiry: {expires_in: expires_in}}
+`), 0o600))
+	s, err := config.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file, "FINGERPRINT_KEY": "0123456789abcdef0123456789abcdef"}))
+	require.NoError(t, err)
+	require.Len(t, s.Warnings(), 1)
+	assert.Contains(t, s.Warnings()[0], "request.headers.Authorization")
+	assert.NotContains(t, s.Warnings()[0], "hunter2")
+
+	require.NoError(t, os.WriteFile(file, []byte(`
+providers:
+  - {integration_type: "42", kind: oauth2_refresh, token_url: "https://a.example/t", client_id: c, client_secret: hunter2}
+`), 0o600))
+	_, err = config.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid setting PROVIDERS_FILE")
+	assert.Contains(t, err.Error(), "client_secret_env")
+	assert.NotContains(t, err.Error(), "hunter2")
 }

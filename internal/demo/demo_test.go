@@ -59,7 +59,7 @@ func TestKinds(t *testing.T) {
 	}
 	for _, kind := range []string{registry.KindAjio, registry.KindOAuth2Refresh, registry.KindUnicommerce,
 		registry.KindHTTPToken, registry.KindClientCredentials} {
-		assert.True(t, slices.ContainsFunc(Kinds(), func(k Kind) bool { return k.Entry("http://x", timing).Kind == kind }), "the demo shows %s", kind)
+		assert.True(t, slices.ContainsFunc(Kinds(), func(k Kind) bool { return k.Entry("http://127.0.0.1:1", timing).Kind == kind }), "the demo shows %s", kind)
 	}
 }
 
@@ -88,7 +88,7 @@ func TestSeededRowsMatchDeploySeed(t *testing.T) {
 		FROM `+deploy.IEDatabase+`.ie_appinstall_connection c JOIN `+deploy.WMSDatabase+`.channels ch ON ch.connectionId = c.id`))
 	require.NotEmpty(t, seed)
 
-	_, conns, err := build(Kinds(), "http://sandbox", DefaultTiming())
+	_, conns, err := build(Kinds(), "http://127.0.0.1:1", DefaultTiming())
 	require.NoError(t, err)
 	seeded := map[int64]conn{}
 	for _, c := range conns {
@@ -225,7 +225,7 @@ func TestRunOnRealServers(t *testing.T) {
 		Addr:    "127.0.0.1:0",
 		Timing:  Timing{TokenTTL: 30 * time.Second, RefreshBefore: 10 * time.Second, SecondWave: 2 * time.Second, ScanInterval: time.Second},
 	}
-	_, conns, err := build(Kinds(), "http://sandbox", cfg.Timing)
+	_, conns, err := build(Kinds(), "http://127.0.0.1:1", cfg.Timing)
 	require.NoError(t, err)
 
 	first := true // the second run's failures are already notified

@@ -40,3 +40,31 @@ func TestAbsoluteAndPlain(t *testing.T) {
 		}
 	}
 }
+
+// TestSecure: http:// is refused to any host but loopback unless allowed.
+func TestSecure(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]error{
+		"https://api.example.com":            nil,
+		"https://10.0.0.7:8443/x":            nil,
+		"http://127.0.0.1:8089":              nil,
+		"http://127.1.2.3":                   nil,
+		"http://[::1]:8080/x":                nil,
+		"http://localhost:8080":              nil,
+		"http://LOCALHOST.":                  nil,
+		"http://sandbox.localhost":           nil,
+		"http://sandbox:8089":                httpurl.ErrInsecureHTTP,
+		"http://api.example.com/token":       httpurl.ErrInsecureHTTP,
+		"http://10.0.0.7":                    httpurl.ErrInsecureHTTP,
+		"http://[2001:db8::1]:80":            httpurl.ErrInsecureHTTP,
+		"http://localhost.example.com":       httpurl.ErrInsecureHTTP,
+		"http://127.0.0.1.nip.io":            httpurl.ErrInsecureHTTP,
+		"http://user:do-not-show@evil.test/": httpurl.ErrInsecureHTTP,
+	} {
+		u, err := httpurl.Absolute(raw)
+		require.NoError(t, err, raw)
+		assert.Equal(t, want, httpurl.Secure(u, false), raw)
+		assert.NoError(t, httpurl.Secure(u, true), "%s: allowed explicitly", raw)
+	}
+	assert.NotContains(t, httpurl.ErrInsecureHTTP.Error(), "do-not-show")
+}

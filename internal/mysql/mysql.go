@@ -8,6 +8,7 @@ package mysql
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -37,6 +38,11 @@ type Options struct {
 	// ConnMaxIdleTime closes a pooled connection unused for longer (default
 	// 1m).
 	ConnMaxIdleTime time.Duration
+	// TLS is how the DSNs' tls parameter is read (ParseDSNWith).
+	TLS TLS
+	// FingerprintKey is FINGERPRINT_KEY, the key of the credentials'
+	// fingerprints (token.Fingerprinter); empty: the legacy unkeyed digest.
+	FingerprintKey []byte
 }
 
 func (o *Options) defaults() {
@@ -75,6 +81,7 @@ type Store struct {
 	wms  *sqlx.DB
 	ie   *sqlx.DB
 	opts Options
+	fp   token.Fingerprinter
 }
 
 // ParseDSN checks a go-sql-driver DSN and returns it with the settings the
@@ -104,9 +111,22 @@ type Store struct {
 // demoted primary, now read-only; without it every write on them fails
 // until ConnMaxLifetime retires them (go-sql-driver/mysql PRs 604 and 634;
 // temporalio/temporal issue 1703).
+//
+// tls=preferred, tls=skip-verify and allowFallbackToPlaintext=true are
+// refused: ParseDSNWith accepts them when told to (DB_TLS_ALLOW_INSECURE).
 func ParseDSN(dsn string, loc *time.Location) (string, error) {
+	return ParseDSNWith(dsn, loc, TLS{})
+}
+
+// ParseDSNWith is ParseDSN with the TLS settings t (see TLS): with a
+// registered CA, a DSN that asks for no particular TLS gets it.
+func ParseDSNWith(dsn string, loc *time.Location, t TLS) (string, error) {
 	if dsn == "" {
 		return "", errors.New("empty")
+	}
+	dsn, err := applyTLS(dsn, t)
+	if err != nil {
+		return "", err
 	}
 	cfg, err := driver.ParseDSN(dsn)
 	if err != nil {
@@ -173,11 +193,11 @@ func Open(ctx context.Context, wmsDSN, ieDSN string, opts Options) (*Store, erro
 		wms.Close()
 		return nil, err
 	}
-	return &Store{wms: wms, ie: ie, opts: opts}, nil
+	return &Store{wms: wms, ie: ie, opts: opts, fp: token.NewFingerprinter(opts.FingerprintKey)}, nil
 }
 
 func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error) {
-	dsn, err := ParseDSN(dsn, opts.Location)
+	dsn, err := ParseDSNWith(dsn, opts.Location, opts.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -199,6 +219,14 @@ func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error)
 			// database. Its message names the user and the database,
 			// never the password.
 			return nil, fmt.Errorf("%s: the database server refused the connection: %w", name, err)
+		}
+		var untrusted *tls.CertificateVerificationError
+		if errors.As(err, &untrusted) {
+			roots := "the system's trusted CAs (tls=true)"
+			if opts.TLS.Registered {
+				roots = "DB_TLS_CA_FILE"
+			}
+			return nil, fmt.Errorf("%s: the database server's TLS certificate does not verify against %s: %w", name, roots, untrusted.Err)
 		}
 		return nil, fmt.Errorf("%s: cannot reach the database: %w", name, err)
 	}
@@ -334,13 +362,20 @@ func (s *Store) dueAmong(ctx context.Context, integrationType string, ids []int6
 	return due, nil
 }
 
-// Fingerprints returns token.Fingerprint of the credentials (inputFields
-// and refresh token) of the given connections. Only the digest leaves this
-// function.
-func (s *Store) Fingerprints(ctx context.Context, ids []int64) (map[int64]string, error) {
-	out := make(map[int64]string, len(ids))
-	if len(ids) == 0 {
+// CredentialsChanged compares the fingerprints recorded with permanent
+// failures (connection id → fingerprint) with the connections' credentials
+// now (inputFields and refresh token), keyed or legacy as each was recorded
+// (token.Fingerprinter.Changed). Only the verdict leaves this function: an
+// id is missing from the result when its connection is gone, or when the
+// fingerprint is keyed and this store has no key.
+func (s *Store) CredentialsChanged(ctx context.Context, recorded map[int64]string) (map[int64]bool, error) {
+	out := make(map[int64]bool, len(recorded))
+	if len(recorded) == 0 {
 		return out, nil
+	}
+	ids := make([]int64, 0, len(recorded))
+	for id := range recorded {
+		ids = append(ids, id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()
@@ -360,7 +395,9 @@ func (s *Store) Fingerprints(ctx context.Context, ids []int64) (map[int64]string
 		if err := rows.Scan(&id, &fields, &refresh); err != nil {
 			return nil, fmt.Errorf("read connection fingerprints: %w", err)
 		}
-		out[id] = token.Fingerprint(fields, refresh)
+		if changed, known := s.fp.Changed(recorded[id], fields, refresh); known {
+			out[id] = changed
+		}
 	}
 	return out, rows.Err()
 }

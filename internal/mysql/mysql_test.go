@@ -335,3 +335,31 @@ func TestSaveErrorQuotesNoToken(t *testing.T) {
 	assert.NotContains(t, err.Error(), "secret-token-value")
 	assert.NotContains(t, err.Error(), `\xF0`)
 }
+
+// TestCredentialsChangedKeyed: a store with FINGERPRINT_KEY compares the
+// keyed fingerprints it records and the legacy ones recorded before the
+// key alike; a store without the key cannot tell a keyed one and says
+// nothing of it.
+func TestCredentialsChangedKeyed(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	fields := `{"username":"u","password":"p1"}`
+	env.Insert(t, testenv.Row{ID: 1, InputFields: testenv.Str(fields), RefreshToken: testenv.Str("rt-1")},
+		testenv.Row{ID: 2, InputFields: testenv.Str(`{"username":"u","password":"p2"}`)})
+	key := []byte("fingerprint-key-0123456789abcdef")
+	keyed := token.NewFingerprinter(key).Of([]byte(fields), "rt-1")
+	legacy := token.Fingerprint([]byte(fields), "rt-1")
+
+	s := open(t, env, mysql.Options{FingerprintKey: key})
+	changed, err := s.CredentialsChanged(context.Background(), map[int64]string{1: keyed, 2: keyed, 404: keyed})
+	require.NoError(t, err)
+	assert.Equal(t, map[int64]bool{1: false, 2: true}, changed)
+	changed, err = s.CredentialsChanged(context.Background(), map[int64]string{1: legacy, 2: legacy})
+	require.NoError(t, err)
+	assert.Equal(t, map[int64]bool{1: false, 2: true}, changed, "legacy fingerprints still compare")
+
+	plain := open(t, env, mysql.Options{})
+	changed, err = plain.CredentialsChanged(context.Background(), map[int64]string{1: keyed, 2: legacy})
+	require.NoError(t, err)
+	assert.Equal(t, map[int64]bool{2: true}, changed, "a keyed fingerprint without the key: cannot tell")
+}

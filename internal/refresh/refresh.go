@@ -174,6 +174,10 @@ type Config struct {
 	// refused (internal/outbox, sealed in Redis); nil keeps them in this
 	// process's memory only (keep.go).
 	Outbox outbox.Outbox
+	// Fingerprint makes the credentials' fingerprint a permanent failure
+	// records (FINGERPRINT_KEY); its zero value makes the legacy, unkeyed
+	// one.
+	Fingerprint token.Fingerprinter
 }
 
 // Handler processes refresh tasks.
@@ -678,7 +682,7 @@ func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Tok
 func (h *Handler) recordFailure(t *asynq.Task, reason string, c *token.Connection) {
 	f := task.Failure{Reason: reason, At: h.cfg.Now().UTC()}
 	if c != nil {
-		f.Credentials = token.Fingerprint(c.InputFields, c.RefreshToken)
+		f.Credentials = h.cfg.Fingerprint.Of(c.InputFields, c.RefreshToken)
 	}
 	if w := t.ResultWriter(); w != nil {
 		if _, err := w.Write(f.Marshal()); err != nil {

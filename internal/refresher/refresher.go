@@ -30,6 +30,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/token"
 	"github.com/eshopbox/token-refresher/internal/webhook"
 	"github.com/eshopbox/token-refresher/internal/writegate"
 )
@@ -77,6 +78,11 @@ type Settings struct {
 	// durable outbox of tokens whose write the database refused; nil keeps
 	// them in the process's memory only (internal/refresh keep.go).
 	OutboxKey []byte
+	// FingerprintKey is FINGERPRINT_KEY, the key of the credentials'
+	// fingerprints a permanent failure records (token.Fingerprinter); nil:
+	// the legacy unkeyed digest. The store compares them with its own copy
+	// (mysql.Options.FingerprintKey).
+	FingerprintKey []byte
 	// ProbeInterval is how often a closed write gate probes the database
 	// (0: writegate.DefaultProbeInterval).
 	ProbeInterval time.Duration
@@ -104,11 +110,12 @@ func FromConfig(cfg config.Refresher, getenv func(string) string) Settings {
 	return Settings{
 		Queue: cfg.Queue, Concurrency: cfg.Concurrency, TaskTimeout: cfg.TaskTimeout,
 		RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay, RetryCheck: cfg.RetryCheck,
-		DrainTimeout: cfg.DrainTimeout,
-		Breaker:      breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown},
-		Webhooks:     Webhooks{Webhooks: cfg.Webhooks},
-		OutboxKey:    cfg.OutboxKey,
-		Getenv:       getenv,
+		DrainTimeout:   cfg.DrainTimeout,
+		Breaker:        breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown},
+		Webhooks:       Webhooks{Webhooks: cfg.Webhooks},
+		OutboxKey:      cfg.OutboxKey,
+		FingerprintKey: cfg.FingerprintKey,
+		Getenv:         getenv,
 	}
 }
 
@@ -154,7 +161,7 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 		return nil, &config.SettingError{Name: "PROVIDERS_FILE", Err: err}
 	}
 	r := &Refresher{Marketplaces: markets, log: log, settings: s}
-	rcfg := refresh.Config{SaveRetryFor: s.SaveRetryFor}
+	rcfg := refresh.Config{SaveRetryFor: s.SaveRetryFor, Fingerprint: token.NewFingerprinter(s.FingerprintKey)}
 	if prober, ok := eng.Store.(WriteProber); ok {
 		gobs, _ := eng.Observer.(writegate.Observer)
 		r.Gate = writegate.New(prober.ProbeWrite, s.ProbeInterval, log.Named("database"), gobs)

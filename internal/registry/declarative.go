@@ -143,6 +143,9 @@ func (e *Entry) validateClientCredentials(getenv func(string) string) error {
 	if e.ClientSecret != "" && e.ClientSecretEnv != "" {
 		return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.label())
 	}
+	if err := e.inlineSecret(e.label()); err != nil {
+		return err
+	}
 	if e.ClientSecretEnv != "" && getenv(e.ClientSecretEnv) == "" {
 		return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.label(), e.ClientSecretEnv)
 	}
@@ -164,7 +167,7 @@ func buildDeclarative(e Entry, client *http.Client, getenv func(string) string) 
 			name = "integration type " + e.IntegrationType + " marketplace"
 		}
 		return httptoken.New(httptoken.Config{Name: name, BaseURL: e.BaseURL, Spec: *e.Spec, TokenTTL: e.TTL(),
-			Timeout: timeout, Client: client})
+			Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
 	}
 	secret := e.ClientSecret
 	if e.ClientSecretEnv != "" {
@@ -175,7 +178,7 @@ func buildDeclarative(e Entry, client *http.Client, getenv func(string) string) 
 	}
 	return clientcredentials.New(clientcredentials.Config{TokenURL: e.TokenURL, ClientID: e.ClientID, ClientSecret: secret,
 		ClientAuth: e.ClientAuth, Scope: e.Scope, Audience: e.Audience, ExtraParams: e.ExtraParams,
-		BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client})
+		BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
 }
 
 // node is n, or nil when the key is absent.

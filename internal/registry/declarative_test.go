@@ -179,6 +179,7 @@ providers:
     token_url: https://auth.example.com/oauth/token
     client_id: app
     client_secret: s
+    allow_inline_secrets: true
     client_auth: basic
     scope: orders.read
     audience: https://api.example.com

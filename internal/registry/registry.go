@@ -87,7 +87,26 @@ type Entry struct {
 	Scope       string            `yaml:"scope"`
 	Audience    string            `yaml:"audience"`
 	ExtraParams map[string]string `yaml:"extra_params"`
+
+	// AllowInsecureHTTP accepts an http:// base_url or token_url to a host
+	// that is not loopback (httpurl.Secure), which is refused otherwise:
+	// the seller's password or the client secret would cross the network
+	// in clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+	// AllowInlineSecrets accepts a client_secret written in the file,
+	// which is refused otherwise (client_secret_env is the way), and
+	// silences the warning about static headers and constants that look
+	// like secrets (InlineSecrets).
+	AllowInlineSecrets bool `yaml:"allow_inline_secrets"`
+	// baseFromEnv: base_url is the caller's ajioBaseURL (AJIO_BASE_URL),
+	// whose http:// the caller checks (AJIO_ALLOW_INSECURE_HTTP).
+	baseFromEnv bool
 }
+
+// insecureHTTP says whether the entry's URLs may be http:// to a host that
+// is not loopback: allow_insecure_http, or a base URL from AJIO_BASE_URL,
+// which the caller checked (AJIO_ALLOW_INSECURE_HTTP).
+func (e Entry) insecureHTTP() bool { return e.AllowInsecureHTTP || e.baseFromEnv }
 
 // TTL is the entry's token lifetime.
 func (e Entry) TTL() time.Duration { return time.Duration(e.TokenTTL) }
@@ -121,13 +140,15 @@ type file struct {
 // Defaults are the built-in providers used without a providers file:
 // integration type 16 (Ajio Dropship) → ajio.
 func Defaults(ajioBaseURL string) []Entry {
-	e := Entry{IntegrationType: "16", Kind: KindAjio, BaseURL: ajioBaseURL}
+	e := Entry{IntegrationType: "16", Kind: KindAjio, BaseURL: ajioBaseURL, baseFromEnv: ajioBaseURL != ""}
 	e.applyDefaults()
 	return []Entry{e}
 }
 
 // Load reads and validates a providers file. ajioBaseURL, when set,
-// overrides the base URL of every ajio entry that names none. getenv
+// overrides the base URL of every ajio entry that names none; the caller
+// has checked it, http:// included (config: AJIO_ALLOW_INSECURE_HTTP), and
+// such an entry takes its allowance. getenv
 // (os.Getenv in cmd/, required) reads the variables client_secret_env
 // names, to check they are set.
 func Load(path, ajioBaseURL string, getenv func(string) string) ([]Entry, error) {
@@ -184,8 +205,9 @@ func Parse(b []byte, ajioBaseURL string, getenv func(string) string) ([]Entry, e
 	seen := map[string]bool{}
 	for i := range entries {
 		e := &entries[i]
-		if e.Kind == KindAjio && e.BaseURL == "" {
+		if e.Kind == KindAjio && e.BaseURL == "" && ajioBaseURL != "" {
 			e.BaseURL = ajioBaseURL
+			e.baseFromEnv = true
 		}
 		e.applyDefaults()
 		if err := e.validate(getenv); err != nil {
@@ -365,8 +387,12 @@ func (e *Entry) validate(getenv func(string) string) error {
 		if raw == "" {
 			return fmt.Errorf("%s: %s is missing", e.Name(), field)
 		}
-		if _, err := httpurl.Plain(raw); err != nil {
+		u, err := httpurl.Plain(raw)
+		if err != nil {
 			return fmt.Errorf("%s: %s %w", e.Name(), field, err)
+		}
+		if err := httpurl.Secure(u, e.insecureHTTP()); err != nil {
+			return fmt.Errorf("%s: %s %w, or set allow_insecure_http: true on the entry", e.Name(), field, err)
 		}
 		return nil
 	}
@@ -400,6 +426,9 @@ func (e *Entry) validate(getenv func(string) string) error {
 		}
 		if e.ClientSecret != "" && e.ClientSecretEnv != "" {
 			return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.Name())
+		}
+		if err := e.inlineSecret(e.Name()); err != nil {
+			return err
 		}
 		if e.ClientSecretEnv != "" && getenv(e.ClientSecretEnv) == "" {
 			return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
@@ -469,9 +498,9 @@ func Build(e Entry, client *http.Client, getenv func(string) string) (token.Prov
 	timeout := time.Duration(e.Timeout)
 	switch e.Kind {
 	case KindAjio:
-		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client})
+		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
 	case KindUnicommerce:
-		return unicommerce.New(unicommerce.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client})
+		return unicommerce.New(unicommerce.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
 	case KindOAuth2Refresh:
 		secret := e.ClientSecret
 		if e.ClientSecretEnv != "" {
@@ -483,6 +512,7 @@ func Build(e Entry, client *http.Client, getenv func(string) string) (token.Prov
 		return oauth2refresh.New(oauth2refresh.Config{
 			TokenURL: e.TokenURL, ClientID: e.ClientID, ClientSecret: secret,
 			BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client,
+			AllowInsecureHTTP: e.insecureHTTP(),
 		})
 	case KindHTTPToken, KindClientCredentials:
 		return buildDeclarative(e, client, getenv)

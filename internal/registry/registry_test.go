@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
@@ -66,7 +67,7 @@ func TestParseDefaults(t *testing.T) {
 providers:
   - {integration_type: "16", kind: ajio}
   - {integration_type: "17", kind: ajio, base_url: "https://own.example.com"}
-  - {integration_type: 42, kind: oauth2_refresh, token_url: "https://auth.example.com/t", body_format: json, client_id: app, client_secret: s}
+  - {integration_type: 42, kind: oauth2_refresh, token_url: "https://auth.example.com/t", body_format: json, client_id: app, client_secret: s, allow_inline_secrets: true}
   - {integration_type: "43", kind: unicommerce, base_url: "https://uc.example.com"}
 `), "https://ajio.override.example.com", os.Getenv)
 	require.NoError(t, err)
@@ -208,7 +209,7 @@ func TestBuild(t *testing.T) {
 	entries, err := registry.Parse([]byte(strings.ReplaceAll(`
 providers:
   - {integration_type: "16", kind: ajio, base_url: "URL"}
-  - {integration_type: "42", kind: oauth2_refresh, token_url: "URL/oauth/token", client_id: app, client_secret: "in-the-file"}
+  - {integration_type: "42", kind: oauth2_refresh, token_url: "URL/oauth/token", client_id: app, client_secret: "in-the-file", allow_inline_secrets: true}
   - {integration_type: "44", kind: oauth2_refresh, token_url: "URL/oauth/token", client_id: app, client_secret_env: REGISTRY_TEST_CLIENT_SECRET}
   - {integration_type: "43", kind: unicommerce, base_url: "URL"}
 `, "URL", srv.URL)), "", os.Getenv)
@@ -233,4 +234,110 @@ providers:
 
 	_, err = registry.Build(registry.Entry{IntegrationType: "9", Kind: "amazon"}, client, os.Getenv)
 	assert.Error(t, err)
+}
+
+// TestInsecureHTTP: an http:// base_url or token_url is refused to a host
+// that is not loopback, naming allow_insecure_http, which allows it; an
+// ajio entry filled from AJIO_BASE_URL takes the caller's check.
+func TestInsecureHTTP(t *testing.T) {
+	t.Parallel()
+	for _, y := range []string{
+		"providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'http://uc.example.com'}",
+		"providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'http://10.0.0.7/oauth/token'}",
+		"providers:\n  - {integration_type: '16', kind: ajio, base_url: 'http://sandbox:8089'}",
+		"providers:\n  - {integration_type: '44', kind: oauth2_client_credentials, token_url: 'http://auth.example.com/t', client_id: c, client_secret_env: HOME}",
+	} {
+		_, err := registry.Parse([]byte(y), "", os.Getenv)
+		require.Error(t, err, y)
+		assert.Contains(t, err.Error(), "is http:// to a host that is not loopback", y)
+		assert.Contains(t, err.Error(), "set allow_insecure_http: true on the entry", y)
+		assert.NotContains(t, err.Error(), "\n")
+
+		allowed := strings.Replace(y, "}", ", allow_insecure_http: true}", 1)
+		entries, err := registry.Parse([]byte(allowed), "", os.Getenv)
+		require.NoError(t, err, allowed)
+		assert.True(t, entries[0].AllowInsecureHTTP)
+		_, err = registry.Build(entries[0], http.DefaultClient, os.Getenv)
+		require.NoError(t, err, "the client takes the entry's allowance")
+		// The clients check too, should an entry reach them unvalidated.
+		entries[0].AllowInsecureHTTP = false
+		_, err = registry.Build(entries[0], http.DefaultClient, os.Getenv)
+		require.Error(t, err, y)
+		assert.Contains(t, err.Error(), httpurl.ErrInsecureHTTP.Error(), y)
+	}
+	for _, y := range []string{
+		"providers:\n  - {integration_type: '43', kind: unicommerce, base_url: 'http://127.0.0.1:8089'}",
+		"providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'http://localhost:8089/oauth/token'}",
+		"providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'http://[::1]:8089/oauth/token'}",
+	} {
+		_, err := registry.Parse([]byte(y), "", os.Getenv)
+		require.NoError(t, err, "loopback: %s", y)
+	}
+	entries, err := registry.Parse([]byte("providers:\n  - {integration_type: '16', kind: ajio}"), "http://sandbox:8089", os.Getenv)
+	require.NoError(t, err, "AJIO_BASE_URL is config's to check")
+	assert.Equal(t, "http://sandbox:8089", entries[0].BaseURL)
+	_, err = registry.Build(entries[0], http.DefaultClient, os.Getenv)
+	require.NoError(t, err)
+	_, err = registry.Build(registry.Defaults("http://sandbox:8089")[0], http.DefaultClient, os.Getenv)
+	require.NoError(t, err, "AJIO_BASE_URL without a providers file")
+}
+
+// TestInlineSecrets: a client_secret written in the file is refused unless
+// the entry allows it, naming client_secret_env; secret-looking static
+// headers and constants of an http_token entry are a warning that names
+// them, never their value.
+func TestInlineSecrets(t *testing.T) {
+	t.Parallel()
+	for _, y := range []string{
+		"providers:\n  - {integration_type: '42', kind: oauth2_refresh, token_url: 'https://a.example/t', client_id: c, client_secret: hunter2}",
+		"providers:\n  - {integration_type: '50', kind: oauth2_client_credentials, token_url: 'https://a.example/t', client_id: c, client_secret: hunter2}",
+	} {
+		_, err := registry.Parse([]byte(y), "", os.Getenv)
+		require.Error(t, err, y)
+		assert.Contains(t, err.Error(), "client_secret is written in the providers file")
+		assert.Contains(t, err.Error(), "client_secret_env")
+		assert.Contains(t, err.Error(), "allow_inline_secrets: true")
+		assert.NotContains(t, err.Error(), "hunter2")
+		assert.NotContains(t, err.Error(), "\n")
+
+		entries, err := registry.Parse([]byte(strings.Replace(y, "}", ", allow_inline_secrets: true}", 1)), "", os.Getenv)
+		require.NoError(t, err)
+		assert.Empty(t, registry.InlineSecrets(entries))
+	}
+
+	const declared = `
+providers:
+  - integration_type: "61"
+    kind: http_token
+    base_url: https://shop.example.com
+    request:
+      method: POST
+      path: /login
+      body: json
+      fields:
+        user: {input: username}
+        pass: {input: password}
+        api_secret: {const: hunter2}
+        client: {const: eshopbox}
+      headers:
+        X-Api-Version: "2"
+        X-Api-Key: hunter3
+    response:
+      access_token: token
+      expiry: {expires_in: expires_in}
+`
+	entries, err := registry.Parse([]byte(declared), "", os.Getenv)
+	require.NoError(t, err, "a warning, not a refusal")
+	w := registry.InlineSecrets(entries)
+	require.Len(t, w, 1)
+	assert.Contains(t, w[0], `integration_type "61"`)
+	assert.Contains(t, w[0], "request.headers.X-Api-Key")
+	assert.Contains(t, w[0], "request.fields.api_secret")
+	assert.NotContains(t, w[0], "X-Api-Version")
+	assert.NotContains(t, w[0], "request.fields.client")
+	assert.NotContains(t, w[0], "hunter")
+
+	entries, err = registry.Parse([]byte(strings.Replace(declared, "    base_url:", "    allow_inline_secrets: true\n    base_url:", 1)), "", os.Getenv)
+	require.NoError(t, err)
+	assert.Empty(t, registry.InlineSecrets(entries))
 }

@@ -42,12 +42,13 @@ func (s *FakeStore) ScanDue(_ context.Context, typ string, _ time.Time, fn func(
 	return token.ScanStats{Active: len(d), Due: len(d)}, nil
 }
 
-// Fingerprints implements Store.
-func (s *FakeStore) Fingerprints(_ context.Context, ids []int64) (map[int64]string, error) {
-	out := map[int64]string{}
-	for _, id := range ids {
-		if fp, ok := s.Prints[id]; ok {
-			out[id] = fp
+// CredentialsChanged implements Store: a connection's credentials changed
+// when its Prints entry differs from the recorded fingerprint.
+func (s *FakeStore) CredentialsChanged(_ context.Context, recorded map[int64]string) (map[int64]bool, error) {
+	out := map[int64]bool{}
+	for id, fp := range recorded {
+		if now, ok := s.Prints[id]; ok {
+			out[id] = now != fp
 		}
 	}
 	return out, nil

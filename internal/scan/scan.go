@@ -20,7 +20,7 @@ import (
 // Store is the part of the MySQL store the scanner reads.
 type Store interface {
 	ScanDue(ctx context.Context, integrationType string, dueBefore time.Time, fn func([]token.DueConnection) error) (token.ScanStats, error)
-	Fingerprints(ctx context.Context, ids []int64) (map[int64]string, error)
+	CredentialsChanged(ctx context.Context, recorded map[int64]string) (map[int64]bool, error)
 }
 
 // Queue is where the scanner puts refresh tasks.
@@ -301,7 +301,7 @@ func (s *Scanner) ownClock(ctx context.Context, due []token.DueConnection, tg to
 // credentials changed; an archived task without a failure record (given up
 // for another reason, or archived by an operator) waits for the cooldown.
 func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, archived map[int64]task.Archived, now time.Time) (fresh, retry []task.Payload, failing int, err error) {
-	var check []int64
+	check := map[int64]string{}
 	for _, d := range due {
 		a, ok := archived[d.ID]
 		if !ok {
@@ -313,7 +313,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 			continue
 		}
 		if a.Failure != nil && a.Failure.Credentials != "" {
-			check = append(check, d.ID)
+			check[d.ID] = a.Failure.Credentials
 			continue
 		}
 		failing++
@@ -321,7 +321,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 	if len(check) == 0 {
 		return fresh, retry, failing, nil
 	}
-	fps, err := s.store.Fingerprints(ctx, check)
+	changed, err := s.store.CredentialsChanged(ctx, check)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -329,8 +329,12 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 	for _, d := range due {
 		byID[d.ID] = d
 	}
-	for _, id := range check {
-		if fp, ok := fps[id]; ok && fp != archived[id].Failure.Credentials {
+	for _, d := range due {
+		id := d.ID
+		if _, ok := check[id]; !ok {
+			continue
+		}
+		if changed[id] {
 			s.log.Info("credentials changed since the permanent failure; trying again",
 				zap.Int64("connection_id", id))
 			retry = append(retry, payload(byID[id]))

@@ -100,8 +100,8 @@ func (s *chunkStore) ScanDue(_ context.Context, _ string, _ time.Time, fn func([
 	return token.ScanStats{Active: n, Due: n}, nil
 }
 
-func (s *chunkStore) Fingerprints(context.Context, []int64) (map[int64]string, error) {
-	return map[int64]string{}, nil
+func (s *chunkStore) CredentialsChanged(context.Context, map[int64]string) (map[int64]bool, error) {
+	return map[int64]bool{}, nil
 }
 
 // gatedQueue holds every enqueue until release is closed.

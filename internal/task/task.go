@@ -95,9 +95,10 @@ func Parse(t *asynq.Task) (Payload, error) {
 // after the cooldown, or at once when the credentials changed.
 type Failure struct {
 	Reason string `json:"reason"`
-	// Credentials is token.Fingerprint of the connection's inputFields and
-	// refresh token when it failed: a new password or a new refresh token
-	// changes it. Its JSON key, from when it covered the inputFields alone,
+	// Credentials is the fingerprint (token.Fingerprinter: keyed "h1:…"
+	// with FINGERPRINT_KEY, else the legacy digest) of the connection's
+	// inputFields and refresh token when it failed: a new password or a
+	// new refresh token changes it. Its JSON key, from when it covered the inputFields alone,
 	// is kept so archived tasks already in Redis still read.
 	Credentials string    `json:"inputFields_fingerprint,omitempty"`
 	At          time.Time `json:"at"`

@@ -44,6 +44,16 @@ type MariaDBOptions struct {
 	// binlog_format=ROW), which a server needs to be replicated from, in
 	// either direction of a Failover.
 	Binlog bool
+	// TLS, when set, turns on TLS (--ssl-ca, --ssl-cert, --ssl-key). The
+	// server still accepts plaintext connections (root's, among them).
+	TLS *MariaDBTLS
+}
+
+// MariaDBTLS are the PEM files of a server's TLS: the CA that signs client
+// certificates, and the server's certificate and key (NewTestCA makes
+// them).
+type MariaDBTLS struct {
+	CA, Cert, Key string
 }
 
 // MariaDB is one private mariadbd, its data in the test's temporary
@@ -157,6 +167,9 @@ func startMariaDB(t testing.TB, opts MariaDBOptions, serverName, installName str
 		if opts.Binlog {
 			args = append(args, "--log-bin="+filepath.Join(m.dir, "binlog"),
 				"--log-slave-updates", "--binlog-format=ROW")
+		}
+		if opts.TLS != nil {
+			args = append(args, "--ssl-ca="+opts.TLS.CA, "--ssl-cert="+opts.TLS.Cert, "--ssl-key="+opts.TLS.Key)
 		}
 		if os.Geteuid() == 0 {
 			args = append(args, "--user=root") // mariadbd refuses to run as root without it

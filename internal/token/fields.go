@@ -2,10 +2,13 @@ package token
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash"
+	"strings"
 )
 
 // Fields is a connection's parsed inputFields object.
@@ -61,18 +64,81 @@ func (f Fields) Required(name string) (string, error) {
 	return s, nil
 }
 
-// Fingerprint is a one-way digest of what a connection authenticates with:
-// its inputFields and its refresh token. It is kept beside a permanent
-// failure so a later scan can tell that an operator fixed either (a new
-// password, or a new refresh token after invalid_grant). It is
-// domain-separated so it matches no plain hash of the input.
+// Fingerprint is the legacy, unkeyed digest of what a connection
+// authenticates with: its inputFields and its refresh token, SHA-256,
+// domain-separated so it matches no plain hash of the input. Failures
+// recorded before FINGERPRINT_KEY (or without it) carry it; Fingerprinter
+// computes it when it has no key and compares it whatever its key.
+//
+// Anyone who reads such a record (Redis, the archived task) can test
+// guesses of a password against it offline: hence Fingerprinter's keyed
+// form.
 func Fingerprint(inputFields []byte, refreshToken string) string {
 	h := sha256.New()
+	writeCredentials(h, inputFields, refreshToken)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func writeCredentials(h hash.Hash, inputFields []byte, refreshToken string) {
 	h.Write([]byte("token-refresher/credentials/v2\x00"))
 	h.Write(bytes.TrimSpace(inputFields))
 	h.Write([]byte{0})
 	h.Write([]byte(refreshToken))
-	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// KeyedPrefix starts a keyed fingerprint (HMAC-SHA256, version 1); a
+// fingerprint without it is the legacy Fingerprint.
+const KeyedPrefix = "h1:"
+
+// Fingerprinter makes and compares the fingerprint kept beside a permanent
+// failure, so a later scan can tell that an operator fixed the credentials
+// (a new password, or a new refresh token after invalid_grant) without
+// keeping them. With a key (FINGERPRINT_KEY) it is KeyedPrefix and an
+// HMAC-SHA256 of the credentials, which no one without the key can test a
+// guess against; without one it is the legacy Fingerprint. Its zero value
+// has no key.
+type Fingerprinter struct {
+	key []byte
+}
+
+// NewFingerprinter returns a Fingerprinter keyed with key (none when key is
+// empty).
+func NewFingerprinter(key []byte) Fingerprinter {
+	if len(key) == 0 {
+		return Fingerprinter{}
+	}
+	return Fingerprinter{key: bytes.Clone(key)}
+}
+
+// Keyed says whether f has a key.
+func (f Fingerprinter) Keyed() bool { return len(f.key) > 0 }
+
+// Of is the fingerprint a new failure records.
+func (f Fingerprinter) Of(inputFields []byte, refreshToken string) string {
+	if !f.Keyed() {
+		return Fingerprint(inputFields, refreshToken)
+	}
+	h := hmac.New(sha256.New, f.key)
+	writeCredentials(h, inputFields, refreshToken)
+	return KeyedPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Changed compares a recorded fingerprint with the credentials now.
+// known is false when f cannot tell: a keyed fingerprint while f has no
+// key. A keyed fingerprint taken with another key (a rotated
+// FINGERPRINT_KEY) counts as changed, which costs one early attempt.
+func (f Fingerprinter) Changed(recorded string, inputFields []byte, refreshToken string) (changed, known bool) {
+	var now string
+	switch {
+	case strings.HasPrefix(recorded, KeyedPrefix):
+		if !f.Keyed() {
+			return false, false
+		}
+		now = f.Of(inputFields, refreshToken)
+	default:
+		now = Fingerprint(inputFields, refreshToken)
+	}
+	return !hmac.Equal([]byte(now), []byte(recorded)), true
 }
 
 // Login parses inputFields and returns the seller's username and password,

@@ -141,3 +141,50 @@ func TestSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyedFingerprint: with a key the fingerprint is an HMAC, different
+// under another key and from the legacy digest; a legacy fingerprint
+// recorded before the key still compares, and so does a keyed one.
+func TestKeyedFingerprint(t *testing.T) {
+	fields, rt := []byte(`{"username":"u","password":"p1"}`), "rt-1"
+	k1 := NewFingerprinter([]byte("key-one-0123456789abcdef0123456789"))
+	k2 := NewFingerprinter([]byte("key-two-0123456789abcdef0123456789"))
+	none := NewFingerprinter(nil)
+	a, b := k1.Of(fields, rt), k2.Of(fields, rt)
+	if !strings.HasPrefix(a, KeyedPrefix) || !strings.HasPrefix(b, KeyedPrefix) {
+		t.Fatalf("keyed fingerprints carry %s: %q %q", KeyedPrefix, a, b)
+	}
+	if a == b {
+		t.Error("the same credentials under two keys must give different fingerprints")
+	}
+	legacy := Fingerprint(fields, rt)
+	if strings.TrimPrefix(a, KeyedPrefix) == legacy || none.Of(fields, rt) != legacy {
+		t.Error("without a key the fingerprint is the legacy digest, and with one it is not")
+	}
+	if k1.Of(fields, rt) != a {
+		t.Error("a keyed fingerprint is stable")
+	}
+
+	for _, tt := range []struct {
+		name           string
+		f              Fingerprinter
+		recorded       string
+		fields         []byte
+		rt             string
+		changed, known bool
+	}{
+		{"legacy, same credentials, keyed store", k1, legacy, fields, rt, false, true},
+		{"legacy, same credentials, no key", none, legacy, fields, rt, false, true},
+		{"legacy, new password", k1, legacy, []byte(`{"username":"u","password":"p2"}`), rt, true, true},
+		{"legacy, new refresh token", none, legacy, fields, "rt-2", true, true},
+		{"keyed, same credentials", k1, a, fields, rt, false, true},
+		{"keyed, new password", k1, a, []byte(`{"username":"u","password":"p2"}`), rt, true, true},
+		{"keyed with another key", k2, a, fields, rt, true, true},
+		{"keyed, store without a key", none, a, fields, rt, false, false},
+	} {
+		changed, known := tt.f.Changed(tt.recorded, tt.fields, tt.rt)
+		if changed != tt.changed || known != tt.known {
+			t.Errorf("%s: changed %v known %v, want %v %v", tt.name, changed, known, tt.changed, tt.known)
+		}
+	}
+}

@@ -86,8 +86,14 @@ type Endpoint struct {
 }
 
 // ParseURLs reads WEBHOOK_URLS: comma-separated absolute http(s) URLs, each
-// at most once. Errors name the entry by position, never by its text.
-func ParseURLs(s string) ([]Endpoint, error) {
+// at most once, http:// only to a loopback host. Errors name the entry by
+// position, never by its text.
+func ParseURLs(s string) ([]Endpoint, error) { return ParseURLsWith(s, false) }
+
+// ParseURLsWith is ParseURLs that, with allowInsecureHTTP
+// (WEBHOOK_ALLOW_INSECURE_HTTP), also accepts http:// to any host. Events
+// are signed but not encrypted, and a URL may carry the receiver's token.
+func ParseURLsWith(s string, allowInsecureHTTP bool) ([]Endpoint, error) {
 	var out []Endpoint
 	seen := map[string]bool{}
 	for i, raw := range strings.Split(s, ",") {
@@ -100,6 +106,9 @@ func ParseURLs(s string) ([]Endpoint, error) {
 		u, err := httpurl.Absolute(raw)
 		if err != nil || u.User != nil {
 			return nil, fmt.Errorf("entry %d is not an absolute http(s) URL without user:password", i+1)
+		}
+		if err := httpurl.Secure(u, allowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("entry %d %w, or set WEBHOOK_ALLOW_INSECURE_HTTP=true", i+1, err)
 		}
 		sum := sha256.Sum256([]byte(raw))
 		key := hex.EncodeToString(sum[:6])

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/webhook"
 )
@@ -73,6 +74,16 @@ func TestSignature(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "s3cret")
 	assert.Contains(t, err.Error(), "entry 2")
+
+	// http:// only to loopback, unless WEBHOOK_ALLOW_INSECURE_HTTP.
+	_, err = webhook.ParseURLs("http://127.0.0.1:1/a,http://hooks.example.com/b?token=s3cret")
+	require.ErrorIs(t, err, httpurl.ErrInsecureHTTP)
+	assert.Contains(t, err.Error(), "entry 2")
+	assert.Contains(t, err.Error(), "WEBHOOK_ALLOW_INSECURE_HTTP=true")
+	assert.NotContains(t, err.Error(), "s3cret")
+	eps, err = webhook.ParseURLsWith("http://127.0.0.1:1/a,http://hooks.example.com/b?token=s3cret", true)
+	require.NoError(t, err)
+	assert.Len(t, eps, 2)
 }
 
 // delivery is one request a receiver got.

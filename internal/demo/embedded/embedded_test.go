@@ -168,12 +168,13 @@ func TestStoreOnEmbeddedMySQL(t *testing.T) {
 		assert.False(t, r.Expiry.Before(exp), "connection %d expiry %v", r.ID, r.Expiry)
 	}
 
-	fps, err := store.Fingerprints(ctx, []int64{11, 12, 404})
+	changed, err := store.CredentialsChanged(ctx, map[int64]string{
+		11:  token.Fingerprint([]byte(`{"username":"abc@itc.com","password":"abc123"}`), "rt-11"),
+		12:  token.Fingerprint([]byte(`{"username":"u12","password":"p12"}`), "rt-old"),
+		404: "gone",
+	})
 	require.NoError(t, err)
-	assert.Equal(t, map[int64]string{
-		11: token.Fingerprint([]byte(`{"username":"abc@itc.com","password":"abc123"}`), "rt-11"),
-		12: token.Fingerprint([]byte(`{"username":"u12","password":"p12"}`), ""),
-	}, fps)
+	assert.Equal(t, map[int64]bool{11: false, 12: true}, changed)
 
 	// After the saves, the due scan no longer finds 11, 12 and 13.
 	due = nil

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eshopbox/token-refresher/internal/httpurl"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -32,6 +33,9 @@ type Config struct {
 	TokenTTL time.Duration
 	Timeout  time.Duration
 	Client   *http.Client
+	// AllowInsecureHTTP accepts an http:// URL to a host that is not
+	// loopback (the entry's allow_insecure_http); New refuses it otherwise.
+	AllowInsecureHTTP bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -60,6 +64,13 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.Client == nil {
 		return nil, errors.New("ajio: an HTTP client is required")
+	}
+	u, err := httpurl.Absolute(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("ajio: base URL %w", err)
+	}
+	if err := httpurl.Secure(u, cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("ajio: base URL %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -32,6 +32,9 @@ const (
 // Config of one client-credentials provider.
 type Config struct {
 	TokenURL string
+	// AllowInsecureHTTP accepts an http:// URL to a host that is not
+	// loopback (the entry's allow_insecure_http); New refuses it otherwise.
+	AllowInsecureHTTP bool
 	// ClientID and ClientSecret are used when a connection's inputFields
 	// carry none.
 	ClientID     string
@@ -79,7 +82,8 @@ func New(cfg Config) (*Provider, error) {
 		}
 	}
 	g, err := oauth2refresh.New(oauth2refresh.Config{TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		BodyFormat: cfg.BodyFormat, TokenTTL: cfg.TokenTTL, Timeout: cfg.Timeout, Client: cfg.Client, Now: cfg.Now})
+		BodyFormat: cfg.BodyFormat, TokenTTL: cfg.TokenTTL, Timeout: cfg.Timeout, Client: cfg.Client, Now: cfg.Now,
+		AllowInsecureHTTP: cfg.AllowInsecureHTTP})
 	if err != nil {
 		return nil, errors.New(strings.Replace(err.Error(), "oauth2refresh", "clientcredentials", 1))
 	}

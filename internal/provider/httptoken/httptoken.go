@@ -43,11 +43,14 @@ type Config struct {
 	// Name is how reasons name the marketplace (a short word).
 	Name string
 	// BaseURL is the entry's base_url; Spec.Request.Path is appended.
-	BaseURL  string
-	Spec     Spec
-	TokenTTL time.Duration
-	Timeout  time.Duration
-	Client   *http.Client
+	BaseURL string
+	Spec    Spec
+	// AllowInsecureHTTP accepts an http:// URL to a host that is not
+	// loopback (the entry's allow_insecure_http); New refuses it otherwise.
+	AllowInsecureHTTP bool
+	TokenTTL          time.Duration
+	Timeout           time.Duration
+	Client            *http.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -67,6 +70,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	u, err := httpurl.Plain(strings.TrimRight(cfg.BaseURL, "/") + cfg.Spec.Request.Path)
 	if err != nil {
+		return nil, fmt.Errorf("http_token: base_url %w", err)
+	}
+	if err := httpurl.Secure(u, cfg.AllowInsecureHTTP); err != nil {
 		return nil, fmt.Errorf("http_token: base_url %w", err)
 	}
 	if cfg.Name == "" {

@@ -39,6 +39,9 @@ const (
 // Config of one OAuth2 refresh provider.
 type Config struct {
 	TokenURL string
+	// AllowInsecureHTTP accepts an http:// URL to a host that is not
+	// loopback (the entry's allow_insecure_http); New refuses it otherwise.
+	AllowInsecureHTTP bool
 	// ClientID and ClientSecret are used when a connection's inputFields
 	// carry none.
 	ClientID     string
@@ -66,7 +69,11 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("oauth2refresh: an HTTP client is required")
 	}
-	if _, err := httpurl.Absolute(cfg.TokenURL); err != nil {
+	u, err := httpurl.Absolute(cfg.TokenURL)
+	if err != nil {
+		return nil, fmt.Errorf("oauth2refresh: token URL %w", err)
+	}
+	if err := httpurl.Secure(u, cfg.AllowInsecureHTTP); err != nil {
 		return nil, fmt.Errorf("oauth2refresh: token URL %w", err)
 	}
 	if cfg.BodyFormat == "" {

@@ -35,6 +35,9 @@ type Config struct {
 	TokenTTL time.Duration
 	Timeout  time.Duration
 	Client   *http.Client
+	// AllowInsecureHTTP accepts an http:// URL to a host that is not
+	// loopback (the entry's allow_insecure_http); New refuses it otherwise.
+	AllowInsecureHTTP bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -57,6 +60,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	u, err := httpurl.Plain(strings.TrimRight(cfg.BaseURL, "/") + "/authToken")
 	if err != nil {
+		return nil, fmt.Errorf("unicommerce: base URL %w", err)
+	}
+	if err := httpurl.Secure(u, cfg.AllowInsecureHTTP); err != nil {
 		return nil, fmt.Errorf("unicommerce: base URL %w", err)
 	}
 	if cfg.TokenTTL == 0 {

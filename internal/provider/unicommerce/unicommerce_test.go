@@ -144,7 +144,7 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 		timeout time.Duration
 	}{
 		"connection refused": {baseURL: refusedURL},
-		"unresolvable host":  {baseURL: "http://marketplace.invalid"},
+		"unresolvable host":  {baseURL: "https://marketplace.invalid"},
 		"timeout": {
 			handler: func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
 			timeout: 50 * time.Millisecond,
