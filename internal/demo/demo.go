@@ -456,7 +456,7 @@ func serveDashboard(ctx context.Context, addr string, fallback bool, h http.Hand
 	if err != nil {
 		return "", false, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := ops.NewServer(h)
 	go func() { _ = srv.Serve(ln) }()
 	go func() {
 		<-ctx.Done()
