@@ -148,3 +148,23 @@ func serve(ctx context.Context, addr string, h http.Handler, log *zap.Logger, o 
 	log.Info("serving HTTP", zap.String("addr", ln.Addr().String()))
 	return ln.Addr(), done, nil
 }
+
+// SetPageHeaders sets the headers every HTML page of the product carries:
+// it may not be framed by another site (X-Frame-Options for old browsers,
+// CSP frame-ancestors for current ones: clickjacking on the dashboard's
+// buttons), and browsers must not guess a content type other than the one
+// sent (nosniff).
+func SetPageHeaders(h http.Header) {
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// PageHeaders wraps h so that every answer carries SetPageHeaders' headers
+// (harmless on JSON and metrics, and no page is left without them).
+func PageHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetPageHeaders(w.Header())
+		h.ServeHTTP(w, r)
+	})
+}
