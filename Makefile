@@ -3,7 +3,14 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build test test-short fault soak lint services tools schema run sandbox bench clean
+# The Go release everything is built and tested with (go.mod's toolchain
+# line, the Dockerfile's builder image and .ci/run say the same; a test in
+# deploy/ keeps them equal). A machine with an older Go fetches it once
+# from the Go module proxy (about 76 MB) into the module cache: the go
+# command does so only when told, and GOTOOLCHAIN tells it.
+export GOTOOLCHAIN := go1.27.3
+
+.PHONY: all build test test-short fault soak lint services tools schema run sandbox bench clean vuln
 
 all: build
 
@@ -14,7 +21,7 @@ demo:
 	$(GO) build -trimpath -o $(BIN)/demo ./cmd/demo
 	@$(BIN)/demo $(DEMO_ARGS)
 
-## build: the binaries in bin/ (scanner, refresher, sandbox, tokenctl, dashboard)
+## build: every cmd/ binary in bin/ (scanner, refresher, dashboard, tokenctl, sandbox, demo, bench)
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
@@ -28,6 +35,40 @@ GOTESTSUM_FLAGS   := --format pkgname --format-icons text --format-hide-empty-pk
 $(GOTESTSUM):
 	@mkdir -p $(BIN)
 	GOBIN=$(abspath $(BIN)) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+
+# The production binaries: what the image holds and what make vuln scans.
+PROD_BINS := scanner refresher dashboard tokenctl
+
+# govulncheck, pinned, against a pinned copy of the Go vulnerability
+# database: golang.org/x/vulndb at VULNDB_VERSION holds the reports as OSV
+# files (data/osv) but not the index govulncheck reads, so the module's own
+# cmd/indexdb (same pin) writes the OSV v1 database into bin/. Bumping
+# VULNDB_VERSION (go list -m golang.org/x/vulndb@latest) refreshes it. The
+# first run downloads indexdb's dependencies (a few minutes, once).
+GOVULNCHECK_VERSION := v1.10.0
+VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK         := $(BIN)/tools/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck
+INDEXDB             := $(BIN)/tools/indexdb-$(VULNDB_VERSION)/indexdb
+VULNDB              := $(BIN)/vulndb-$(VULNDB_VERSION)
+
+$(GOVULNCHECK):
+	GOBIN=$(abspath $(dir $@)) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+$(INDEXDB):
+	GOBIN=$(abspath $(dir $@)) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)
+
+$(VULNDB)/index/db.json: | $(INDEXDB)
+	@dir=$$($(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | grep '"Dir"' | cut -d'"' -f4); \
+	  test -d "$$dir/data/osv" || { echo "vuln: golang.org/x/vulndb@$(VULNDB_VERSION) has no data/osv"; exit 1; }; \
+	  rm -rf $(VULNDB).tmp && $(INDEXDB) -vulns "$$dir/data/osv" -out $(VULNDB).tmp && rm -rf $(VULNDB) && mv $(VULNDB).tmp $(VULNDB)
+
+## vuln: govulncheck (pinned) on the production binaries against the pinned vulnerability database;
+##       fails on any vulnerability their code reaches (bump VULNDB_VERSION to refresh the database)
+vuln: $(GOVULNCHECK) $(VULNDB)/index/db.json
+	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(PROD_BINS))
+	@fail=0; for b in $(PROD_BINS); do echo "== $(BIN)/$$b"; \
+	  $(GOVULNCHECK) -db file://$(abspath $(VULNDB)) -mode binary $(BIN)/$$b || fail=1; done; \
+	  if [ $$fail = 0 ]; then echo "vuln: no reachable vulnerability in $(PROD_BINS) (vulndb $(VULNDB_VERSION))"; fi; exit $$fail
 
 ## test: vet, then every test with the race detector, against real MariaDB and Redis
 ## (and docker-compose, promtool and Chromium for the deploy and browser checks);

@@ -10,6 +10,6 @@ import (
 // the address, and nothing of go-redis's own before it.
 func TestRedisUnreachableIsOneLine(t *testing.T) {
 	testenv.RedisUnreachableIsOneLine(t, main, func() []string {
-		return []string{"DASHBOARD_USER=ops", "DASHBOARD_PASSWORD=pw", "HTTP_ADDR=127.0.0.1:0"}
+		return []string{"DASHBOARD_USER=ops", "DASHBOARD_PASSWORD=pw-0123456789", "HTTP_ADDR=127.0.0.1:0"}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 )
 
@@ -36,10 +37,7 @@ func newMarket() (*market, error) {
 	}
 	m := &market{url: "http://" + ln.Addr().String()}
 	m.reset(sandbox.Faults{}, 0)
-	m.srv = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.cur.Load().h.ServeHTTP(w, r) }),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	m.srv = ops.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.cur.Load().h.ServeHTTP(w, r) }))
 	go func() {
 		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			panic(err)

@@ -401,6 +401,9 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	if (s.DashboardUser == "") != (s.DashboardPassword == "") {
 		r.fail("DASHBOARD_PASSWORD", errors.New("DASHBOARD_USER and DASHBOARD_PASSWORD go together"))
 	}
+	if s.DashboardPassword != "" {
+		r.dashboardPassword(s.DashboardPassword)
+	}
 	if s.APIToken != "" && len(s.APIToken) < 16 {
 		r.fail("API_TOKEN", errors.New("shorter than 16 characters"))
 	}

@@ -101,12 +101,13 @@ func TestRefresherSettings(t *testing.T) {
 		kv      map[string]string
 		setting string
 	}{
-		"concurrency zero":        {map[string]string{"REFRESH_CONCURRENCY": "0"}, "REFRESH_CONCURRENCY"},
-		"bad drain":               {map[string]string{"DRAIN_TIMEOUT": "x"}, "DRAIN_TIMEOUT"},
-		"bad retry cap":           {map[string]string{"RETRY_MAX_DELAY": "0s"}, "RETRY_MAX_DELAY"},
-		"user without password":   {map[string]string{"DASHBOARD_USER": "ops"}, "DASHBOARD_PASSWORD"},
-		"short api token":         {map[string]string{"API_TOKEN": "short"}, "API_TOKEN"},
-		"bad dashboard read only": {map[string]string{"DASHBOARD_READ_ONLY": "maybe"}, "DASHBOARD_READ_ONLY"},
+		"concurrency zero":         {map[string]string{"REFRESH_CONCURRENCY": "0"}, "REFRESH_CONCURRENCY"},
+		"bad drain":                {map[string]string{"DRAIN_TIMEOUT": "x"}, "DRAIN_TIMEOUT"},
+		"bad retry cap":            {map[string]string{"RETRY_MAX_DELAY": "0s"}, "RETRY_MAX_DELAY"},
+		"user without password":    {map[string]string{"DASHBOARD_USER": "ops"}, "DASHBOARD_PASSWORD"},
+		"short dashboard password": {map[string]string{"DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": "elevenchars"}, "DASHBOARD_PASSWORD"},
+		"short api token":          {map[string]string{"API_TOKEN": "short"}, "API_TOKEN"},
+		"bad dashboard read only":  {map[string]string{"DASHBOARD_READ_ONLY": "maybe"}, "DASHBOARD_READ_ONLY"},
 	} {
 		_, err := config.LoadRefresher(env(tt.kv))
 		var se *config.SettingError
@@ -313,4 +314,25 @@ providers:
 	assert.Contains(t, err.Error(), "invalid setting PROVIDERS_FILE")
 	assert.Contains(t, err.Error(), "client_secret_env")
 	assert.NotContains(t, err.Error(), "hunter2")
+}
+
+// TestDashboardPasswordLength: DASHBOARD_PASSWORD needs 12 characters, for
+// the embedded dashboard and the standalone one, and the start-up error is
+// one line naming the setting, never the password.
+func TestDashboardPasswordLength(t *testing.T) {
+	t.Parallel()
+	for _, pw := range []string{"elevenchars", "pässwörd-12"} {
+		kv := map[string]string{"DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": pw}
+		_, err := config.LoadRefresher(env(kv))
+		require.Error(t, err, pw)
+		assert.Equal(t, "invalid setting DASHBOARD_PASSWORD: shorter than 12 characters", err.Error())
+		_, err = config.LoadDashboard(env(kv))
+		require.Error(t, err, pw)
+		assert.Equal(t, "invalid setting DASHBOARD_PASSWORD: shorter than 12 characters", err.Error())
+	}
+	kv := map[string]string{"DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": "twelve-chars"}
+	_, err := config.LoadRefresher(env(kv))
+	assert.NoError(t, err)
+	_, err = config.LoadDashboard(env(kv))
+	assert.NoError(t, err)
 }

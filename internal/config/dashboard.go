@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 )
@@ -35,8 +37,22 @@ func LoadDashboard(get Getenv) (Dashboard, error) {
 	if d.User == "" || d.Password == "" {
 		r.fail("DASHBOARD_PASSWORD", errors.New("DASHBOARD_USER and DASHBOARD_PASSWORD are required (asynqmon has no auth of its own)"))
 	}
+	r.dashboardPassword(d.Password)
 	d.ReadOnly = r.boolean("DASHBOARD_READ_ONLY", false)
 	d.LogLevel = r.str("LOG_LEVEL", "info")
 	d.LogFormat = r.str("LOG_FORMAT", "json")
 	return d, r.err
+}
+
+// MinDashboardPassword is the shortest DASHBOARD_PASSWORD accepted, in
+// characters. The dashboard also throttles failed logins per client
+// (internal/dashboard), but a short password falls to a patient guesser.
+const MinDashboardPassword = 12
+
+// dashboardPassword refuses a password shorter than MinDashboardPassword;
+// the error never shows the password, only how long it must be.
+func (r *reader) dashboardPassword(p string) {
+	if p != "" && utf8.RuneCountInString(p) < MinDashboardPassword {
+		r.fail("DASHBOARD_PASSWORD", fmt.Errorf("shorter than %d characters", MinDashboardPassword))
+	}
 }

@@ -49,7 +49,7 @@ func TestSentinelURL(t *testing.T) {
 			require.NoError(t, err)
 			r, err := config.LoadRefresher(env(kv))
 			require.NoError(t, err)
-			d, err := config.LoadDashboard(env(map[string]string{"REDIS_URL": tt.url, "DASHBOARD_USER": "u", "DASHBOARD_PASSWORD": "p"}))
+			d, err := config.LoadDashboard(env(map[string]string{"REDIS_URL": tt.url, "DASHBOARD_USER": "u", "DASHBOARD_PASSWORD": "p-0123456789"}))
 			require.NoError(t, err)
 			for _, opt := range []asynq.RedisConnOpt{s.Redis, r.Redis, d.Redis} {
 				got, ok := opt.(asynq.RedisFailoverClientOpt)

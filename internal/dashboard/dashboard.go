@@ -19,6 +19,7 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
 )
@@ -46,6 +47,7 @@ type Dashboard struct {
 	cop      *http.CrossOriginProtection
 	user     [sha256.Size]byte
 	password [sha256.Size]byte
+	throttle *throttle
 }
 
 var _ http.Handler = (*Dashboard)(nil)
@@ -72,7 +74,7 @@ func New(cfg Config) (*Dashboard, error) {
 		cfg.RootPath = ""
 	}
 	mon := Monitor(cfg.Redis, cfg.RootPath, cfg.ReadOnly)
-	return &Dashboard{mon: mon, cop: http.NewCrossOriginProtection(), user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password))}, nil
+	return &Dashboard{mon: mon, cop: http.NewCrossOriginProtection(), user: sha256.Sum256([]byte(cfg.User)), password: sha256.Sum256([]byte(cfg.Password)), throttle: newThrottle()}, nil
 }
 
 // Monitor is asynqmon with the project's formatters (FormatPayload,
@@ -90,7 +92,9 @@ func Monitor(redis asynq.RedisConnOpt, rootPath string, readOnly bool) *asynqmon
 }
 
 // ServeHTTP refuses a state-changing request from another origin (403),
-// asks for basic auth, then serves asynqmon.
+// refuses a client locked out after failed logins (429, throttle.go), asks
+// for basic auth, then serves asynqmon. Every answer carries the headers
+// that forbid framing and content sniffing (ops.SetPageHeaders).
 //
 // A browser attaches cached basic-auth credentials to any request to this
 // host, a hostile page's form POST included: without the check, such a page
@@ -103,11 +107,22 @@ func Monitor(redis asynq.RedisConnOpt, rootPath string, readOnly bool) *asynqmon
 // pass. The check comes before auth, so a refused request learns nothing
 // of the credentials.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ops.SetPageHeaders(w.Header())
 	if err := d.cop.Check(r); err != nil {
 		http.Error(w, "cross-origin request refused: the dashboard changes state only from its own pages", http.StatusForbidden)
 		return
 	}
+	key := client(r)
+	if left := d.throttle.locked(key); left > 0 {
+		refuse(w, left)
+		return
+	}
 	if !d.authorized(r) {
+		// A request without credentials is how a browser first asks for
+		// the login box: only a wrong user or password counts as a failure.
+		if _, _, ok := r.BasicAuth(); ok {
+			d.throttle.fail(key)
+		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="token-refresher dashboard", charset="UTF-8"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +72,18 @@ type bundle struct {
 	env   *testenv.Env
 	srv   *httptest.Server
 	queue string
+	clock *clock // the failed-login throttle's
 }
+
+// clock is a settable clock for the failed-login throttle.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 const (
 	user     = "ops"
@@ -86,12 +98,14 @@ func setup(t *testing.T, readOnly bool) *bundle {
 		Redis: asynq.RedisClientOpt{Addr: testenv.RedisAddr()}})
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
+	clk := &clock{t: time.Now()}
+	dashboard.SetClock(d, clk.now)
 	mux := http.NewServeMux()
 	mux.Handle(dashboard.Path, d)
 	mux.Handle(dashboard.Path+"/", d)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	b := &bundle{env: env, srv: srv, queue: env.Queue}
+	b := &bundle{env: env, srv: srv, queue: env.Queue, clock: clk}
 	b.archiveFailure(t)
 	return b
 }
@@ -154,6 +168,7 @@ func TestDashboardNeedsBasicAuth(t *testing.T) {
 		{"password as prefix", user, password[:5], true},
 	} {
 		for _, path := range []string{"/monitoring", "/monitoring/", "/monitoring/api/queues", "/monitoring/api/queues/" + b.queue + "/archived_tasks"} {
+			b.clock.advance(dashboard.LockoutPeriod + dashboard.FailureWindow) // no lockout here (TestFailedLoginsAreThrottled)
 			req, err := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
 			require.NoError(t, err)
 			if tc.set {
@@ -224,4 +239,77 @@ func TestNewRefusesMissingSettings(t *testing.T) {
 	assert.Error(t, err)
 	_, err = dashboard.New(dashboard.Config{User: "u", Password: "p"})
 	assert.Error(t, err)
+}
+
+// TestFailedLoginsAreThrottled: after 5 wrong passwords from one client
+// within a minute, every request from it, the right password included, is
+// answered 429 with Retry-After for a minute; then it may log in again.
+// Requests without credentials (the browser's first one) do not count.
+func TestFailedLoginsAreThrottled(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	try := func(pw string, set bool) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, b.srv.URL+"/monitoring/api/queues", nil)
+		require.NoError(t, err)
+		if set {
+			req.SetBasicAuth(user, pw)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for range 10 {
+		assert.Equal(t, http.StatusUnauthorized, try("", false).StatusCode, "no credentials: not a failure")
+	}
+	// Failures spread over more than a minute never lock out.
+	for range 8 {
+		assert.Equal(t, http.StatusUnauthorized, try("wrong", true).StatusCode)
+		b.clock.advance(20 * time.Second)
+	}
+	b.clock.advance(time.Minute)
+	for i := range 4 {
+		assert.Equal(t, http.StatusUnauthorized, try("wrong", true).StatusCode, "failure %d", i+1)
+		b.clock.advance(5 * time.Second)
+	}
+	assert.Equal(t, http.StatusOK, try(password, true).StatusCode, "4 failures: still allowed in")
+	assert.Equal(t, http.StatusUnauthorized, try("wrong", true).StatusCode, "the 5th failure within a minute")
+
+	resp := try(password, true)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "locked out, even with the right password")
+	assert.Equal(t, "60", resp.Header.Get("Retry-After"))
+	b.clock.advance(45 * time.Second)
+	resp = try("wrong", true)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.Equal(t, "15", resp.Header.Get("Retry-After"), "what is left of the minute")
+	b.clock.advance(15 * time.Second)
+	assert.Equal(t, http.StatusOK, try(password, true).StatusCode, "a minute later")
+	assert.Equal(t, http.StatusUnauthorized, try("wrong", true).StatusCode, "counting starts afresh")
+}
+
+// TestDashboardPagesCannotBeFramed: asynqmon's page (and every other answer
+// of the dashboard, refusals included) forbids framing and sniffing.
+func TestDashboardPagesCannotBeFramed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	for _, auth := range []bool{true, false} {
+		req, err := http.NewRequest(http.MethodGet, b.srv.URL+"/monitoring/", nil)
+		require.NoError(t, err)
+		if auth {
+			req.SetBasicAuth(user, password)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if auth {
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Contains(t, string(body), "<html")
+		}
+		assert.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"), "auth %v", auth)
+		assert.Equal(t, "frame-ancestors 'none'", resp.Header.Get("Content-Security-Policy"), "auth %v", auth)
+		assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), "auth %v", auth)
+	}
 }

@@ -456,7 +456,8 @@ func serveDashboard(ctx context.Context, addr string, fallback bool, h http.Hand
 	if err != nil {
 		return "", false, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// The page and asynqmon must not be framed by another site.
+	srv := ops.NewServer(ops.PageHeaders(h))
 	go func() { _ = srv.Serve(ln) }()
 	go func() {
 		<-ctx.Done()
