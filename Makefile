@@ -92,8 +92,9 @@ fault: services
 soak: services
 	$(GO) test -count=1 -timeout 10m -v -run 'TestSoak$$' ./e2e/fault/
 
-## soak-long: ten minutes, 3 refreshers, 2 scanners, 20% marketplace faults, a Redis Sentinel failover and a
-##            20s database blackhole (not part of make test; SOAK_LONG_DURATION=3m shortens it), then its figures
+## soak-long: ten minutes, 3 refreshers, 2 scanners, 20% marketplace faults, a Redis Sentinel failover, a
+##            20s database blackhole, a 30s read-only window and a database failover, on two private mariadbd
+##            (not part of make test; SOAK_LONG_DURATION=3m shortens it), then its figures
 .PHONY: soak-long
 soak-long: services
 	@mkdir -p $(BIN)
