@@ -181,8 +181,9 @@ func (r *readiness) since(t time.Time) (notReady int, lastOK bool) {
 	return notReady, len(r.answers) > 0 && r.answers[len(r.answers)-1] == http.StatusOK
 }
 
-// firstRefreshAfter is the time of the first "refresh done" with outcome
-// refreshed that one of ps logged after t.
+// firstRefreshAfter is the time of the first token one of ps stored after
+// t, as logged: a "refresh done" with outcome refreshed, or a "kept token
+// stored" (the zero time if none).
 func firstRefreshAfter(t time.Time, ps ...*proc) time.Time {
 	var first time.Time
 	for _, p := range ps {
@@ -194,7 +195,7 @@ func firstRefreshAfter(t time.Time, ps ...*proc) time.Time {
 				Outcome string `json:"outcome"`
 				Time    string `json:"time"`
 			}
-			if json.Unmarshal(sc.Bytes(), &l) != nil || l.Msg != "refresh done" || l.Outcome != "refreshed" {
+			if json.Unmarshal(sc.Bytes(), &l) != nil || !(l.Msg == "refresh done" && l.Outcome == "refreshed" || l.Msg == "kept token stored") {
 				continue
 			}
 			at, err := time.Parse("2006-01-02T15:04:05.000Z0700", l.Time)

@@ -1,8 +1,6 @@
 package fault
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -251,7 +249,7 @@ func TestSoakLong(t *testing.T) {
 	// Refreshes that finished while the database was silent: none can
 	// write, so the first one after the stall began finishes once it ends.
 	stallRefresh := firstRefreshAfter(stalled.Add(time.Second), refreshers...)
-	readOnlyStored := firstStoredAfter(writableAt, refreshers...)
+	readOnlyStored := firstRefreshAfter(writableAt, refreshers...)
 	fromKill, _ := ready.since(killed)
 	fromRejoin, _ := ready.since(rejoined)
 	fromStall, lastOK := ready.since(stalled)
@@ -319,35 +317,6 @@ func linesEach(ps []*proc, substr string) []int {
 		out[i] = p.count(substr)
 	}
 	return out
-}
-
-// firstStoredAfter is the time of the first token one of ps stored after
-// t, as logged: a refresh done with outcome refreshed, or a kept token
-// stored (the zero time if none).
-func firstStoredAfter(t time.Time, ps ...*proc) time.Time {
-	var first time.Time
-	for _, p := range ps {
-		sc := bufio.NewScanner(strings.NewReader(p.out.String()))
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var l struct {
-				Msg     string `json:"msg"`
-				Outcome string `json:"outcome"`
-				Time    string `json:"time"`
-			}
-			if json.Unmarshal(sc.Bytes(), &l) != nil || !(l.Msg == "refresh done" && l.Outcome == "refreshed" || l.Msg == "kept token stored") {
-				continue
-			}
-			at, err := time.Parse("2006-01-02T15:04:05.000Z0700", l.Time)
-			if err != nil || !at.After(t) {
-				continue
-			}
-			if first.IsZero() || at.Before(first) {
-				first = at
-			}
-		}
-	}
-	return first
 }
 
 // tokensOf is every connection's access token as db holds it.
