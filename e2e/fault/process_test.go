@@ -193,6 +193,10 @@ func TestMySQLUnreachableDuringWrite(t *testing.T) {
 	}
 	st := s.market.stats()
 	assert.Equal(t, 10, st.Issued)
+	// The keeper logs each token right after the row has it.
+	eventually(t, 10*time.Second, "the keeper to log the ten tokens stored", func() bool {
+		return r.count(`"msg":"kept token stored"`) >= 10
+	})
 	assert.Equal(t, 10, r.count(`"msg":"kept token stored"`), "the keeper stored each kept token once")
 	assert.Zero(t, r.count(`"outcome":"permanent"`), "no false permanent failure")
 	figure(t, "connections=10 calls=%d issued=%d kept=%d kept_after_cut=%s stored=%d outage=%s heal_after_db_back=%s",
