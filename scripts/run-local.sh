@@ -65,6 +65,8 @@ export DASHBOARD_PASSWORD="${DASHBOARD_PASSWORD:-dev-password}"
 export API_TOKEN="${API_TOKEN:-dev-api-token-0123456789}"
 # Seals tokens kept in Redis while the database refuses their write.
 export OUTBOX_KEY="${OUTBOX_KEY:-ZGV2LW91dGJveC1rZXktMDEyMzQ1Njc4OWFiY2RlZmc=}"
+# Keys the credentials' fingerprint kept with a permanent failure (32+ characters).
+export FINGERPRINT_KEY="${FINGERPRINT_KEY:-dev-fingerprint-key-0123456789abcdef}"
 
 # With a terminal, job control puts each service in a process group of its
 # own: Ctrl-C reaches only the foreground wait below, not the services (they
