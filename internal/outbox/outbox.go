@@ -566,6 +566,39 @@ func (r *Redis) Len(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
+// Sealed is the Redis outbox seen by a process without the key: it can
+// tell which connections have a sealed entry, and how many there are, but
+// open none. A refresher without OUTBOX_KEY uses it so that a token another
+// replica sealed still stops calls for its connection (the token there is
+// the connection's newest credential), and says so.
+type Sealed struct {
+	rdb redis.UniversalClient
+	key string
+}
+
+// NewSealed returns the keyless view of the outbox of namespace.
+func NewSealed(rdb redis.UniversalClient, namespace string) *Sealed {
+	return &Sealed{rdb: rdb, key: "token-refresher:{" + namespace + "}:outbox"}
+}
+
+// Has reports whether the connection has a sealed entry.
+func (s *Sealed) Has(ctx context.Context, connectionID int64) (bool, error) {
+	ok, err := s.rdb.HExists(ctx, s.key, field(connectionID)).Result()
+	if err != nil {
+		return false, fmt.Errorf("outbox: look up connection %d: %w", connectionID, err)
+	}
+	return ok, nil
+}
+
+// Len is the number of sealed entries.
+func (s *Sealed) Len(ctx context.Context) (int, error) {
+	n, err := s.rdb.HLen(ctx, s.key).Result()
+	if err != nil {
+		return 0, fmt.Errorf("outbox: count: %w", err)
+	}
+	return int(n), nil
+}
+
 // --- Memory --------------------------------------------------------------
 
 // Memory is an outbox in the process: the Redis outbox's semantics, but its

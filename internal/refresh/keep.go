@@ -3,6 +3,7 @@ package refresh
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,8 +47,29 @@ type KeptObserver interface {
 
 type keeper struct {
 	h       *Handler
-	durable outbox.Outbox // nil without OUTBOX_KEY
+	durable outbox.Outbox  // nil without OUTBOX_KEY
+	sealed  *outbox.Sealed // without OUTBOX_KEY: what other replicas sealed
 	local   *outbox.Memory
+
+	mu          sync.Mutex
+	lastWarning time.Time // of an entry this process cannot open
+}
+
+// unreadableEvery is how often a process says it cannot open entries of the
+// outbox (another OUTBOX_KEY, or none): once is enough to act on, and the
+// sweep comes every second.
+const unreadableEvery = time.Minute
+
+// warnUnreadable reports whether the warning about entries this process
+// cannot open is due again.
+func (k *keeper) warnUnreadable() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if now := time.Now(); now.Sub(k.lastWarning) >= unreadableEvery {
+		k.lastWarning = now
+		return true
+	}
+	return false
 }
 
 // keepUntil is how long a token is worth keeping: a new refresh token for
@@ -125,7 +147,16 @@ func (k *keeper) pending(ctx context.Context, id int64) (outbox.Entry, bool, err
 		return e, true, nil
 	}
 	if k.durable == nil {
-		return outbox.Entry{}, false, nil
+		if k.sealed == nil {
+			return outbox.Entry{}, false, nil
+		}
+		// A replica with the key sealed a token for the connection: it is
+		// the newest credential, so no call, though this one cannot store it.
+		has, err := k.sealed.Has(ctx, id)
+		if err != nil || !has {
+			return outbox.Entry{}, false, err
+		}
+		return outbox.Entry{}, false, outbox.Unreadable{ConnectionID: id, Reason: "sealed by a replica with OUTBOX_KEY; this one has none"}
 	}
 	has, err := k.durable.Has(ctx, id)
 	if err != nil || !has {
@@ -183,7 +214,18 @@ func (k *keeper) done(result string) {
 // entries returns every kept token this process can see, memory first.
 func (k *keeper) entries(ctx context.Context) ([]outbox.Entry, error) {
 	all, _, err := k.local.All(ctx)
-	if err != nil || k.durable == nil {
+	if err != nil {
+		return all, err
+	}
+	if k.durable == nil {
+		if k.sealed == nil {
+			return all, nil
+		}
+		n, err := k.sealed.Len(ctx)
+		if err == nil && n > 0 && k.warnUnreadable() {
+			k.h.log.Error("the outbox in Redis holds tokens sealed by a replica with OUTBOX_KEY, and this one has none: it cannot store them and makes no call for their connections; give every replica the same OUTBOX_KEY",
+				zap.Int("kept_tokens", n))
+		}
 		return all, err
 	}
 	n, err := k.durable.Len(ctx)
@@ -191,9 +233,11 @@ func (k *keeper) entries(ctx context.Context) ([]outbox.Entry, error) {
 		return all, err
 	}
 	durable, unreadable, err := k.durable.All(ctx)
-	for _, u := range unreadable {
-		k.h.log.Error("a kept token in the outbox cannot be opened here (OUTBOX_KEY differs, or the entry is corrupt); left for a replica that can",
-			zap.Int64("connection_id", u.ConnectionID), zap.String("reason", u.Reason))
+	if len(unreadable) > 0 && k.warnUnreadable() {
+		for _, u := range unreadable {
+			k.h.log.Error("a kept token in the outbox cannot be opened here (OUTBOX_KEY differs, or the entry is corrupt); left for a replica that can",
+				zap.Int64("connection_id", u.ConnectionID), zap.String("reason", u.Reason))
+		}
 	}
 	return append(all, durable...), err
 }
@@ -228,6 +272,12 @@ func (k *keeper) sweep(ctx context.Context) int {
 			left++
 		}
 		held.Release()
+	}
+	if k.durable == nil && k.sealed != nil {
+		// Sealed entries this process cannot open are kept tokens too.
+		if n, err := k.sealed.Len(ctx); err == nil {
+			left += n
+		}
 	}
 	if o, ok := k.h.obs.(KeptObserver); ok {
 		o.KeptTokens(left)

@@ -270,3 +270,25 @@ func TestARowErrorDoesNotCloseTheGate(t *testing.T) {
 	inMemory, _, _ := w.h.Unstored(context.Background())
 	assert.Equal(t, []int64{7}, inMemory, "the token in hand is kept, not dropped")
 }
+
+// TestAReplicaWithoutTheKeyMakesNoCallForASealedToken: a token another
+// replica sealed in the durable outbox is the connection's newest
+// credential; a replica without OUTBOX_KEY cannot open it, and still makes
+// no call that would present the retired refresh token in the row.
+func TestAReplicaWithoutTheKeyMakesNoCallForASealedToken(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	keyed, err := outbox.NewRedis(env.Redis, env.Queue, make([]byte, outbox.KeySize))
+	require.NoError(t, err)
+	require.NoError(t, keyed.Put(context.Background(), outbox.Entry{ConnectionID: 7, IntegrationType: "16",
+		Token:    token.Token{AccessToken: "at-1", RefreshToken: "rt-1", ExpiresAt: time.Now().Add(time.Hour)},
+		Read:     token.Connection{ID: 7, RefreshToken: "rt-0"},
+		Obtained: time.Now()}))
+
+	w := newKeepWorld(t, nil, false)
+	w.h = New(w.db.store(7), testenv.Leases(t), w.h.markets, Config{Sealed: outbox.NewSealed(env.Redis, env.Queue)}, zap.NewNop(), nil)
+	require.NoError(t, w.h.ProcessTask(context.Background(), refreshTask(t)), "kept, not a failure")
+	assert.Zero(t, w.calls.Calls.Load(), "no call while another replica's sealed token waits")
+	assert.Equal(t, "rt-0", w.db.refresh())
+	assert.Equal(t, 1, w.h.Replay(context.Background()), "the sealed token counts as kept")
+}

@@ -174,6 +174,10 @@ type Config struct {
 	// refused (internal/outbox, sealed in Redis); nil keeps them in this
 	// process's memory only (keep.go).
 	Outbox outbox.Outbox
+	// Sealed, when Outbox is nil, is the durable outbox seen without the
+	// key: a connection with a token sealed there by another replica gets
+	// no call (its outcome is kept), and the keeper says so.
+	Sealed *outbox.Sealed
 	// Fingerprint makes the credentials' fingerprint a permanent failure
 	// records (FINGERPRINT_KEY); its zero value makes the legacy, unkeyed
 	// one.
@@ -217,6 +221,9 @@ func New(store Store, leases *lease.Manager, markets map[string]Marketplace, cfg
 	}
 	h := &Handler{store: store, leases: leases, markets: markets, waiting: waiting, cfg: cfg, log: log, obs: obs}
 	h.kept = &keeper{h: h, durable: cfg.Outbox, local: outbox.NewMemory()}
+	if cfg.Outbox == nil {
+		h.kept.sealed = cfg.Sealed
+	}
 	return h
 }
 

@@ -173,6 +173,8 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 			return nil, &config.SettingError{Name: "OUTBOX_KEY", Err: err}
 		}
 		rcfg.Outbox = r.Outbox
+	} else {
+		rcfg.Sealed = outbox.NewSealed(eng.Redis, s.Queue)
 	}
 	if !s.Unscheduled {
 		// Each stored token's next refresh is scheduled on its own clock;
@@ -227,9 +229,13 @@ func (r *Refresher) Start() error {
 	r.stop, r.stopped = cancel, make(chan struct{})
 	if r.Outbox == nil {
 		r.log.Warn("OUTBOX_KEY is not set: a token whose write the database refuses is kept in this process's memory only, and lost if the process is killed (SIGKILL, OOM); set it to keep such tokens sealed in Redis")
-	} else if left := r.Handler.Replay(ctx); left > 0 {
-		r.log.Warn("kept tokens in the outbox could not be stored yet; no calls are made for their connections until they are",
-			zap.Int("kept_tokens", left))
+		r.Handler.Replay(ctx) // says so if other replicas sealed tokens it cannot open
+	} else {
+		r.log.Info("tokens whose write the database refuses are kept sealed in Redis (OUTBOX_KEY)", zap.String("outbox", r.Outbox.Key()))
+		if left := r.Handler.Replay(ctx); left > 0 {
+			r.log.Warn("kept tokens in the outbox could not be stored yet; no calls are made for their connections until they are",
+				zap.Int("kept_tokens", left))
+		}
 	}
 	go func() {
 		defer close(r.stopped)

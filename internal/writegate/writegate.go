@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,10 +93,17 @@ func (g *Gate) Report(err error) bool {
 func (g *Gate) set(open bool, reason error) {
 	g.mu.Lock()
 	if open == g.open {
+		changed := !open && (g.reason == nil || reason.Error() != g.reason.Error())
 		if !open {
 			g.reason = reason
 		}
 		g.mu.Unlock()
+		if changed {
+			// The probe right after the closing names the server's own
+			// reason (read_only=ON) where the refused write could only
+			// say its connection was dropped (rejectReadOnly).
+			g.log.Warn("the database still refuses writes", zap.Error(reason))
+		}
 		return
 	}
 	g.open = open
@@ -150,7 +158,11 @@ type ClosedError struct {
 }
 
 func (e *ClosedError) Error() string {
-	return "the database refuses writes since " + e.Since.UTC().Format(time.RFC3339) + ": " + e.Reason.Error()
+	reason := e.Reason.Error()
+	if !strings.HasPrefix(reason, token.ErrUnwritable.Error()) {
+		reason = token.ErrUnwritable.Error() + ": " + reason
+	}
+	return reason + " (since " + e.Since.UTC().Format(time.RFC3339) + ")"
 }
 
 func (e *ClosedError) Unwrap() error { return e.Reason }
@@ -178,22 +190,28 @@ func (g *Gate) Wait(ctx context.Context, max time.Duration) bool {
 	return g.Open()
 }
 
-// Run probes the database every interval while the gate is closed, until
-// ctx ends; an open gate costs nothing.
+// OpenProbeEvery is how many probe intervals pass between probes while the
+// gate is open: an idle refresher (no writes to learn from) still finds a
+// read-only database within about 5s, so /readyz and the gauge say so
+// before the first task does. A probe touches no row.
+const OpenProbeEvery = 5
+
+// Run probes the database every interval while the gate is closed, and
+// every OpenProbeEvery intervals while it is open, until ctx ends.
 func (g *Gate) Run(ctx context.Context) {
 	for {
+		wait := g.interval
 		if g.Open() {
-			select {
-			case <-ctx.Done():
-				return
-			case <-g.wake:
-				continue
-			}
+			wait = g.interval * OpenProbeEvery
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(g.interval):
+		case <-g.wake:
+			// Just closed: probe at once, so the reason shown is the
+			// server's own (read_only=ON) rather than the refused
+			// write's (a dropped connection).
+		case <-time.After(wait):
 		}
 		pctx, cancel := context.WithTimeout(ctx, max(g.interval*5, 5*time.Second))
 		err := g.probe(pctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,9 +59,6 @@ func TestProbeOpensTheGateAndWaitersGo(t *testing.T) {
 	defer cancel()
 	go g.Run(ctx)
 
-	time.Sleep(100 * time.Millisecond)
-	assert.Zero(t, probes.Load(), "an open gate costs no probe")
-
 	g.Report(fmt.Errorf("%w: driver: bad connection", token.ErrUnwritable))
 	assert.False(t, g.Wait(ctx, 50*time.Millisecond), "still closed")
 	testenv.Eventually(t, 5*time.Second, "the probe to run", func() bool { return probes.Load() > 0 })
@@ -75,4 +73,19 @@ func TestProbeOpensTheGateAndWaitersGo(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a waiter was not released when the probe succeeded")
 	}
+}
+
+// TestAnIdleGateFindsARefusal: with no write to learn from, the open
+// gate's own probe (every OpenProbeEvery intervals) closes it, so /readyz
+// says so before the first task does.
+func TestAnIdleGateFindsARefusal(t *testing.T) {
+	g := writegate.New(func(context.Context) error {
+		return fmt.Errorf("%w: the server is read-only (read_only=ON)", token.ErrUnwritable)
+	}, 10*time.Millisecond, zap.NewNop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go g.Run(ctx)
+	testenv.Eventually(t, 5*time.Second, "the gate to close by its own probe", func() bool { return !g.Open() })
+	assert.Equal(t, 1, strings.Count(g.Err().Error(), "the database refuses writes"), "said once: %s", g.Err())
+	assert.Contains(t, g.Err().Error(), "read_only=ON")
 }
