@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -478,16 +479,24 @@ func (s *Store) Save(ctx context.Context, read token.Connection, t token.Token) 
 		t.AccessToken, t.RefreshToken, expiry,
 		read.ID, prevExpiry, read.RefreshToken, expiry,
 		expiry, sha256Hex(t.AccessToken), t.RefreshToken, sha256Hex(t.RefreshToken))
-	return guarded(res, err, "store token of connection %d", read.ID)
+	return s.guarded(ctx, res, err, "store token of connection %d", read.ID)
 }
 
 // guarded is the result of a guarded single-row write: nil when the row
 // matched, token.ErrStale when it did not, and otherwise the write's error
 // (value-free, marked token.ErrUnwritable when the database refuses writes)
-// prefixed with what was written.
-func guarded(res sql.Result, err error, what string, id int64) error {
+// prefixed with what was written. A write refused on a read-only server
+// reaches it as a dropped connection (rejectReadOnly closes it and hides the
+// MySQL error), so such an error asks the server why, and says so.
+func (s *Store) guarded(ctx context.Context, res sql.Result, err error, what string, id int64) error {
 	if err != nil {
-		return fmt.Errorf(what+": %w", id, markUnwritable(valueFree(err)))
+		err = markUnwritable(valueFree(err))
+		if errors.Is(err, sqldriver.ErrBadConn) {
+			if why := s.readOnly(ctx); why != "" {
+				err = fmt.Errorf("%w (%s)", err, why)
+			}
+		}
+		return fmt.Errorf(what+": %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -538,7 +547,7 @@ func (s *Store) Claim(ctx context.Context, read token.Connection) error {
 		WHERE id = ? AND isActive = 'active'
 		  AND accessTokenExpiryAt <=> ? AND COALESCE(refreshToken, '') = ?`,
 		read.ID, prevExpiry, read.RefreshToken)
-	return guarded(res, err, "claim connection %d", read.ID)
+	return s.guarded(ctx, res, err, "claim connection %d", read.ID)
 }
 
 // ProbeWrite checks that the integration-engine database takes writes now,
@@ -553,19 +562,30 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
+	if why := s.readOnly(ctx); why != "" {
+		return fmt.Errorf("%w: %s", token.ErrUnwritable, why)
+	}
+	return fmt.Errorf("write probe: %w", markUnwritable(valueFree(err)))
+}
+
+// readOnly asks the integration-engine server whether it is read-only, and
+// says so ("the server is read-only (read_only=ON)"); "" when it is not, or
+// cannot be asked.
+func (s *Store) readOnly(ctx context.Context) string {
 	var ro struct {
 		ReadOnly       bool `db:"read_only"`
 		InnoDBReadOnly bool `db:"innodb_read_only"`
 	}
-	if rerr := s.ie.GetContext(ctx, &ro, `SELECT @@global.read_only AS read_only, @@global.innodb_read_only AS innodb_read_only`); rerr == nil {
-		switch {
-		case ro.ReadOnly:
-			return fmt.Errorf("%w: the server is read-only (read_only=ON)", token.ErrUnwritable)
-		case ro.InnoDBReadOnly:
-			return fmt.Errorf("%w: the server is read-only (innodb_read_only=ON)", token.ErrUnwritable)
-		}
+	if err := s.ie.GetContext(ctx, &ro, `SELECT @@global.read_only AS read_only, @@global.innodb_read_only AS innodb_read_only`); err != nil {
+		return ""
 	}
-	return fmt.Errorf("write probe: %w", markUnwritable(valueFree(err)))
+	switch {
+	case ro.ReadOnly:
+		return "the server is read-only (read_only=ON)"
+	case ro.InnoDBReadOnly:
+		return "the server is read-only (innodb_read_only=ON)"
+	}
+	return ""
 }
 
 // ServerError is a MySQL server error with its message withheld: the

@@ -64,6 +64,7 @@ func TestClaimAndProbeOnAReadOnlyServer(t *testing.T) {
 	m.SetReadOnly(t, true)
 	err = s.Claim(ctx, read)
 	require.ErrorIs(t, err, token.ErrUnwritable, "a read-only server refuses the claim: no call")
+	assert.Contains(t, err.Error(), "read_only=ON", "the refused write says why, though rejectReadOnly dropped its connection")
 	err = s.ProbeWrite(ctx)
 	require.ErrorIs(t, err, token.ErrUnwritable)
 	assert.Contains(t, err.Error(), "read_only=ON", "the probe says why")
