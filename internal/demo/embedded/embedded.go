@@ -46,10 +46,7 @@ type MySQL struct {
 func StartMySQL(logs io.Writer) (*MySQL, error) {
 	engineMu.Lock()
 	defer engineMu.Unlock()
-	// go-mysql-server logs through the process-wide logrus logger; the demo
-	// owns its process, so it points that logger at its own log file.
-	logrus.SetOutput(logs)
-	logrus.SetLevel(logrus.WarnLevel)
+	engineLogs.use(logs)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,6 +90,38 @@ func serialize(h mysql.Handler) (mysql.Handler, error) {
 }
 
 var engineMu sync.Mutex
+
+// engineLogs is where the process-wide logrus logger writes, which
+// go-mysql-server logs through. The logger's output is set once: logrus reads
+// it without a lock when it first formats a line, so setting it again while an
+// earlier server logs (parallel tests start several) is a data race. Each
+// server start points the one sink at its own writer instead.
+var engineLogs = &logSink{}
+
+type logSink struct {
+	once sync.Once
+	mu   sync.Mutex
+	w    io.Writer
+}
+
+func (s *logSink) use(w io.Writer) {
+	s.once.Do(func() {
+		logrus.SetOutput(s)
+		logrus.SetLevel(logrus.WarnLevel)
+	})
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return len(p), nil
+	}
+	return s.w.Write(p)
+}
 
 type serialHandler struct {
 	mysql.Handler
