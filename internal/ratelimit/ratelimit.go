@@ -57,6 +57,10 @@ func Key(queue, integrationType string) string {
 // PerSecond is the configured rate.
 func (l *Limiter) PerSecond() float64 { return l.rate }
 
+// Interval is the time between two granted slots: 1/PerSecond, widened by
+// Headroom.
+func (l *Limiter) Interval() time.Duration { return l.limit.Period }
+
 // Take takes a slot if one is free now and returns zero; otherwise it takes
 // nothing and returns how long until the next slot frees.
 func (l *Limiter) Take(ctx context.Context) (time.Duration, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/outbox"
@@ -52,6 +53,16 @@ type Limiter interface {
 	PerSecond() float64
 }
 
+// Backlog is a marketplace's due work waiting for rate slots, in order of
+// expiry (backlog.List).
+type Backlog interface {
+	// Place puts the connection in the backlog or finds it there; wait
+	// is how long the task may wait in place.
+	Place(ctx context.Context, connectionID int64, expiry *time.Time, now time.Time, wait time.Duration) (backlog.Place, error)
+	// Leave takes it out: its task took a slot.
+	Leave(ctx context.Context, connectionID int64) error
+}
+
 // Marketplace is what the handler holds of one providers-file entry: its
 // target (integration type, kind, refresh_before), the client of its token
 // API, and what holds calls back (rate limit, circuit breaker).
@@ -64,6 +75,10 @@ type Marketplace struct {
 	CallTimeout time.Duration
 	// Limiter is nil when the marketplace has no rate limit.
 	Limiter Limiter
+	// Backlog orders the calls waiting for Limiter's slots by their
+	// tokens' expiry, fleet-wide (earliest deadline first; internal/
+	// backlog). Nil: the order the tasks arrive in.
+	Backlog Backlog
 	// Breaker is nil when calls are never held back.
 	Breaker *breaker.Breaker
 }
@@ -184,6 +199,9 @@ type Config struct {
 	Fingerprint token.Fingerprinter
 }
 
+// DefaultRateWait is Config.RateWait's default.
+const DefaultRateWait = 2 * time.Second
+
 // Handler processes refresh tasks.
 type Handler struct {
 	kept    *keeper
@@ -207,7 +225,7 @@ func New(store Store, leases *lease.Manager, markets map[string]Marketplace, cfg
 		cfg.SaveRetryFor = 30 * time.Second
 	}
 	if cfg.RateWait <= 0 {
-		cfg.RateWait = 2 * time.Second
+		cfg.RateWait = DefaultRateWait
 	}
 	if cfg.GateWait <= 0 {
 		cfg.GateWait = 10 * time.Second
@@ -368,7 +386,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 		return o, remaining, hadToken, err
 	}
 
-	report, err := h.admit(ctx, p.IntegrationType, prov)
+	report, err := h.admit(ctx, p.IntegrationType, prov, c)
 	if err != nil {
 		var d *DeferredError
 		if errors.As(err, &d) {
@@ -541,7 +559,7 @@ func (h *Handler) changedSince(ctx context.Context, c token.Connection) bool {
 // waits for a slot of its rate limit. It returns the function that reports
 // the call's result to the breaker, or a *DeferredError when the task should come
 // back later.
-func (h *Handler) admit(ctx context.Context, integrationType string, prov Marketplace) (func(breaker.Result), error) {
+func (h *Handler) admit(ctx context.Context, integrationType string, prov Marketplace, c token.Connection) (func(breaker.Result), error) {
 	report := func(breaker.Result) {}
 	if prov.Breaker != nil {
 		done, wait := prov.Breaker.Acquire()
@@ -553,30 +571,57 @@ func (h *Handler) admit(ctx context.Context, integrationType string, prov Market
 	if prov.Limiter == nil {
 		return report, nil
 	}
-	if err := h.waitForSlot(ctx, integrationType, prov); err != nil {
+	if err := h.waitForSlot(ctx, integrationType, prov, c); err != nil {
 		report(breaker.Ignore)
 		return nil, err
 	}
 	return report, nil
 }
 
-func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov Marketplace) error {
+// waitForSlot waits up to RateWait for a slot of the marketplace's rate
+// limit. With a Backlog, only the connections whose tokens expire first
+// (the backlog's window) wait in place, each taking its turn in order of
+// expiry; the rest are put back until about when their turn comes. It
+// returns nil with a slot taken, or a *DeferredError.
+func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov Marketplace, c token.Connection) error {
 	rate := prov.Limiter.PerSecond()
-	waiting := h.waiting[integrationType]
-	n := waiting.Add(1)
-	defer waiting.Add(-1)
-	if maxWaiting := int64(math.Ceil(rate * h.cfg.RateWait.Seconds())); n > max(maxWaiting, 1) {
-		// More workers already wait than slots come in RateWait: come
-		// back about when this one's turn would be.
-		return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls waiting", prov.Kind, rate, n-1),
-			After: time.Duration(float64(n-1) / rate * float64(time.Second))}
+	if prov.Backlog == nil {
+		waiting := h.waiting[integrationType]
+		n := waiting.Add(1)
+		defer waiting.Add(-1)
+		if maxWaiting := int64(math.Ceil(rate * h.cfg.RateWait.Seconds())); n > max(maxWaiting, 1) {
+			// More workers already wait than slots come in RateWait: come
+			// back about when this one's turn would be.
+			return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls waiting", prov.Kind, rate, n-1),
+				After: time.Duration(float64(n-1) / rate * float64(time.Second))}
+		}
 	}
 	budget := h.cfg.RateWait
 	if dl, ok := ctx.Deadline(); ok {
 		budget = min(budget, time.Until(dl)-prov.CallTimeout)
 	}
+	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	for {
+		var stagger time.Duration
+		if prov.Backlog != nil {
+			pl, err := prov.Backlog.Place(ctx, c.ID, c.ExpiresAt, h.cfg.Now(), max(budget-time.Since(start), 0))
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
+			}
+			if pl.After > 0 {
+				return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls ahead, by expiry", prov.Kind, rate, pl.Rank),
+					After: pl.After}
+			}
+			// Inside the window, the head wakes first when a slot frees:
+			// each place behind it waits a little longer (less than one
+			// slot's interval in all), so the order holds among the
+			// waiters too, not only between them and the rest.
+			stagger = time.Duration(pl.Rank) * interval / time.Duration(max(pl.Window, 1))
+		}
 		wait, err := prov.Limiter.Take(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -585,6 +630,12 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 			return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
 		}
 		if wait == 0 {
+			if prov.Backlog != nil {
+				if err := prov.Backlog.Leave(context.WithoutCancel(ctx), c.ID); err != nil {
+					// The entry expires by itself (backlog.Grace).
+					h.log.Debug("could not leave the backlog", zap.Int64("connection_id", c.ID), zap.Error(err))
+				}
+			}
 			return nil
 		}
 		if time.Since(start)+wait > budget {
@@ -594,7 +645,7 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(wait + stagger):
 		}
 	}
 }

@@ -11,6 +11,7 @@ package refresher
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/lease"
@@ -327,6 +329,14 @@ func Marketplaces(entries []registry.Entry, httpClient *http.Client, obs provide
 		m := refresh.Marketplace{Target: e.Target(), Client: client, CallTimeout: time.Duration(e.Timeout)}
 		if l := ratelimit.New(rdb, ratelimit.Key(queue, e.IntegrationType), e.RateLimitPerSecond); l != nil {
 			m.Limiter = l
+			// More due work than the rate serves at once is served
+			// earliest expiry first: the slots that free while a worker
+			// waits in place (RateWait) go to the head of the backlog.
+			m.Backlog = backlog.New(rdb, queue, e.IntegrationType, backlog.Config{
+				Interval: l.Interval(),
+				Window:   int(math.Ceil(e.RateLimitPerSecond * refresh.DefaultRateWait.Seconds())),
+				Horizon:  time.Duration(e.RefreshBefore),
+			})
 		}
 		cfg := bc
 		blog := log.With(zap.String("provider", e.Kind), zap.String("integration_type", e.IntegrationType))
