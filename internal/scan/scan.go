@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -236,6 +237,7 @@ func (s *Scanner) scanTarget(ctx context.Context, tg token.Target, archived map[
 			queued, err := s.queue.Retry(ctx, p)
 			count(queued, true, err)
 		}
+		byDeadline(fresh, now)
 		for _, p := range fresh {
 			select {
 			case work <- p:
@@ -364,4 +366,25 @@ func formatExpiry(t *time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// byDeadline sorts a chunk's tasks into the order their tokens expire in,
+// the ones already lapsed (or never issued) last: asynq's queue is FIFO, so
+// the enqueue order is the order idle workers take them in. It orders one
+// chunk; the refresher's backlog (internal/backlog) keeps the order
+// fleet-wide, across chunks, scans, retries and replicas.
+func byDeadline(ps []task.Payload, now time.Time) {
+	live := func(p task.Payload) bool { return p.DueExpiry != nil && p.DueExpiry.After(now) }
+	slices.SortStableFunc(ps, func(a, b task.Payload) int {
+		la, lb := live(a), live(b)
+		switch {
+		case la && lb:
+			return a.DueExpiry.Compare(*b.DueExpiry)
+		case la:
+			return -1
+		case lb:
+			return 1
+		}
+		return 0
+	})
 }
