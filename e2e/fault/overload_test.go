@@ -1,0 +1,234 @@
+package fault
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eshopbox/token-refresher/internal/sandbox"
+	"github.com/eshopbox/token-refresher/internal/testenv"
+)
+
+// The freshness-under-overload suite (issue "Freshness under overload"):
+// more due work than a marketplace's rate limit serves at once, and the
+// token that expires first must be refreshed first, fleet-wide, whatever
+// order the work arrives in (connection ids, retries, deferrals).
+
+// overloadKind is an Ajio marketplace of 10 calls a second whose
+// refresh_before (15m) makes every seeded connection due at once.
+var overloadKind = kind{IntegrationType: "16", Kind: "ajio", RefreshBefore: 15 * time.Minute, Timeout: 5 * time.Second, RatePerSecond: 10}
+
+// backlog is a seeded set of due connections and their tokens' expiries.
+type backlog struct {
+	users  map[int64]string
+	expiry map[int64]time.Time
+	urgent map[int64]bool
+}
+
+// seedBacklog seeds urgent connections whose tokens expire evenly within
+// [urgentFrom, urgentTo] from now and later ones within [laterFrom,
+// laterTo], with the expiries dealt to the ids in a random order: neither
+// id order nor insertion order says anything about the deadline.
+func (s *system) seedBacklog(firstID int64, urgent, later int, urgentFrom, urgentTo, laterFrom, laterTo time.Duration) backlog {
+	s.t.Helper()
+	n := urgent + later
+	now := time.Now().UTC()
+	spread := func(i, of int, from, to time.Duration) time.Time {
+		if of <= 1 {
+			return now.Add(from)
+		}
+		return now.Add(from + time.Duration(float64(to-from)*float64(i)/float64(of-1)))
+	}
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = firstID + int64(i)
+	}
+	rand.Shuffle(n, func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	b := backlog{users: map[int64]string{}, expiry: map[int64]time.Time{}, urgent: map[int64]bool{}}
+	var rows []testenv.Row
+	for i, id := range ids {
+		var exp time.Time
+		if i < urgent {
+			exp = spread(i, urgent, urgentFrom, urgentTo)
+			b.urgent[id] = true
+		} else {
+			exp = spread(i-urgent, later, laterFrom, laterTo)
+		}
+		exp = exp.Truncate(time.Second) // a DATETIME holds whole seconds
+		u, p := seller(fmt.Sprintf("b%d-%s", id, s.env.Queue))
+		b.users[id], b.expiry[id] = u, exp
+		rows = append(rows, testenv.Row{ID: id, IntegrationType: overloadKind.IntegrationType, InputFields: creds(u, p),
+			ExpiresAt: &exp, AccessToken: testenv.Str(fmt.Sprintf("old-%d", id))})
+	}
+	s.env.Insert(s.t, rows...)
+	return b
+}
+
+// servedAt is when the sandbox issued each refreshed connection's stored
+// token, and how many tokens it issued to the connection's seller.
+func (s *system) servedAt(b backlog) (map[int64]time.Time, map[int64]int) {
+	s.t.Helper()
+	rows := s.rows()
+	var tokens []string
+	for id := range b.users {
+		if r := rows[id]; r.AccessToken != nil {
+			tokens = append(tokens, *r.AccessToken)
+		}
+	}
+	g := s.market.generations(tokens)
+	at, issued := map[int64]time.Time{}, map[int64]int{}
+	for id, u := range b.users {
+		if gen, ok := g.Users[u]; ok && gen.Issued > 0 {
+			at[id], issued[id] = gen.LastAt, gen.Issued
+		}
+	}
+	return at, issued
+}
+
+// freshness is what a backlog test reports.
+type freshness struct {
+	urgentLapses int
+	leastSlack   time.Duration // of the urgent connections
+	spearman     float64       // refresh order against expiry order, all connections
+}
+
+func (s *system) freshness(b backlog) freshness {
+	s.t.Helper()
+	at, _ := s.servedAt(b)
+	f := freshness{leastSlack: time.Duration(math.MaxInt64)}
+	var served, deadline []float64
+	for id, exp := range b.expiry {
+		t, ok := at[id]
+		if b.urgent[id] {
+			slack := exp.Sub(t)
+			if !ok {
+				slack = exp.Sub(time.Now())
+			}
+			f.leastSlack = min(f.leastSlack, slack)
+			if !ok || !t.Before(exp) {
+				f.urgentLapses++
+			}
+		}
+		if ok {
+			served = append(served, float64(t.UnixNano()))
+			deadline = append(deadline, float64(exp.UnixNano()))
+		}
+	}
+	f.spearman = spearman(served, deadline)
+	return f
+}
+
+// spearman is Spearman's rank correlation of x and y (ties share their
+// average rank): 1 when y's order is x's order.
+func spearman(x, y []float64) float64 {
+	rx, ry := ranks(x), ranks(y)
+	var mx, my float64
+	for i := range rx {
+		mx += rx[i]
+		my += ry[i]
+	}
+	mx /= float64(len(rx))
+	my /= float64(len(ry))
+	var sxy, sxx, syy float64
+	for i := range rx {
+		dx, dy := rx[i]-mx, ry[i]-my
+		sxy += dx * dy
+		sxx += dx * dx
+		syy += dy * dy
+	}
+	if sxx == 0 || syy == 0 {
+		return 0
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
+func ranks(v []float64) []float64 {
+	idx := make([]int, len(v))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return v[idx[a]] < v[idx[b]] })
+	r := make([]float64, len(v))
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && v[idx[j+1]] == v[idx[i]] {
+			j++
+		}
+		avg := float64(i+j)/2 + 1
+		for k := i; k <= j; k++ {
+			r[idx[k]] = avg
+		}
+		i = j + 1
+	}
+	return r
+}
+
+// TestOverloadEarliestDeadlineFirst — pass condition: 400 Ajio connections
+// are due at once at 10 calls a second, 200 of them expiring within 25–50 s
+// and 200 within 6–11 minutes, ids shuffled against expiries; after one
+// scan, a refresher of 20 workers refreshes every urgent token before it
+// expires, never calls faster than the limit, and calls each connection
+// once.
+func TestOverloadEarliestDeadlineFirst(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, overloadKind)
+	b := s.seedBacklog(1, 200, 200, 25*time.Second, 50*time.Second, 6*time.Minute, 11*time.Minute)
+	s.scanOnce()
+	r := s.startRefresher("REFRESH_CONCURRENCY=20")
+
+	eventually(t, 90*time.Second, "every connection refreshed", func() bool {
+		at, _ := s.servedAt(b)
+		return len(at) == len(b.users)
+	})
+	f := s.freshness(b)
+	st := s.market.stats()
+	calls := s.market.calls()
+	figure(t, "edf backlog=400 urgent=200 rate=10/s workers=20 urgent_lapses=%d least_slack=%s spearman=%.3f calls=%d peak_per_second=%d",
+		f.urgentLapses, f.leastSlack.Round(100*time.Millisecond), f.spearman, st.Calls, st.PeakPerSecond)
+	assert.Zero(t, f.urgentLapses, "no urgent token lapses")
+	assert.LessOrEqual(t, st.PeakPerSecond, 10, "the rate limit holds")
+	for id, u := range b.users {
+		assert.LessOrEqual(t, calls[u], 1, "connection %d is called once", id)
+	}
+	assert.Greater(t, f.spearman, 0.9, "refresh order follows expiry order")
+	assert.True(t, r.running())
+}
+
+// TestOverloadAfterOutage — pass condition: the same backlog arrives
+// through retries: the marketplace answers 503 to every call for 30 s, then
+// recovers; every urgent token (now expiring 55–80 s after seeding) is still
+// refreshed before it expires, under the limit, one token issued per
+// connection.
+func TestOverloadAfterOutage(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, overloadKind)
+	s.market.setFaults(sandbox.Faults{ErrorRate: 1})
+	b := s.seedBacklog(1, 200, 200, 55*time.Second, 80*time.Second, 6*time.Minute, 11*time.Minute)
+	seeded := time.Now()
+	s.scanOnce()
+	r := s.startRefresher("REFRESH_CONCURRENCY=20")
+	time.Sleep(time.Until(seeded.Add(30 * time.Second)))
+	s.market.setFaults(sandbox.Faults{})
+
+	eventually(t, 90*time.Second, "every connection refreshed", func() bool {
+		at, _ := s.servedAt(b)
+		return len(at) == len(b.users)
+	})
+	f := s.freshness(b)
+	_, issued := s.servedAt(b)
+	st := s.market.stats()
+	figure(t, "edf after_outage=30s backlog=400 urgent=200 rate=10/s workers=20 urgent_lapses=%d least_slack=%s spearman=%.3f calls=%d faulted=%d peak_per_second=%d",
+		f.urgentLapses, f.leastSlack.Round(100*time.Millisecond), f.spearman, st.Calls, st.Faulted, st.PeakPerSecond)
+	assert.Zero(t, f.urgentLapses, "no urgent token lapses")
+	assert.LessOrEqual(t, st.PeakPerSecond, 10, "the rate limit holds")
+	for id := range b.users {
+		assert.Equal(t, 1, issued[id], "connection %d gets one token", id)
+	}
+	require.True(t, r.running())
+}
