@@ -232,3 +232,51 @@ func TestOverloadAfterOutage(t *testing.T) {
 	}
 	require.True(t, r.running())
 }
+
+// TestOverloadNoStarvation — pass condition: while a stream of new urgent
+// work arrives faster than the rate limit serves it (12 connections a
+// second, each expiring 8 s after it arrives, at 10 calls a second), a
+// connection that was due first (expiring 14 s after the stream starts) is
+// still refreshed before it expires: new work with earlier deadlines goes
+// ahead of it only while its own deadline allows. A connection whose token
+// had already lapsed is refreshed too, once the stream ends: behind live
+// tokens, never dropped.
+func TestOverloadNoStarvation(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, overloadKind)
+	r := s.startRefresher("REFRESH_CONCURRENCY=20")
+	sc := s.startScanner()
+
+	const waiting, lapsed = 100000, 100001
+	start := time.Now().UTC()
+	b := backlog{users: map[int64]string{}, expiry: map[int64]time.Time{}, urgent: map[int64]bool{}}
+	add := func(id int64, exp time.Time, urgent bool) {
+		exp = exp.Truncate(time.Second)
+		u, p := seller(fmt.Sprintf("f%d-%s", id, s.env.Queue))
+		b.users[id], b.expiry[id], b.urgent[id] = u, exp, urgent
+		s.env.Insert(t, testenv.Row{ID: id, IntegrationType: overloadKind.IntegrationType, InputFields: creds(u, p),
+			ExpiresAt: &exp, AccessToken: testenv.Str(fmt.Sprintf("old-%d", id))})
+	}
+	add(waiting, start.Add(14*time.Second), true)
+	add(lapsed, start.Add(-time.Hour), false)
+	tick := time.NewTicker(time.Second / 12)
+	for id := int64(1); time.Since(start) < 20*time.Second; id++ {
+		<-tick.C
+		add(id, time.Now().Add(8*time.Second), false)
+	}
+	tick.Stop()
+
+	eventually(t, 60*time.Second, "the lapsed connection refreshed once the stream ends", func() bool {
+		at, _ := s.servedAt(backlog{users: map[int64]string{lapsed: b.users[lapsed]}})
+		return !at[lapsed].IsZero()
+	})
+	at, _ := s.servedAt(b)
+	served, ok := at[waiting]
+	require.True(t, ok, "the connection due first is refreshed")
+	st := s.market.stats()
+	figure(t, "edf stream=12/s for 20s rate=10/s waiting_slack=%s stream_connections=%d served=%d peak_per_second=%d",
+		b.expiry[waiting].Sub(served).Round(100*time.Millisecond), len(b.users)-2, len(at), st.PeakPerSecond)
+	assert.True(t, served.Before(b.expiry[waiting]), "the connection due first is refreshed before it expires (at %s, expiry %s)", served, b.expiry[waiting])
+	assert.LessOrEqual(t, st.PeakPerSecond, 10, "the rate limit holds")
+	assert.True(t, r.running() && sc.running())
+}
