@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/refresh"
@@ -55,6 +57,7 @@ func metricNames(t *testing.T) map[string]bool {
 	r.KeptTokenDone("stored")
 	metrics.NewCensus(reg).Counted([]census.Count{{IntegrationType: "16", Provider: "ajio"}})
 	metrics.NewQueues(reg, emptyInspector{}, "token_refresh")
+	metrics.NewBacklogs(reg, []backlog.Named{{IntegrationType: "16", Provider: "ajio", List: emptyBacklog{}}})
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	names := map[string]bool{"up": true} // Prometheus's own, per scrape target
@@ -67,6 +70,12 @@ func metricNames(t *testing.T) map[string]bool {
 		}
 	}
 	return names
+}
+
+type emptyBacklog struct{}
+
+func (emptyBacklog) Forecast(context.Context, time.Time) (backlog.Forecast, error) {
+	return backlog.Forecast{}, nil
 }
 
 type emptyInspector struct{}

@@ -14,9 +14,9 @@ import (
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
-	"github.com/eshopbox/token-refresher/internal/writegate"
 )
 
 var (
@@ -31,8 +31,9 @@ var (
 // dashboard at /monitoring when DASHBOARD_USER is set and the API at /v1/
 // when API_TOKEN is set. It stops when ctx ends; the returned func releases
 // the dashboard's Redis connections.
-func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, gate *writegate.Gate, rdb redis.UniversalClient,
+func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, r *refresher.Refresher, rdb redis.UniversalClient,
 	reg *prometheus.Registry, log *zap.Logger) (func(), error) {
+	gate := r.Gate
 	checks := []ops.Check{
 		{Name: "mysql", Fn: store.Ping},
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
@@ -61,7 +62,7 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, ga
 	if cfg.APIToken != "" {
 		targets := registry.Targets(cfg.Providers)
 		queue := task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
-		a, err := api.New(api.Config{Token: cfg.APIToken, Targets: targets, Cooldown: cfg.Cooldown},
+		a, err := api.New(api.Config{Token: cfg.APIToken, Targets: targets, Cooldown: cfg.Cooldown, Backlogs: r.Backlogs},
 			store, queue, census.New(store, queue, targets), log)
 		if err != nil {
 			closeAll()

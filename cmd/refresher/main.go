@@ -98,8 +98,9 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Wri
 			return 1
 		}
 	}
+	metrics.NewBacklogs(reg, r.Backlogs)
 	if cfg.HTTPAddr != "" {
-		closeHTTP, err := serveHTTP(ctx, cfg, store, r.Gate, rdb, reg, log)
+		closeHTTP, err := serveHTTP(ctx, cfg, store, r, rdb, reg, log)
 		if err != nil {
 			log.Error("cannot start", zap.Error(err))
 			return 1

@@ -4,7 +4,7 @@
 //	tokenctl retry <connection id>     the same, only for a failing connection
 //	tokenctl show <connection id>      one connection: state, expiry, tasks, last attempt
 //	tokenctl list --state failing      connections in a state (failing, expired, due)
-//	tokenctl summary                   connections per provider: fresh, due, expired, failing
+//	tokenctl summary                   connections per provider: fresh, due, expired, failing; rate-limit backlog and tokens at risk
 //
 // show and list print aligned tables, or the API's JSON with -o json.
 //
@@ -183,8 +183,16 @@ type count struct {
 type summary struct {
 	At         time.Time `json:"at"`
 	Providers  []count   `json:"providers"`
+	Backlog    []queued  `json:"backlog"`
 	Incomplete bool      `json:"incomplete"`
 	Error      string    `json:"error"`
+}
+
+// queued is a rate-limited marketplace's backlog (internal/backlog Status).
+type queued struct {
+	IntegrationType string `json:"integration_type"`
+	Waiting         int    `json:"waiting"`
+	AtRisk          int    `json:"at_risk"`
 }
 
 func (c client) summary(ctx context.Context, stdout, stderr io.Writer) int {
@@ -197,10 +205,21 @@ func (c client) summary(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tokenctl:", err)
 		return exitFailed
 	}
+	// WAITING and AT RISK are the backlog of a rate-limited marketplace:
+	// due connections waiting for a rate slot, and live tokens that will
+	// lapse before their turn at the current pace; "-" without a limit.
+	backlog := make(map[string]queued, len(s.Backlog))
+	for _, b := range s.Backlog {
+		backlog[b.IntegrationType] = b
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TYPE\tPROVIDER\tACTIVE\tFRESH\tDUE\tEXPIRED\tFAILING\t")
+	fmt.Fprintln(tw, "TYPE\tPROVIDER\tACTIVE\tFRESH\tDUE\tEXPIRED\tFAILING\tWAITING\tAT RISK\t")
 	for _, p := range s.Providers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", p.IntegrationType, p.Provider, p.Active, p.Fresh, p.Due, p.Expired, p.Failing)
+		waiting, atRisk := "-", "-"
+		if b, ok := backlog[p.IntegrationType]; ok {
+			waiting, atRisk = strconv.Itoa(b.Waiting), strconv.Itoa(b.AtRisk)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", p.IntegrationType, p.Provider, p.Active, p.Fresh, p.Due, p.Expired, p.Failing, waiting, atRisk)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "at %s", s.At.UTC().Format(time.RFC3339))

@@ -17,8 +17,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/api"
+	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
@@ -142,8 +144,8 @@ func TestSummaryCommand(t *testing.T) {
 	srv := server(t)
 	code, out, errOut := tokenctl(t, map[string]string{"API_TOKEN": apiToken}, "-url", srv.URL, "summary")
 	require.Equal(t, exitOK, code, errOut)
-	assert.Regexp(t, `TYPE\s+PROVIDER\s+ACTIVE\s+FRESH\s+DUE\s+EXPIRED\s+FAILING`, out)
-	assert.Regexp(t, `16\s+ajio\s+10\s+7\s+2\s+1\s+1`, out)
+	assert.Regexp(t, `TYPE\s+PROVIDER\s+ACTIVE\s+FRESH\s+DUE\s+EXPIRED\s+FAILING\s+WAITING\s+AT RISK`, out)
+	assert.Regexp(t, `16\s+ajio\s+10\s+7\s+2\s+1\s+1\s+-\s+-`, out, "no rate limit: no backlog")
 	assert.Regexp(t, `at \d{4}-\d\d-\d\dT`, out)
 }
 
@@ -240,4 +242,37 @@ func TestUnreachableRefresher(t *testing.T) {
 	code, _, errOut := tokenctl(t, map[string]string{"API_TOKEN": apiToken, "TOKENCTL_URL": srv.URL}, "-timeout", (5 * time.Second).String(), "summary")
 	assert.Equal(t, exitFailed, code)
 	assert.Regexp(t, `^tokenctl: cannot reach the refresher at `+srv.URL+` \(TOKENCTL_URL or -url\): dial tcp .*\n$`, errOut)
+}
+
+// TestSummaryShowsBacklog: the summary shows, per rate-limited marketplace,
+// the backlog waiting for rate slots (in Redis) and the live tokens that
+// will lapse before their turn at that pace.
+func TestSummaryShowsBacklog(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	// A slot every 2 s: the turns come at +2 s, +4 s and +6 s, so of
+	// three tokens expiring in 1.5 s, 2.5 s and a minute the first two
+	// lapse before their turn.
+	l := backlog.New(env.Redis, env.Queue, "16", backlog.Config{Interval: 2 * time.Second, Window: 1, Horizon: time.Minute})
+	ctx := context.Background()
+	now := time.Now()
+	for id, d := range map[int64]time.Duration{1: 1500 * time.Millisecond, 2: 2500 * time.Millisecond, 3: time.Minute} {
+		exp := now.Add(d)
+		_, err := l.Place(ctx, id, &exp, now, time.Minute)
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		for id := int64(1); id <= 3; id++ {
+			l.Leave(context.Background(), id)
+		}
+	})
+	a, err := api.New(api.Config{Token: apiToken, Targets: []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute}},
+		Backlogs: []backlog.Named{{IntegrationType: "16", Provider: "ajio", List: l}}}, store{}, &queue{queued: map[int64]bool{}}, counts{}, zap.NewNop())
+	require.NoError(t, err)
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	code, out, errOut := tokenctl(t, map[string]string{"API_TOKEN": apiToken}, "-url", srv.URL, "summary")
+	require.Equal(t, exitOK, code, errOut)
+	t.Log("\n" + out)
+	assert.Regexp(t, `16\s+ajio\s+10\s+7\s+2\s+1\s+1\s+3\s+2\s*\n`, out, "3 waiting, 2 at risk")
 }

@@ -246,7 +246,6 @@ func (s *system) redisDump() (dump string, keys, ours int) {
 	return b.String(), keys, ours
 }
 
-// gauge reads a gauge without labels from a process's /metrics.
 // readyz returns /readyz's status code and body.
 func readyz(t testing.TB, addr string) (int, string) {
 	t.Helper()
@@ -258,6 +257,8 @@ func readyz(t testing.TB, addr string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// gauge reads a gauge from a process's /metrics; name is the series as
+// exposed, with its labels if any.
 func gauge(t testing.TB, addr, name string) (float64, bool) {
 	t.Helper()
 	resp, err := control.Get("http://" + addr + "/metrics")

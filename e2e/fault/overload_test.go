@@ -240,12 +240,32 @@ func TestOverloadAfterOutage(t *testing.T) {
 // still refreshed before it expires: new work with earlier deadlines goes
 // ahead of it only while its own deadline allows. A connection whose token
 // had already lapsed is refreshed too, once the stream ends: behind live
-// tokens, never dropped.
+// tokens, never dropped. The stream is more than the rate serves, so some
+// of it lapses: the gauge of tokens at risk says so before the first does.
 func TestOverloadNoStarvation(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t, overloadKind)
-	r := s.startRefresher("REFRESH_CONCURRENCY=20")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	r := s.startRefresher("REFRESH_CONCURRENCY=20", "HTTP_ADDR="+addr)
 	sc := s.startScanner()
+
+	var firstAtRisk time.Time
+	watched := make(chan struct{})
+	stopWatch := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if v, ok := gauge(t, addr, `token_refresher_at_risk_connections{integration_type="16",provider="ajio"}`); ok && v > 0 {
+				firstAtRisk = time.Now()
+				return
+			}
+		}
+	}()
 
 	const waiting, lapsed = 100000, 100001
 	start := time.Now().UTC()
@@ -270,12 +290,28 @@ func TestOverloadNoStarvation(t *testing.T) {
 		at, _ := s.servedAt(backlog{users: map[int64]string{lapsed: b.users[lapsed]}})
 		return !at[lapsed].IsZero()
 	})
+	close(stopWatch)
+	<-watched
 	at, _ := s.servedAt(b)
 	served, ok := at[waiting]
 	require.True(t, ok, "the connection due first is refreshed")
+	// The first lapse: the earliest expiry of a stream connection not
+	// refreshed before it.
+	var firstLapse time.Time
+	for id, exp := range b.expiry {
+		if id == waiting || id == lapsed {
+			continue
+		}
+		if got, ok := at[id]; (!ok || !got.Before(exp)) && (firstLapse.IsZero() || exp.Before(firstLapse)) {
+			firstLapse = exp
+		}
+	}
 	st := s.market.stats()
-	figure(t, "edf stream=12/s for 20s rate=10/s waiting_slack=%s stream_connections=%d served=%d peak_per_second=%d",
-		b.expiry[waiting].Sub(served).Round(100*time.Millisecond), len(b.users)-2, len(at), st.PeakPerSecond)
+	figure(t, "edf stream=12/s for 20s rate=10/s waiting_slack=%s stream_connections=%d served=%d peak_per_second=%d at_risk_warned_before_first_lapse=%s",
+		b.expiry[waiting].Sub(served).Round(100*time.Millisecond), len(b.users)-2, len(at), st.PeakPerSecond, firstLapse.Sub(firstAtRisk).Round(100*time.Millisecond))
+	require.False(t, firstLapse.IsZero(), "the stream is more than the rate serves: some of it lapses")
+	require.False(t, firstAtRisk.IsZero(), "token_refresher_at_risk_connections rose above 0")
+	assert.True(t, firstAtRisk.Before(firstLapse), "the gauge warned (%s) before the first lapse (%s)", firstAtRisk, firstLapse)
 	assert.True(t, served.Before(b.expiry[waiting]), "the connection due first is refreshed before it expires (at %s, expiry %s)", served, b.expiry[waiting])
 	assert.LessOrEqual(t, st.PeakPerSecond, 10, "the rate limit holds")
 	assert.True(t, r.running() && sc.running())

@@ -23,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -63,6 +64,9 @@ type Config struct {
 	Cooldown time.Duration
 	// Timeout bounds one call's work (default 30s).
 	Timeout time.Duration
+	// Backlogs are the rate-limited marketplaces' backlogs: the summary
+	// forecasts them.
+	Backlogs []backlog.Named
 }
 
 // API serves /v1/.
@@ -193,6 +197,10 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, id int64) {
 type Summary struct {
 	At        time.Time      `json:"at"`
 	Providers []census.Count `json:"providers"`
+	// Backlog is, per rate-limited marketplace, the due connections
+	// waiting for a rate slot and those that will lapse at the current
+	// pace (internal/backlog).
+	Backlog []backlog.Status `json:"backlog"`
 	// Incomplete is set when some counts could not be taken; the
 	// providers listed are right, others are missing.
 	Incomplete bool `json:"incomplete,omitempty"`
@@ -211,7 +219,11 @@ func (a *API) summary(w http.ResponseWriter, r *http.Request) {
 	if counts == nil {
 		counts = []census.Count{}
 	}
-	writeJSON(w, http.StatusOK, Summary{At: at, Providers: counts, Incomplete: err != nil})
+	queued, berr := backlog.Statuses(r.Context(), a.cfg.Backlogs, at)
+	if berr != nil {
+		a.log.Error("summary: backlog unreadable", zap.Error(berr))
+	}
+	writeJSON(w, http.StatusOK, Summary{At: at, Providers: counts, Backlog: queued, Incomplete: err != nil || berr != nil})
 }
 
 type errorBody struct {

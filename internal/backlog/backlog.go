@@ -263,3 +263,45 @@ func forecast(live, lapsed, gone []redis.Z, now time.Time, interval time.Duratio
 	}
 	return f
 }
+
+// Forecaster forecasts a backlog (List does).
+type Forecaster interface {
+	Forecast(ctx context.Context, now time.Time) (Forecast, error)
+}
+
+// Named is a marketplace's backlog with the names reports give it.
+type Named struct {
+	IntegrationType string
+	Provider        string // the providers entry's kind
+	List            Forecaster
+}
+
+// Status is one marketplace's forecast as the API answers it
+// (GET /v1/connections/summary) and tokenctl prints it.
+type Status struct {
+	IntegrationType string `json:"integration_type"`
+	Provider        string `json:"provider"`
+	Forecast
+	// LeastSlackSeconds is Forecast.LeastSlack in seconds.
+	LeastSlackSeconds float64 `json:"least_slack_seconds"`
+}
+
+// Statuses forecasts every backlog at now, in the order given. One that
+// cannot be read (Redis) is left out, and the first error is returned with
+// the others.
+func Statuses(ctx context.Context, lists []Named, now time.Time) ([]Status, error) {
+	out := make([]Status, 0, len(lists))
+	var first error
+	for _, n := range lists {
+		f, err := n.List.Forecast(ctx, now)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("backlog of integration type %s: %w", n.IntegrationType, err)
+			}
+			continue
+		}
+		out = append(out, Status{IntegrationType: n.IntegrationType, Provider: n.Provider, Forecast: f,
+			LeastSlackSeconds: f.LeastSlack.Seconds()})
+	}
+	return out, first
+}

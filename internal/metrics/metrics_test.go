@@ -10,9 +10,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -117,4 +119,52 @@ func TestQueueCollectorSurvivesRedisTrouble(t *testing.T) {
 token_refresher_queue_info_up{queue="token_refresh"} 0
 `
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want)), "only the up gauge, at 0: /metrics keeps answering")
+}
+
+// TestBacklogGauges: the backlog gauges read the fleet-wide backlog in
+// Redis at scrape time; a backlog Redis cannot serve turns its up gauge to
+// 0 and drops the rest, and /metrics keeps answering.
+func TestBacklogGauges(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	l := backlog.New(env.Redis, env.Queue, "16", backlog.Config{Interval: time.Minute, Window: 1, Horizon: time.Hour})
+	ctx := context.Background()
+	now := time.Now()
+	for id, d := range map[int64]time.Duration{1: 30 * time.Second, 2: 10 * time.Minute, 3: -time.Hour} {
+		exp := now.Add(d)
+		_, err := l.Place(ctx, id, &exp, now, time.Minute)
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		for id := int64(1); id <= 3; id++ {
+			l.Leave(context.Background(), id)
+		}
+	})
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { down.Close() })
+	reg := prometheus.NewRegistry()
+	metrics.NewBacklogs(reg, []backlog.Named{
+		{IntegrationType: "16", Provider: "ajio", List: l},
+		{IntegrationType: "43", Provider: "unicommerce", List: backlog.New(down, env.Queue, "43", backlog.Config{})},
+	})
+	// A slot a minute: the token expiring in 30 s lapses before its turn;
+	// the one expiring in 10 minutes does not; one has already lapsed.
+	want := `
+# HELP token_refresher_at_risk_connections Live tokens that will lapse before their turn at the current pace: the backlog ahead of them, at the rate limit, takes longer than they have left.
+# TYPE token_refresher_at_risk_connections gauge
+token_refresher_at_risk_connections{integration_type="16",provider="ajio"} 1
+# HELP token_refresher_backlog_connections Due connections waiting for a slot of the marketplace's rate limit, fleet-wide (served earliest expiry first).
+# TYPE token_refresher_backlog_connections gauge
+token_refresher_backlog_connections{integration_type="16",provider="ajio"} 3
+# HELP token_refresher_backlog_lapsed_connections Of the backlog, connections whose token has already lapsed (served behind the live ones).
+# TYPE token_refresher_backlog_lapsed_connections gauge
+token_refresher_backlog_lapsed_connections{integration_type="16",provider="ajio"} 1
+# HELP token_refresher_backlog_up 1 when the backlog could be read from Redis at this scrape, 0 when not.
+# TYPE token_refresher_backlog_up gauge
+token_refresher_backlog_up{integration_type="16",provider="ajio"} 1
+token_refresher_backlog_up{integration_type="43",provider="unicommerce"} 0
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"token_refresher_at_risk_connections", "token_refresher_backlog_connections",
+		"token_refresher_backlog_lapsed_connections", "token_refresher_backlog_up"))
 }

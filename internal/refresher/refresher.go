@@ -11,6 +11,7 @@ package refresher
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"reflect"
@@ -143,6 +144,9 @@ type Refresher struct {
 	Gate *writegate.Gate
 	// Outbox is the durable outbox (nil without OutboxKey).
 	Outbox *outbox.Redis
+	// Backlogs are the rate-limited marketplaces' backlogs, by integration
+	// type: the metrics and the API's summary forecast them.
+	Backlogs []backlog.Named
 
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -163,6 +167,11 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 		return nil, &config.SettingError{Name: "PROVIDERS_FILE", Err: err}
 	}
 	r := &Refresher{Marketplaces: markets, log: log, settings: s}
+	for _, it := range slices.Sorted(maps.Keys(markets)) {
+		if l, ok := markets[it].Backlog.(*backlog.List); ok {
+			r.Backlogs = append(r.Backlogs, backlog.Named{IntegrationType: it, Provider: markets[it].Kind, List: l})
+		}
+	}
 	rcfg := refresh.Config{SaveRetryFor: s.SaveRetryFor, Fingerprint: token.NewFingerprinter(s.FingerprintKey)}
 	if prober, ok := eng.Store.(WriteProber); ok {
 		gobs, _ := eng.Observer.(writegate.Observer)
