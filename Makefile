@@ -130,5 +130,10 @@ BENCH_FLAGS ?=
 bench: build services
 	$(BIN)/bench -bin $(BIN) -out $(BENCH_OUT) $(if $(filter-out 0,$(BENCH_QUICK)),-quick) $(BENCH_FLAGS) >/dev/null
 
+## bench-overload: figure 8 alone (freshness under a backlog, about 14 minutes); writes docs/benchmarks-overload.md
+.PHONY: bench-overload
+bench-overload: build services
+	$(BIN)/bench -bin $(BIN) -only overload -out docs/benchmarks-overload.md $(BENCH_FLAGS) >/dev/null
+
 clean:
 	rm -rf $(BIN)

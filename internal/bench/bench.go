@@ -45,7 +45,7 @@ type Config struct {
 }
 
 // Figures are the names of the measurements, in the order they run.
-var Figures = []string{"scan", "scanmem", "drain", "latency", "naive", "fresh", "limit"}
+var Figures = []string{"scan", "scanmem", "drain", "latency", "naive", "fresh", "limit", "overload"}
 
 // sizes are the fleets and durations of a run.
 type sizes struct {
@@ -59,6 +59,7 @@ type sizes struct {
 	naiveSlow naiveCase
 	fresh     []freshCase
 	limit     limitCase
+	overload  overloadCase
 }
 
 type latencyCase struct {
@@ -82,6 +83,8 @@ func sizesFor(cfg Config) sizes {
 			fresh: []freshCase{{Conns: 60, TTL: 6 * time.Second, Before: 3 * time.Second, Interval: time.Second,
 				Run: 8 * time.Second, Latency: 10 * time.Millisecond, Concurrency: 20}},
 			limit: limitCase{Conns: 40, Concurrency: 20, Quota: 30, Limit: 20, Rate429: 0.2},
+			overload: overloadCase{Conns: 100, Urgent: 50, UrgentFrom: 10 * time.Second, UrgentTo: 20 * time.Second,
+				LaterFrom: 6 * time.Minute, LaterTo: 11 * time.Minute, Concurrency: 20, Rates: []float64{5, 10}},
 		}
 	}
 	s := sizes{
@@ -104,6 +107,10 @@ func sizesFor(cfg Config) sizes {
 				Run: 4 * time.Minute, Latency: 50 * time.Millisecond, Concurrency: 50},
 		},
 		limit: limitCase{Conns: 1500, Concurrency: 50, Quota: 200, Limit: 150, Rate429: 0.2},
+		// The scenario: 400 due at once, 200 expiring within
+		// 25-50 s, at two rate limits.
+		overload: overloadCase{Conns: 400, Urgent: 200, UrgentFrom: 25 * time.Second, UrgentTo: 50 * time.Second,
+			LaterFrom: 6 * time.Minute, LaterTo: 11 * time.Minute, Concurrency: 20, Rates: []float64{5, 10}},
 	}
 	if cfg.Million {
 		s.scanNs = append(s.scanNs, 1_000_000)
@@ -166,7 +173,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	r := &runner{cfg: cfg, sz: sizesFor(cfg), log: cfg.Log}
-	rep := &Report{Quick: cfg.Quick, Runs: cfg.Runs, Million: cfg.Million, Started: time.Now().UTC(), Load: map[string]string{}}
+	rep := &Report{Quick: cfg.Quick, Runs: cfg.Runs, Million: cfg.Million, Only: cfg.Only, Started: time.Now().UTC(), Load: map[string]string{}}
 
 	var err error
 	if r.env, err = newEnv(ctx, cfg.MySQLDSN, cfg.RedisAddr); err != nil {
@@ -202,6 +209,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"naive", r.naiveSection},
 		{"fresh", r.freshSection},
 		{"limit", r.limitSection},
+		{"overload", r.overloadSection},
 	}
 	for _, s := range steps {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, s.name) {

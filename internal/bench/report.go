@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"github.com/eshopbox/token-refresher/internal/ratelimit"
 	"math"
 	"strings"
 	"time"
@@ -13,6 +14,8 @@ type Report struct {
 	Quick   bool
 	Million bool
 	Runs    int
+	// Only are the figures run when not all were (Config.Only).
+	Only    []string
 	Started time.Time
 	Took    time.Duration
 	Machine Machine
@@ -26,6 +29,7 @@ type Report struct {
 	Naive         NaiveResult
 	Fresh         []FreshResult
 	Limit         LimitResult
+	Overload      OverloadResult
 }
 
 // Targets of the issue.
@@ -55,6 +59,9 @@ func (r *Report) Markdown() string {
 	if r.Quick {
 		w("\n**Quick smoke run** (`BENCH_QUICK=1`): tiny fleets and one run per figure. It proves the bench works; its figures mean little.\n")
 	}
+	if len(r.Only) > 0 {
+		w("\n**Only figure(s) %s were run** (`bench -only`); `make bench` runs them all.\n", strings.Join(r.Only, ", "))
+	}
 	w("\nMeasured %s UTC, %d runs per figure (every figure is the median; runs are listed beside it), %s in all.\n",
 		r.Started.Format("2006-01-02 15:04"), r.Runs, r.Took.Round(time.Second))
 	w("Every product figure sits beside the ceiling it is compared with, measured in the same run, run for run\n")
@@ -82,6 +89,7 @@ func (r *Report) Markdown() string {
 	r.freshSection(w)
 	r.memorySection(w)
 	r.limitSection(w)
+	r.overloadSection(w)
 	r.howSection(w)
 	return b.String()
 }
@@ -461,6 +469,47 @@ func (r *Report) limitSection(w writer) {
 			median(lim), floatList(lim, "%.0f"), l.PeakRate(), floatList(peak, "%.0f"), median(secs), floatList(secs, "%.1f"), vs)
 	}
 	w("\n%s\n\n", verdictLimit(r))
+}
+
+func (r *Report) overloadSection(w writer) {
+	o := r.Overload
+	if len(o.Rows) == 0 {
+		return
+	}
+	c := o.Case
+	w("## 8. Freshness under a backlog: earliest expiry first against first in, first out\n\n")
+	w("%s connections due at once; %s of them expire evenly within %s–%s of the start, the rest within\n",
+		count(c.Conns), count(c.Urgent), c.UrgentFrom, c.UrgentTo)
+	w("%s–%s. The expiries are dealt to the ids at random and the tasks are queued in id order (the order a\n", c.LaterFrom, c.LaterTo)
+	w("scan finds them in). **Product**: `bin/refresher` at REFRESH_CONCURRENCY=%d with the providers entry's\n", c.Concurrency)
+	w("`rate_limit_per_second`; it serves the backlog earliest expiry first (internal/backlog). **FIFO**: the\n")
+	w("same backlog called in queue order by as many workers at the same shared limit (internal/ratelimit, the\n")
+	w("bench calling the sandbox itself): the order asynq's queue alone gives. A lapse is an urgent token\n")
+	w("refreshed after it expired; slack is the lifetime an urgent token had left when its new one was issued;\n")
+	w("the rank correlation (Spearman) is of refresh order against expiry order, over every connection.\n\n")
+	w("| rate limit | order | urgent lapses (runs) | least slack (runs) | rank correlation (runs) | time to refresh all | peak calls/s |\n|---|---|---|---|---|---|---|\n")
+	for _, row := range o.Rows {
+		for _, v := range []struct {
+			name string
+			runs []OverloadRun
+		}{{"**product** (earliest expiry first)", row.Product}, {"FIFO (queue order)", row.FIFO}} {
+			lapses, slack, rho, secs, peak := make([]float64, len(v.runs)), make([]float64, len(v.runs)),
+				make([]float64, len(v.runs)), make([]float64, len(v.runs)), make([]float64, len(v.runs))
+			for i, x := range v.runs {
+				lapses[i], slack[i], rho[i], secs[i], peak[i] = float64(x.Lapses), x.LeastSlack.Seconds(), x.Spearman, x.Seconds, float64(x.Peak)
+			}
+			w("| %g/s | %s | **%.0f** (%s) | %.1f s (%s) | %.3f (%s) | %.1f s | %.0f |\n", row.Rate, v.name,
+				median(lapses), floatList(lapses, "%.0f"), median(slack), floatList(slack, "%.1f"),
+				median(rho), floatList(rho, "%.3f"), median(secs), median(peak))
+		}
+	}
+	w("\nA negative least slack is the worst lapse. Target: 0 urgent lapses for the product wherever earliest\n")
+	w("expiry first can meet every deadline. The limiter spaces calls (1+%g)/rate apart, so the %s urgent calls\n", ratelimit.Headroom, count(c.Urgent))
+	for _, row := range o.Rows {
+		last := time.Duration(float64(c.Urgent) * (1 + ratelimit.Headroom) / row.Rate * float64(time.Second))
+		w("take %s at %g/s against deadlines spread over %s–%s;\n", last.Round(100*time.Millisecond), row.Rate, c.UrgentFrom, c.UrgentTo)
+	}
+	w("an urgent token that lapses anyway goes behind every live one (README: \"Freshness under overload\").\n\n")
 }
 
 func (r *Report) howSection(w writer) {
