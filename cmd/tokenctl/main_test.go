@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,12 +59,29 @@ func (store) CredentialsChanged(_ context.Context, recorded map[int64]string) (m
 	return out, nil
 }
 
+// HoldsToken: connection id's row holds the token "at-<id>".
+func (store) HoldsToken(_ context.Context, id int64, sum string) (bool, *time.Time, error) {
+	if id > 100 {
+		return false, nil, token.ErrNotFound
+	}
+	exp := time.Now().UTC().Add(time.Hour)
+	return sum == sha256Hex("at-"+strconv.FormatInt(id, 10)), &exp, nil
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
 type queue struct{ queued map[int64]bool }
 
 var failure = task.Failure{Reason: "permanent: ajio rejected the credentials (success:false, statusCode 401)",
 	Credentials: "fp-unchanged", At: failedAt}
 
-func (*queue) Inspect(context.Context, int64) ([]task.Status, error) {
+func (*queue) Inspect(_ context.Context, id int64) ([]task.Status, error) {
+	if id != 11 {
+		return []task.Status{{Queue: "token_refresh", State: task.StateNone}, {Queue: "token_refresh_urgent", State: task.StateNone}}, nil
+	}
 	f := failure
 	return []task.Status{
 		{Queue: "token_refresh", State: "archived", LastFailedAt: failedAt, LastErr: f.Reason, Failure: &f},
@@ -83,6 +103,14 @@ func (q *queue) EnqueueForced(_ context.Context, p task.Payload) (bool, error) {
 	}
 	q.queued[p.ConnectionID] = true
 	return true, nil
+}
+
+func (q *queue) EnsureForced(_ context.Context, p task.Payload, _ bool) (string, error) {
+	if q.queued[p.ConnectionID] {
+		return task.Joined, nil
+	}
+	q.queued[p.ConnectionID] = true
+	return task.Queued, nil
 }
 
 type counts struct{}
