@@ -113,12 +113,17 @@ func (q *Queue) EnsureForced(ctx context.Context, p Payload, retry bool) (string
 		switch info.State {
 		case asynq.TaskStateArchived:
 			return Failing, nil
-		case asynq.TaskStateCompleted, asynq.TaskStateActive:
+		case asynq.TaskStateActive:
 			return Joined, nil
-		}
-		old, err := Parse(asynq.NewTask(info.Type, info.Payload))
-		if err != nil || !olderExpiry(old.DueExpiry, p.DueExpiry) {
-			return Joined, nil
+		case asynq.TaskStateCompleted:
+			// Refresh tasks keep no retention, but a retained one
+			// (a task enqueued otherwise) is done: it must not hold
+			// the id against a later report.
+		default:
+			old, err := Parse(asynq.NewTask(info.Type, info.Payload))
+			if err != nil || !olderExpiry(old.DueExpiry, p.DueExpiry) {
+				return Joined, nil
+			}
 		}
 		err = q.inspector.DeleteTask(urgent, info.ID)
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
