@@ -274,3 +274,34 @@ func TestRejectedRefreshReports(t *testing.T) {
 	r.assertNoSecretsIn([]string{"at-refused-8", user, pass, *row.InputFields, reportAPIToken,
 		token.Fingerprint([]byte(*row.InputFields), "")})
 }
+
+// TestReportWaitEndsPending: while the marketplace fails transiently, a
+// waiting report ends in 202 with the task's state and the transient
+// reason; once the marketplace heals, the retried refresh answers the next
+// report with 200.
+func TestReportWaitEndsPending(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	b.sandbox.SetFaults(sandbox.Faults{ErrorRate: 1})
+	u, p := seller("pending-10")
+	fresh := time.Now().UTC().Add(25 * time.Minute).Truncate(time.Second)
+	b.env.Insert(t, testenv.Row{ID: 10, InputFields: creds(u, p), AccessToken: testenv.Str("at-pending-10"), ExpiresAt: &fresh})
+	b.startRefresher(t)
+	r := &reporter{t: t}
+	r.serveAPI(b)
+
+	rep := r.report(0, 10, "at-pending-10", "1500ms")
+	require.Equal(t, http.StatusAccepted, rep.status, rep.raw)
+	assert.Equal(t, "pending", rep.body.Status)
+	assert.Contains(t, []string{"pending", "active", "retry", "scheduled"}, rep.body.TaskState, rep.raw)
+	require.NotNil(t, rep.body.LastAttempt, rep.raw)
+	// Transient, or deferred once the marketplace's breaker opened.
+	assert.Contains(t, []string{"transient", "deferred"}, rep.body.LastAttempt.Outcome, rep.raw)
+	assert.GreaterOrEqual(t, rep.took, 1500*time.Millisecond)
+
+	b.sandbox.SetFaults(sandbox.Faults{})
+	rep = r.report(0, 10, "at-pending-10", "20s")
+	require.Equal(t, http.StatusOK, rep.status, rep.raw)
+	assert.NotEqual(t, "at-pending-10", *b.env.Get(t, 10).AccessToken)
+	r.assertNoSecretsIn([]string{"at-pending-10", *b.env.Get(t, 10).AccessToken, u, p, reportAPIToken})
+}
