@@ -1,6 +1,8 @@
 // Command tokenctl is the operator's command line for the refresher's API:
 //
 //	tokenctl refresh <connection id>   refresh one connection now (urgent queue)
+//	  [--rejected-token-sha256 HEX | --rejected-token-stdin] [--wait 20s]
+//	                                   report the token a marketplace refused
 //	tokenctl retry <connection id>     the same, only for a failing connection
 //	tokenctl show <connection id>      one connection: state, expiry, tasks, last attempt
 //	tokenctl list --state failing      connections in a state (failing, expired, due)
@@ -15,6 +17,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,16 +48,17 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tokenctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tokenctl [-url URL] [-timeout 30s] refresh|retry <connection id> | show <connection id> [-o json] |")
+		fmt.Fprintln(stderr, "       refresh <connection id> --rejected-token-sha256 HEX|--rejected-token-stdin [--wait 20s] |")
 		fmt.Fprintln(stderr, "       list --state failing|expired|due [--provider KIND|TYPE] [-o json] | summary")
 		fmt.Fprintln(stderr, "environment: TOKENCTL_URL (default http://127.0.0.1:8081), API_TOKEN (required)")
 		fs.PrintDefaults()
@@ -79,16 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	switch cmd := fs.Arg(0); cmd {
 	case "refresh", "retry":
-		if fs.NArg() != 2 {
-			fs.Usage()
-			return exitUsage
-		}
-		id, err := strconv.ParseInt(fs.Arg(1), 10, 64)
-		if err != nil || id <= 0 {
-			fmt.Fprintln(stderr, "tokenctl: the connection id must be a positive whole number")
-			return exitUsage
-		}
-		return c.refresh(ctx, cmd, id, stdout, stderr)
+		return c.refreshCmd(ctx, cmd, fs.Args()[1:], stdin, stdout, stderr, fs.Usage)
 	case "show", "list":
 		return c.view(ctx, cmd, fs.Args()[1:], *output, stdout, stderr, fs.Usage)
 	case "summary":
@@ -111,12 +106,24 @@ type client struct {
 
 // call sends one request and decodes a JSON answer into out (any status).
 func (c client) call(ctx context.Context, method, path string, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	return c.send(ctx, method, path, nil, out)
+}
+
+// send is call with a JSON body (nil: none).
+func (c client) send(ctx context.Context, method, path string, body []byte, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		// One line naming the setting, as the services' start-up errors
@@ -129,44 +136,14 @@ func (c client) call(ctx context.Context, method, path string, out any) (int, er
 		return 0, fmt.Errorf("cannot reach the refresher at %s (TOKENCTL_URL or -url): %w", c.base, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return resp.StatusCode, err
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return resp.StatusCode, fmt.Errorf("HTTP %d with an answer that is not the API's JSON", resp.StatusCode)
 	}
 	return resp.StatusCode, nil
-}
-
-type answer struct {
-	ConnectionID    int64  `json:"connection_id"`
-	IntegrationType string `json:"integration_type"`
-	TaskID          string `json:"task_id"`
-	Error           string `json:"error"`
-}
-
-func (c client) refresh(ctx context.Context, verb string, id int64, stdout, stderr io.Writer) int {
-	var a answer
-	status, err := c.call(ctx, http.MethodPost, "/v1/connections/"+strconv.FormatInt(id, 10)+"/"+verb, &a)
-	if err != nil {
-		fmt.Fprintln(stderr, "tokenctl:", err)
-		return exitFailed
-	}
-	switch status {
-	case http.StatusAccepted:
-		fmt.Fprintf(stdout, "connection %d (integration type %s): refresh queued as %s\n", a.ConnectionID, a.IntegrationType, a.TaskID)
-		return exitOK
-	case http.StatusConflict:
-		fmt.Fprintln(stdout, "tokenctl:", a.Error)
-		return exitConflict
-	case http.StatusNotFound:
-		fmt.Fprintln(stderr, "tokenctl:", a.Error)
-		return exitNotFound
-	default:
-		fmt.Fprintf(stderr, "tokenctl: HTTP %d: %s\n", status, a.Error)
-		return exitFailed
-	}
 }
 
 type count struct {

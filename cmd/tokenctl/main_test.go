@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,12 +61,29 @@ func (store) CredentialsChanged(_ context.Context, recorded map[int64]string) (m
 	return out, nil
 }
 
+// HoldsToken: connection id's row holds the token "at-<id>".
+func (store) HoldsToken(_ context.Context, id int64, sum string) (bool, *time.Time, error) {
+	if id > 100 {
+		return false, nil, token.ErrNotFound
+	}
+	exp := time.Now().UTC().Add(time.Hour)
+	return sum == sha256Hex("at-"+strconv.FormatInt(id, 10)), &exp, nil
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
 type queue struct{ queued map[int64]bool }
 
 var failure = task.Failure{Reason: "permanent: ajio rejected the credentials (success:false, statusCode 401)",
 	Credentials: "fp-unchanged", At: failedAt}
 
-func (*queue) Inspect(context.Context, int64) ([]task.Status, error) {
+func (*queue) Inspect(_ context.Context, id int64) ([]task.Status, error) {
+	if id != 11 {
+		return []task.Status{{Queue: "token_refresh", State: task.StateNone}, {Queue: "token_refresh_urgent", State: task.StateNone}}, nil
+	}
 	f := failure
 	return []task.Status{
 		{Queue: "token_refresh", State: "archived", LastFailedAt: failedAt, LastErr: f.Reason, Failure: &f},
@@ -87,6 +107,14 @@ func (q *queue) EnqueueForced(_ context.Context, p task.Payload) (bool, error) {
 	return true, nil
 }
 
+func (q *queue) EnsureForced(_ context.Context, p task.Payload, _ bool) (string, error) {
+	if q.queued[p.ConnectionID] {
+		return task.Joined, nil
+	}
+	q.queued[p.ConnectionID] = true
+	return task.Queued, nil
+}
+
 type counts struct{}
 
 func (counts) Take(context.Context) ([]census.Count, error) {
@@ -107,7 +135,7 @@ func server(t *testing.T) *httptest.Server {
 func tokenctl(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	code := run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(env["STDIN"]), &out, &errOut)
 	for _, s := range []string{out.String(), errOut.String()} {
 		assert.NotContains(t, s, apiToken, "the token is never printed")
 	}
@@ -137,6 +165,56 @@ func TestRefreshCommand(t *testing.T) {
 
 	code, _, errOut = tokenctl(t, env, "-url", srv.URL+"/", "refresh", "13")
 	assert.Equal(t, exitOK, code, errOut)
+}
+
+// TestRefreshReport: the stdin form hashes the token here and sends only
+// its SHA-256; a replaced token answers at once; the flags are checked.
+func TestRefreshReport(t *testing.T) {
+	t.Parallel()
+	srv := server(t)
+	env := map[string]string{"TOKENCTL_URL": srv.URL, "API_TOKEN": apiToken}
+	withStdin := func(tok string) map[string]string {
+		return map[string]string{"TOKENCTL_URL": srv.URL, "API_TOKEN": apiToken, "STDIN": tok}
+	}
+
+	code, out, errOut := tokenctl(t, withStdin("at-12\n"), "refresh", "12", "--rejected-token-stdin")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, "connection 12: refresh queued as refresh:12\n", out)
+	code, out, errOut = tokenctl(t, env, "refresh", "--rejected-token-sha256", sha256Hex("at-12"), "12")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Equal(t, "connection 12: refresh joined as refresh:12\n", out)
+
+	code, out, errOut = tokenctl(t, withStdin("at-12-older"), "refresh", "12", "--rejected-token-stdin", "--wait", "5s")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Regexp(t, `^connection 12: the row holds a new token \(expires \S+Z \(in (59m\d+s|1h0m0s)\)\); read it from the database\n$`, out)
+	assert.NotContains(t, out+errOut, "at-12")
+
+	code, _, errOut = tokenctl(t, env, "refresh", "12", "--rejected-token-sha256", "xyz")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "rejected_token_sha256 must be")
+	code, _, errOut = tokenctl(t, withStdin("at-404"), "refresh", "404", "--rejected-token-stdin")
+	assert.Equal(t, exitNotFound, code)
+	assert.Contains(t, errOut, "connection 404 is unknown")
+
+	for _, args := range [][]string{
+		{"refresh", "12", "--wait", "5s"},
+		{"refresh", "12", "--rejected-token-stdin", "--rejected-token-sha256", sha256Hex("x")},
+		{"refresh", "12", "--rejected-token-stdin", "--wait", "2m"},
+		{"retry", "12", "--rejected-token-stdin"},
+		{"refresh", "12", "13"},
+	} {
+		code, _, errOut = tokenctl(t, withStdin("at-12"), args...)
+		assert.Equal(t, exitUsage, code, "%v", args)
+		assert.NotEmpty(t, errOut)
+	}
+	code, _, errOut = tokenctl(t, withStdin("  \n"), "refresh", "12", "--rejected-token-stdin")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "read no token")
+
+	// 11 failed permanently with its credentials unchanged: refused at once.
+	code, _, errOut = tokenctl(t, withStdin("at-11"), "refresh", "11", "--rejected-token-stdin", "--wait", "5s")
+	assert.Equal(t, exitRefused, code)
+	assert.Contains(t, errOut, "failed permanently: ajio rejected the credentials")
 }
 
 func TestSummaryCommand(t *testing.T) {
@@ -203,9 +281,15 @@ func TestListCommand(t *testing.T) {
 	} {
 		code, out, errOut = tokenctl(t, env, args...)
 		require.Equal(t, exitOK, code, errOut)
-		var l []map[string]any
+		var l struct {
+			State       string           `json:"state"`
+			Connections []map[string]any `json:"connections"`
+			At          time.Time        `json:"at"`
+		}
 		require.NoError(t, json.Unmarshal([]byte(out), &l), out)
-		assert.Len(t, l, 2)
+		assert.Equal(t, "failing", l.State, "the API's object, not a bare array")
+		assert.Len(t, l.Connections, 2)
+		assert.False(t, l.At.IsZero())
 	}
 
 	code, _, errOut = tokenctl(t, env, "list", "--state", "sideways")

@@ -217,7 +217,12 @@ func (c client) list(ctx context.Context, state, prov string, asJSON bool, stdou
 		after = p.Next
 	}
 	if asJSON {
-		b, _ := json.Marshal(all)
+		// The API's own object, its pages joined (no cursor: this is all).
+		b, _ := json.Marshal(struct {
+			State       string    `json:"state"`
+			Connections []listed  `json:"connections"`
+			At          time.Time `json:"at"`
+		}{state, all, at})
 		return printJSON(stdout, b)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

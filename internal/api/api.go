@@ -1,6 +1,9 @@
 // Package api is the refresher's on-demand API, for services and operators:
 //
-//	POST /v1/connections/{id}/refresh  refresh now, on the urgent queue
+//	POST /v1/connections/{id}/refresh  refresh now, on the urgent queue; with a
+//	                                   body {"rejected_token_sha256": …} and an
+//	                                   optional ?wait=, a consumer's report of
+//	                                   a refused token (report.go)
 //	POST /v1/connections/{id}/retry    the same, for a failing connection only
 //	GET  /v1/connections/{id}          one connection: state, expiry, task, last attempt
 //	GET  /v1/connections?state=…       connections in one state, paged
@@ -35,11 +38,15 @@ type Store interface {
 	Describe(ctx context.Context, id int64, integrationTypes []string) (token.Described, error)
 	DuePage(ctx context.Context, integrationType string, dueBefore time.Time, after int64) ([]token.DueConnection, *int64, error)
 	CredentialsChanged(ctx context.Context, recorded map[int64]string) (map[int64]bool, error)
+	// HoldsToken reads the stored expiry and whether the stored access
+	// token's SHA-256 is tokenSHA256 (mysql.Store: compared in MySQL).
+	HoldsToken(ctx context.Context, id int64, tokenSHA256 string) (bool, *time.Time, error)
 }
 
 // Queue takes on-demand refreshes and tells the state of refresh tasks.
 type Queue interface {
 	EnqueueForced(ctx context.Context, p task.Payload) (bool, error)
+	EnsureForced(ctx context.Context, p task.Payload, retry bool) (string, error)
 	Inspect(ctx context.Context, connectionID int64) ([]task.Status, error)
 	ListArchived() (map[int64]task.Archived, error)
 }
@@ -106,6 +113,16 @@ func New(cfg Config, store Store, queue Queue, c Census, log *zap.Logger) (*API,
 	a.mux.HandleFunc("GET /v1/connections/summary", a.summary)
 	a.mux.HandleFunc("GET /v1/connections/{id}", a.show)
 	a.mux.HandleFunc("GET /v1/connections", a.list)
+	// Any other method or path answers JSON too, as every /v1 answer does.
+	// (GET /v1/connections/summary needs no fallback of its own: another
+	// method on it falls to /v1/connections/{id}'s, which allows GET too.)
+	a.mux.HandleFunc("/v1/connections/{id}/refresh", methodNotAllowed(http.MethodPost))
+	a.mux.HandleFunc("/v1/connections/{id}/retry", methodNotAllowed(http.MethodPost))
+	a.mux.HandleFunc("/v1/connections/{id}", methodNotAllowed(http.MethodGet+", "+http.MethodHead))
+	a.mux.HandleFunc("/v1/connections", methodNotAllowed(http.MethodGet+", "+http.MethodHead))
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API path: "+r.URL.Path)
+	})
 	return a, nil
 }
 
@@ -124,7 +141,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	// A report's ?wait= extends the call's deadline by the wait (a bad
+	// value extends nothing and is refused by the handler).
+	timeout := a.cfg.Timeout
+	if wait, ok := waitOf(r); ok {
+		timeout += wait
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	a.mux.ServeHTTP(w, r.WithContext(ctx))
 }
@@ -144,14 +167,6 @@ type Queued struct {
 	IntegrationType string `json:"integration_type"`
 	TaskID          string `json:"task_id"`
 	Status          string `json:"status"`
-}
-
-func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	a.enqueue(w, r, id)
 }
 
 // pathID reads the {id} of the path, answering 400 when it is not one.
@@ -224,6 +239,14 @@ func (a *API) summary(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("summary: backlog unreadable", zap.Error(berr))
 	}
 	writeJSON(w, http.StatusOK, Summary{At: at, Providers: counts, Backlog: queued, Incomplete: err != nil || berr != nil})
+}
+
+// methodNotAllowed answers 405 naming the methods a path takes.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here; use "+allow)
+	}
 }
 
 type errorBody struct {

@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -46,12 +48,20 @@ func (fakeStore) CredentialsChanged(context.Context, map[int64]string) (map[int6
 	return nil, errors.New("not in this fake")
 }
 
+func (fakeStore) HoldsToken(context.Context, int64, string) (bool, *time.Time, error) {
+	return false, nil, errors.New("not in this fake")
+}
+
 type fakeQueue struct {
 	EnqueueForcedFunc func(ctx context.Context, p task.Payload) (bool, error)
 }
 
 func (f fakeQueue) EnqueueForced(ctx context.Context, p task.Payload) (bool, error) {
 	return f.EnqueueForcedFunc(ctx, p)
+}
+
+func (fakeQueue) EnsureForced(context.Context, task.Payload, bool) (string, error) {
+	return "", errors.New("not in this fake")
 }
 
 func (fakeQueue) Inspect(context.Context, int64) ([]task.Status, error) {
@@ -321,4 +331,136 @@ func TestOnDemandRefreshOnRealStores(t *testing.T) {
 	assert.Equal(t, []census.Count{{
 		IntegrationType: "16", Provider: "ajio", Active: 4, Fresh: 1, Due: 1, Expired: 2, Failing: 1, ExpiredFailing: 1,
 	}}, s.Providers)
+}
+
+// TestErrorsAreJSON: every /v1 answer is JSON, a wrong path or method and a
+// bad report included, and a bad value is named.
+func TestErrorsAreJSON(t *testing.T) {
+	t.Parallel()
+	a, err := api.New(api.Config{Token: apiToken, IntegrationTypes: []string{"16"}},
+		fakeStore{func(context.Context, int64, []string) (token.DueConnection, error) {
+			return token.DueConnection{}, errors.New("no read expected")
+		}},
+		fakeQueue{func(context.Context, task.Payload) (bool, error) { return false, errors.New("no enqueue expected") }},
+		nil, zap.NewNop())
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		names              string
+		allow              string
+	}{
+		{http.MethodGet, "/v1/nothing", "", http.StatusNotFound, "/v1/nothing", ""},
+		{http.MethodGet, "/v1/connections/11/refresh/extra", "", http.StatusNotFound, "no such API path", ""},
+		{http.MethodGet, "/v1/connections/11/refresh", "", http.StatusMethodNotAllowed, "POST", "POST"},
+		{http.MethodDelete, "/v1/connections/11", "", http.StatusMethodNotAllowed, "GET", "GET, HEAD"},
+		{http.MethodPost, "/v1/connections/summary", "", http.StatusMethodNotAllowed, "GET", "GET, HEAD"},
+		{http.MethodPut, "/v1/connections", "", http.StatusMethodNotAllowed, "GET", "GET, HEAD"},
+		{http.MethodPost, "/v1/connections/11/refresh?wait=abc", `{"rejected_token_sha256":"` + strings.Repeat("a", 64) + `"}`, http.StatusBadRequest, "wait", ""},
+		{http.MethodPost, "/v1/connections/11/refresh?wait=61s", `{"rejected_token_sha256":"` + strings.Repeat("a", 64) + `"}`, http.StatusBadRequest, "wait", ""},
+		{http.MethodPost, "/v1/connections/11/refresh?wait=0s", `{"rejected_token_sha256":"` + strings.Repeat("a", 64) + `"}`, http.StatusBadRequest, "wait", ""},
+		{http.MethodPost, "/v1/connections/11/refresh?wait=5s", "", http.StatusBadRequest, "rejected_token_sha256", ""},
+		{http.MethodPost, "/v1/connections/11/refresh", `{"rejected_token_sha256":"abc"}`, http.StatusBadRequest, "rejected_token_sha256", ""},
+		{http.MethodPost, "/v1/connections/11/refresh", `{"rejected_token_sha256":"` + strings.Repeat("g", 64) + `"}`, http.StatusBadRequest, "rejected_token_sha256", ""},
+		{http.MethodPost, "/v1/connections/11/refresh", `{}`, http.StatusBadRequest, "rejected_token_sha256", ""},
+		{http.MethodPost, "/v1/connections/11/refresh", `{"access_token":"at-do-not-echo"}`, http.StatusBadRequest, "rejected_token_sha256", ""},
+		{http.MethodPost, "/v1/connections/11/refresh", `not json`, http.StatusBadRequest, "rejected_token_sha256", ""},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, req)
+		name := tc.method + " " + tc.path + " " + tc.body
+		assert.Equal(t, tc.status, w.Code, name)
+		assert.Equal(t, "application/json", w.Header().Get("Content-Type"), name)
+		var e struct{ Error string }
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &e), name)
+		assert.Contains(t, e.Error, tc.names, name)
+		assert.NotContains(t, w.Body.String(), "at-do-not-echo", name)
+		if tc.allow != "" {
+			assert.Equal(t, tc.allow, w.Header().Get("Allow"), name)
+		}
+	}
+}
+
+// TestReportOnRealStores: a report of a token the row no longer holds is
+// answered at once with no task; reports of the stored token join one
+// forced task; with no worker, a wait ends in 202 with the task's state; a
+// permanent failure on record answers 422 at once.
+func TestReportOnRealStores(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	store, err := mysql.Open(context.Background(), env.WMSDSN, env.IEDSN, mysql.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	queue := task.NewQueue(env.Redis, env.Queue, time.Minute)
+	inspector := asynq.NewInspectorFromRedisClient(env.Redis)
+	later := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
+	env.Insert(t, testenv.Row{ID: 11, InputFields: testenv.Str(`{}`), AccessToken: testenv.Str("at-11-do-not-show"), ExpiresAt: &later})
+	a, err := api.New(api.Config{Token: apiToken, IntegrationTypes: []string{"16"}}, store, queue, nil, zap.NewNop())
+	require.NoError(t, err)
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+
+	report := func(tok, query string) (int, api.Reported, string) {
+		sum := sha256.Sum256([]byte(tok))
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/connections/11/refresh"+query,
+			strings.NewReader(`{"rejected_token_sha256":"`+hex.EncodeToString(sum[:])+`"}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		require.NotContains(t, string(body), "do-not-show")
+		require.NotContains(t, string(body), hex.EncodeToString(sum[:]), "the answer does not echo the fingerprint")
+		var r api.Reported
+		require.NoError(t, json.Unmarshal(body, &r))
+		return resp.StatusCode, r, string(body)
+	}
+
+	status, r, body := report("at-11-older", "?wait=5s")
+	assert.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, "replaced", r.Status)
+	require.NotNil(t, r.ExpiresAt)
+	assert.True(t, later.Equal(*r.ExpiresAt))
+	assert.InDelta(t, 3600, *r.ExpiresInSeconds, 60)
+	_, err = inspector.GetTaskInfo(task.UrgentQueue(env.Queue), task.ID(11))
+	assert.Error(t, err, "a replaced token queues nothing")
+
+	status, r, body = report("at-11-do-not-show", "")
+	assert.Equal(t, http.StatusAccepted, status, body)
+	assert.Equal(t, "queued", r.Status)
+	assert.Equal(t, task.ID(11), r.TaskID)
+	status, r, body = report("at-11-do-not-show", "")
+	assert.Equal(t, http.StatusAccepted, status, body)
+	assert.Equal(t, "joined", r.Status, "a second report joins the first, no 409")
+
+	start := time.Now()
+	status, r, body = report("at-11-do-not-show", "?wait=700ms")
+	assert.Equal(t, http.StatusAccepted, status, body)
+	assert.GreaterOrEqual(t, time.Since(start), 700*time.Millisecond)
+	assert.Equal(t, "pending", r.Status)
+	assert.Equal(t, "pending", r.TaskState, "no worker runs here")
+
+	// A permanent failure on record, credentials unchanged: 422 at once.
+	require.NoError(t, inspector.ArchiveTask(task.UrgentQueue(env.Queue), task.ID(11)))
+	status, _, body = report("at-11-do-not-show", "?wait=5s")
+	assert.Equal(t, http.StatusUnprocessableEntity, status, body)
+	var refused api.Refused
+	require.NoError(t, json.Unmarshal([]byte(body), &refused))
+	assert.Contains(t, refused.Error, "failed permanently")
+	assert.NotEmpty(t, refused.Reason)
+	info, err := inspector.GetTaskInfo(task.UrgentQueue(env.Queue), task.ID(11))
+	require.NoError(t, err)
+	assert.Equal(t, asynq.TaskStateArchived, info.State, "the failure stands: no call for a report")
+
+	// Plain refresh (no body) still counts as an operator's retry.
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/connections/11/refresh", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
 }

@@ -431,6 +431,34 @@ func (s *Store) Load(ctx context.Context, id int64) (token.Connection, error) {
 	return c, nil
 }
 
+// HoldsToken reads an active connection's stored expiry and whether its
+// access token is the one whose SHA-256 (lowercase hex) is tokenSHA256: the
+// comparison runs in MySQL (SHA2), so the token never leaves the database.
+// It returns token.ErrNotFound when the connection does not exist or is not
+// active; a row without a token holds none.
+func (s *Store) HoldsToken(ctx context.Context, id int64, tokenSHA256 string) (bool, *time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+	defer cancel()
+	var row struct {
+		Holds     bool         `db:"holds"`
+		ExpiresAt sql.NullTime `db:"accessTokenExpiryAt"`
+	}
+	err := s.ie.GetContext(ctx, &row, `
+		SELECT COALESCE(SHA2(accessToken, 256) = ?, FALSE) AS holds, accessTokenExpiryAt
+		FROM ie_appinstall_connection WHERE id = ? AND isActive = 'active'`, tokenSHA256, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil, token.ErrNotFound
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("read connection %d: %w", id, valueFree(err))
+	}
+	if !row.ExpiresAt.Valid || row.ExpiresAt.Time.IsZero() {
+		return row.Holds, nil, nil
+	}
+	t := row.ExpiresAt.Time
+	return row.Holds, &t, nil
+}
+
 // Save writes a renewed token to exactly the row it was obtained for,
 // guarded so that the newest-issued token wins whichever write lands last.
 // The write goes through when the row still holds the expiry and refresh

@@ -2,6 +2,8 @@ package mysql_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	driver "github.com/go-sql-driver/mysql"
 	"strings"
 	"testing"
@@ -362,4 +364,36 @@ func TestCredentialsChangedKeyed(t *testing.T) {
 	changed, err = plain.CredentialsChanged(context.Background(), map[int64]string{1: keyed, 2: legacy})
 	require.NoError(t, err)
 	assert.Equal(t, map[int64]bool{2: true}, changed, "a keyed fingerprint without the key: cannot tell")
+}
+
+// TestHoldsToken: the comparison by SHA-256 runs in MySQL and agrees with
+// Go's digest of the token, odd characters included.
+func TestHoldsToken(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	exp := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
+	odd := `at-it's "quoted" é ☃`
+	env.Insert(t,
+		testenv.Row{ID: 1, InputFields: testenv.Str(`{}`), ExpiresAt: &exp, AccessToken: testenv.Str(odd)},
+		testenv.Row{ID: 2, InputFields: testenv.Str(`{}`)},
+		testenv.Row{ID: 3, InputFields: testenv.Str(`{}`), AccessToken: testenv.Str(odd), IsActive: "inactive"},
+	)
+	s := open(t, env, mysql.Options{})
+	ctx := context.Background()
+	hexOf := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
+
+	holds, at, err := s.HoldsToken(ctx, 1, hexOf(odd))
+	require.NoError(t, err)
+	assert.True(t, holds)
+	require.NotNil(t, at)
+	assert.True(t, exp.Equal(*at))
+	holds, _, err = s.HoldsToken(ctx, 1, hexOf(odd+"x"))
+	require.NoError(t, err)
+	assert.False(t, holds)
+	holds, at, err = s.HoldsToken(ctx, 2, hexOf(""))
+	require.NoError(t, err)
+	assert.False(t, holds, "a row without a token holds none")
+	assert.Nil(t, at)
+	_, _, err = s.HoldsToken(ctx, 3, hexOf(odd))
+	assert.ErrorIs(t, err, token.ErrNotFound)
 }

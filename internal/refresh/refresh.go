@@ -512,7 +512,7 @@ func (h *Handler) load(ctx context.Context, p task.Payload, prov Marketplace) (t
 	}
 	c.IntegrationType = p.IntegrationType
 	if p.Forced {
-		if !sameExpiry(c.ExpiresAt, p.DueExpiry) {
+		if !task.SameExpiry(c.ExpiresAt, p.DueExpiry) {
 			return c, Satisfied, nil
 		}
 		return c, "", nil
@@ -532,16 +532,6 @@ func lifetimeLeft(c token.Connection, now time.Time) (time.Duration, bool) {
 	return c.ExpiresAt.Sub(now), true
 }
 
-// sameExpiry compares two stored expiries to the second (a DATETIME has no
-// fraction); nil and the zero time both mean "no token".
-func sameExpiry(a, b *time.Time) bool {
-	aNone, bNone := a == nil || a.IsZero(), b == nil || b.IsZero()
-	if aNone || bNone {
-		return aNone == bNone
-	}
-	return a.Truncate(time.Second).Equal(b.Truncate(time.Second))
-}
-
 // changedSince reports whether the row no longer holds the refresh token or
 // expiry read in c. A read that fails says nothing, and the refusal stands.
 func (h *Handler) changedSince(ctx context.Context, c token.Connection) bool {
@@ -552,7 +542,7 @@ func (h *Handler) changedSince(ctx context.Context, c token.Connection) bool {
 	if err != nil {
 		return false
 	}
-	return now.RefreshToken != c.RefreshToken || !sameExpiry(now.ExpiresAt, c.ExpiresAt)
+	return now.RefreshToken != c.RefreshToken || !task.SameExpiry(now.ExpiresAt, c.ExpiresAt)
 }
 
 // admit holds the call back while the marketplace's breaker is open, and

@@ -94,7 +94,7 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 	if taskExpiry == nil || taskExpiry.IsZero() {
 		return false
 	}
-	return !sameExpiry(taskExpiry, rowExpiry)
+	return !task.SameExpiry(taskExpiry, rowExpiry)
 }
 
 // scheduleNext schedules the refresh of a token just stored, a share of its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -57,4 +58,102 @@ func (q *Queue) EnqueueForced(ctx context.Context, p Payload) (bool, error) {
 	}
 	p.Forced = true
 	return q.EnqueueUrgent(ctx, p)
+}
+
+// What EnsureForced did.
+const (
+	// Queued: this call enqueued the forced refresh.
+	Queued = "queued"
+	// Joined: a forced refresh of the same token (or of a newer one) was
+	// already queued or running; it answers this caller too.
+	Joined = "joined"
+	// Failing: the connection's forced refresh is archived (a permanent
+	// failure); nothing was enqueued.
+	Failing = "failing"
+)
+
+// EnsureForced makes sure a forced refresh of the token whose stored expiry
+// is p.DueExpiry is queued or running on the urgent queue, and says whether
+// this call enqueued it (Queued), found one (Joined) or found the
+// connection's forced refresh archived (Failing; retry clears an archived
+// failure in either queue first, as EnqueueForced does).
+//
+// It is how any number of reports of one rejected token, on any number of
+// API replicas, come to one task: the task id is the connection's, so every
+// report after the first finds the task and joins it. A task found waiting
+// with an older DueExpiry (a refresh asked for before another path stored
+// the token now reported) would be satisfied by that token without a call,
+// so it is replaced by one for this token; a running one is joined, and the
+// caller that waits arms a new one when it ends (the row still holding the
+// reported token then). A task whose DueExpiry is newer than p's means the
+// reported token was replaced already: joined.
+func (q *Queue) EnsureForced(ctx context.Context, p Payload, retry bool) (string, error) {
+	p.Forced = true
+	if retry {
+		if err := q.clearArchived(p.ConnectionID); err != nil {
+			return "", err
+		}
+	}
+	urgent := UrgentQueue(q.name)
+	for range 5 {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		info, err := q.inspector.GetTaskInfo(urgent, ID(p.ConnectionID))
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+			queued, err := q.EnqueueUrgent(ctx, p)
+			if err != nil || queued {
+				return Queued, err
+			}
+			continue // another report enqueued it first: look at it
+		case err != nil:
+			return "", fmt.Errorf("read refresh task of connection %d: %w", p.ConnectionID, err)
+		}
+		switch info.State {
+		case asynq.TaskStateArchived:
+			return Failing, nil
+		case asynq.TaskStateActive:
+			return Joined, nil
+		case asynq.TaskStateCompleted:
+			// Refresh tasks keep no retention, but a retained one
+			// (a task enqueued otherwise) is done: it must not hold
+			// the id against a later report.
+		default:
+			old, err := Parse(asynq.NewTask(info.Type, info.Payload))
+			if err != nil || !olderExpiry(old.DueExpiry, p.DueExpiry) {
+				return Joined, nil
+			}
+		}
+		err = q.inspector.DeleteTask(urgent, info.ID)
+		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			// It started meanwhile (an active task cannot be deleted):
+			// joined, as above.
+			return Joined, nil
+		}
+	}
+	return Joined, nil
+}
+
+// olderExpiry reports whether a task's DueExpiry a is of a token older than
+// the one whose expiry is b: stored expiries only grow (newest issued wins),
+// and "no token" is the oldest.
+func olderExpiry(a, b *time.Time) bool {
+	if SameExpiry(a, b) {
+		return false
+	}
+	if a == nil || a.IsZero() {
+		return true
+	}
+	return b != nil && a.Before(*b)
+}
+
+// SameExpiry compares two stored expiries to the second (a DATETIME has no
+// fraction); nil and the zero time both mean "no token".
+func SameExpiry(a, b *time.Time) bool {
+	aNone, bNone := a == nil || a.IsZero(), b == nil || b.IsZero()
+	if aNone || bNone {
+		return aNone == bNone
+	}
+	return a.Truncate(time.Second).Equal(b.Truncate(time.Second))
 }

@@ -141,3 +141,57 @@ func TestArchivedFailuresOfBothQueues(t *testing.T) {
 	assert.Len(t, archived, 1)
 	assert.Contains(t, archived, int64(22))
 }
+
+// TestEnsureForced: concurrent reports of one token make one task; a
+// waiting task for an older token is replaced, one for a newer token is
+// joined; an archived failure is reported, or cleared on retry.
+func TestEnsureForced(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	e1 := time.Now().UTC().Add(time.Minute).Truncate(time.Second)
+	e2 := e1.Add(30 * time.Minute)
+	at := func(e time.Time) task.Payload { p := payload(11); p.DueExpiry = &e; return p }
+	dueOf := func() time.Time {
+		info, err := b.inspector.GetTaskInfo(b.urgent, task.ID(11))
+		require.NoError(t, err)
+		p, err := task.Parse(asynq.NewTask(info.Type, info.Payload))
+		require.NoError(t, err)
+		assert.True(t, p.Forced)
+		return *p.DueExpiry
+	}
+
+	results := make(chan string, 20)
+	for range 20 {
+		go func() {
+			r, err := b.queue.EnsureForced(ctx, at(e1), false)
+			assert.NoError(t, err)
+			results <- r
+		}()
+	}
+	counts := map[string]int{}
+	for range 20 {
+		counts[<-results]++
+	}
+	assert.Equal(t, map[string]int{task.Queued: 1, task.Joined: 19}, counts)
+	assert.True(t, e1.Equal(dueOf()))
+
+	r, err := b.queue.EnsureForced(ctx, at(e2), false)
+	require.NoError(t, err)
+	assert.Equal(t, task.Queued, r, "a waiting task for an older token is replaced")
+	assert.True(t, e2.Equal(dueOf()))
+	r, err = b.queue.EnsureForced(ctx, at(e1), false)
+	require.NoError(t, err)
+	assert.Equal(t, task.Joined, r, "a report read before the newer token joins the newer task")
+	assert.True(t, e2.Equal(dueOf()))
+
+	b.archive(t, b.urgent, 11)
+	r, err = b.queue.EnsureForced(ctx, at(e2), false)
+	require.NoError(t, err)
+	assert.Equal(t, task.Failing, r)
+	assert.Equal(t, "archived", b.state(t, b.urgent, 11))
+	r, err = b.queue.EnsureForced(ctx, at(e2), true)
+	require.NoError(t, err)
+	assert.Equal(t, task.Queued, r, "retry clears the archived failure")
+	assert.Equal(t, "pending", b.state(t, b.urgent, 11))
+}
