@@ -386,7 +386,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 		return o, remaining, hadToken, err
 	}
 
-	report, err := h.admit(ctx, p.IntegrationType, prov, c)
+	report, err := h.admit(ctx, p.IntegrationType, prov, c.ID, h.deadline(p, c))
 	if err != nil {
 		var d *DeferredError
 		if errors.As(err, &d) {
@@ -549,7 +549,7 @@ func (h *Handler) changedSince(ctx context.Context, c token.Connection) bool {
 // waits for a slot of its rate limit. It returns the function that reports
 // the call's result to the breaker, or a *DeferredError when the task should come
 // back later.
-func (h *Handler) admit(ctx context.Context, integrationType string, prov Marketplace, c token.Connection) (func(breaker.Result), error) {
+func (h *Handler) admit(ctx context.Context, integrationType string, prov Marketplace, id int64, deadline *time.Time) (func(breaker.Result), error) {
 	report := func(breaker.Result) {}
 	if prov.Breaker != nil {
 		done, wait := prov.Breaker.Acquire()
@@ -561,11 +561,25 @@ func (h *Handler) admit(ctx context.Context, integrationType string, prov Market
 	if prov.Limiter == nil {
 		return report, nil
 	}
-	if err := h.waitForSlot(ctx, integrationType, prov, c); err != nil {
+	if err := h.waitForSlot(ctx, integrationType, prov, id, deadline); err != nil {
 		report(breaker.Ignore)
 		return nil, err
 	}
 	return report, nil
+}
+
+// deadline is the time by which the connection's call must be made, which
+// orders the marketplace's backlog: its token's expiry. An on-demand
+// (forced) refresh has the earliest deadline there is, a moment from now: it
+// exists because a service was just refused the token (or an operator asked),
+// so the seller's orders have stopped already, and it is why the urgent
+// queue exists at all.
+func (h *Handler) deadline(p task.Payload, c token.Connection) *time.Time {
+	if p.Forced {
+		now := h.cfg.Now().Add(time.Millisecond)
+		return &now
+	}
+	return c.ExpiresAt
 }
 
 // waitForSlot waits up to RateWait for a slot of the marketplace's rate
@@ -573,7 +587,7 @@ func (h *Handler) admit(ctx context.Context, integrationType string, prov Market
 // (the backlog's window) wait in place, each taking its turn in order of
 // expiry; the rest are put back until about when their turn comes. It
 // returns nil with a slot taken, or a *DeferredError.
-func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov Marketplace, c token.Connection) error {
+func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov Marketplace, id int64, deadline *time.Time) error {
 	rate := prov.Limiter.PerSecond()
 	if prov.Backlog == nil {
 		waiting := h.waiting[integrationType]
@@ -595,7 +609,7 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 	for {
 		var stagger time.Duration
 		if prov.Backlog != nil {
-			pl, err := prov.Backlog.Place(ctx, c.ID, c.ExpiresAt, h.cfg.Now(), max(budget-time.Since(start), 0))
+			pl, err := prov.Backlog.Place(ctx, id, deadline, h.cfg.Now(), max(budget-time.Since(start), 0))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -621,9 +635,9 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 		}
 		if wait == 0 {
 			if prov.Backlog != nil {
-				if err := prov.Backlog.Leave(context.WithoutCancel(ctx), c.ID); err != nil {
+				if err := prov.Backlog.Leave(context.WithoutCancel(ctx), id); err != nil {
 					// The entry expires by itself (backlog.Grace).
-					h.log.Debug("could not leave the backlog", zap.Int64("connection_id", c.ID), zap.Error(err))
+					h.log.Debug("could not leave the backlog", zap.Int64("connection_id", id), zap.Error(err))
 				}
 			}
 			return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
@@ -200,3 +201,51 @@ func TestRateLimiterDownIsTransient(t *testing.T) {
 	assert.NotErrorIs(t, err, asynq.SkipRetry)
 	assert.Zero(t, b.provider.Calls.Load(), "no slot, no call")
 }
+
+// TestBacklogOrdersCallsByDeadline: with a marketplace backlog, a scanned
+// task whose token expires after the ones waiting is put back without a
+// call until its turn, while an on-demand (forced) refresh of the same
+// connection goes first: a service was just refused its token.
+func TestBacklogOrdersCallsByDeadline(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	list := backlog.New(env.Redis, env.Queue, "16", backlog.Config{Interval: 100 * time.Millisecond, Window: 1, Horizon: 10 * time.Minute})
+	ctx := context.Background()
+	now := time.Now()
+	for id, d := range map[int64]time.Duration{1: 5 * time.Second, 2: 6 * time.Second} {
+		exp := now.Add(d)
+		_, err := list.Place(ctx, id, &exp, now, time.Minute)
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		for _, id := range []int64{1, 2, 7} {
+			list.Leave(context.Background(), id)
+		}
+	})
+	lim := &FakeLimiter{Rate: 10, TakeFn: func(context.Context) (time.Duration, error) { return 0, nil }}
+	b := setup(t, lim, Config{})
+	m := b.handler.markets["16"]
+	m.Backlog = list
+	m.RefreshBefore = 2 * time.Hour // the row's token, expiring in an hour, is due
+	b.handler.markets["16"] = m
+	expiry := now.Add(time.Hour).Truncate(time.Second)
+	b.store.Conn.ExpiresAt = &expiry
+	b.store.Conn.AccessToken = "refused-by-the-marketplace"
+
+	err := b.handler.ProcessTask(ctx, refreshTask(t))
+	var d *DeferredError
+	require.ErrorAs(t, err, &d, "two tokens expiring sooner wait ahead of it")
+	assert.Equal(t, 200*time.Millisecond, d.After, "back about when its turn comes: two places past the window, at 100ms a slot")
+	assert.Zero(t, b.provider.Calls.Load())
+
+	forced, err := task.New(task.Payload{ConnectionID: 7, IntegrationType: "16", DueExpiry: &expiry, Forced: true}, task.UrgentQueue("q"), time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, b.handler.ProcessTask(ctx, asynq.NewTask(forced.Type(), forced.Payload())))
+	assert.EqualValues(t, 1, b.provider.Calls.Load(), "the on-demand refresh goes ahead of the backlog")
+	p, err := list.Place(ctx, 1, ptr(now.Add(5*time.Second)), now, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, 0, p.Rank, "the forced refresh left the backlog when it took its slot")
+	assert.Equal(t, 2, p.Len)
+}
+
+func ptr[T any](v T) *T { return &v }
