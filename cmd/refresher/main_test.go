@@ -77,7 +77,7 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 	r := &process{env: env, base: "http://" + addr, stderr: &testenv.Logs{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, r.stderr) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard, r.stderr) }()
 	var once sync.Once
 	r.stop = func() {
 		once.Do(func() {
