@@ -328,6 +328,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	logs, err := os.ReadFile(r.logs)
 	require.NoError(t, err)
 	assert.Contains(t, string(logs), `"outcome":"refreshed"`, "the components log to the log file")
+	for i, line := range strings.Split(strings.TrimSuffix(string(logs), "\n"), "\n") {
+		assert.True(t, json.Valid([]byte(line)), "the log file holds JSON lines only; line %d: %s", i+1, line)
+	}
+	for _, kind := range []string{"ajio", "oauth2_refresh", "unicommerce", "http_token", "oauth2_client_credentials"} {
+		assert.Regexp(t, `refreshed: connection \d+ \(`+kind+`, integration type \d+\): token stored`, out, "the first refresh of each flow gets a line")
+	}
 	for _, s := range append(secrets, tokens...) {
 		for where, text := range map[string]string{"output": out, "dashboard": page, "status": mustJSON(t, st), "logs": string(logs), "asynqmon": archived} {
 			assert.NotContains(t, text, s, "a secret in the %s", where)
