@@ -321,7 +321,7 @@ func showPage(t *testing.T, ctx context.Context, url string, want ...string) (st
 }
 
 // saveScreenshot checks the capture is a real picture and keeps it: in
-// docs/ when UPDATE_DOCS=1 (the README shows it), in the test's temporary
+// docs/ when UPDATE_DOCS=1 (docs/operations.md shows it), in the test's temporary
 // directory otherwise.
 func saveScreenshot(t *testing.T, shot []byte, name string) {
 	t.Helper()

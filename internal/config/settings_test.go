@@ -1,7 +1,10 @@
 package config_test
 
 import (
+	"os"
+	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,4 +61,37 @@ func TestSettingsTable(t *testing.T) {
 		assert.NotEmpty(t, s.Shown(), "%s needs a Default or an Unset text", s.Name)
 		assert.False(t, s.Default != "" && s.Unset != "", "%s has both a Default and an Unset text", s.Name)
 	}
+}
+
+// TestSettingsDocMatchesTheCode: docs/settings.md's table has one row per
+// setting and binary, with the default --help prints, and no row the code
+// does not read (tokenctl's and the flags' rows aside).
+func TestSettingsDocMatchesTheCode(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/settings.md")
+	require.NoError(t, err)
+	row := regexp.MustCompile("^\\| `([A-Z_]+)` \\| ([a-z, ]+) \\| ([^|]+) \\|")
+	got := map[string]string{} // "binary NAME" → default as the doc shows it
+	for _, line := range strings.Split(string(doc), "\n") {
+		m := row.FindStringSubmatch(line)
+		if m == nil || m[2] == "tokenctl" {
+			continue
+		}
+		bins := strings.Split(m[2], ", ")
+		if m[2] == "both" {
+			bins = []string{"scanner", "refresher"}
+		}
+		for _, b := range bins {
+			key := b + " " + m[1]
+			assert.NotContains(t, got, key, "docs/settings.md lists %s twice", key)
+			got[key] = strings.Trim(strings.TrimSpace(m[3]), "`")
+		}
+	}
+	want := map[string]string{}
+	for _, s := range config.Settings {
+		for _, b := range s.Bins {
+			want[string(b)+" "+s.Name] = s.Shown()
+		}
+	}
+	assert.Equal(t, want, got, "docs/settings.md's table (binary NAME → default) and config.Settings")
 }
