@@ -24,7 +24,8 @@ make test: go vet, then every test with -race against real MariaDB and Redis: ab
                                                 headless-browser dashboard test (scripts/tools.sh; a test whose tool
                                                 cannot be installed SKIPS and says what it did not check)
   and from the Go module proxy: gotestsum v1.13.0 into bin/ (the test runner), and Go 1.27.3 into the
-  module cache when this machine's Go is older. (make test-short installs only MariaDB, Redis and gotestsum.)
+  module cache when this machine's Go is older. (make test-short leaves out the browser
+  tests, so it installs all of these but chromium.)
 MSG
 if [ ${#missing[@]} -eq 0 ]; then
   echo "  Missing here: nothing; nothing will be installed." >&2
