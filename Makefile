@@ -71,13 +71,19 @@ vuln: $(GOVULNCHECK) $(VULNDB)/index/db.json
 	  if [ $$fail = 0 ]; then echo "vuln: no reachable vulnerability in $(PROD_BINS) (vulndb $(VULNDB_VERSION))"; fi; exit $$fail
 
 ## test: vet, then every test with the race detector, against real MariaDB and Redis
-## (and docker-compose, promtool and Chromium for the deploy and browser checks);
-## about 4-8 minutes on 2 cores (8 when compiling from scratch), the fault suite alone 3.5
-test: services tools $(GOTESTSUM)
+## (and docker-compose, promtool and Chromium for the deploy and browser checks), installing
+## what is missing; it says so first (scripts/test-plan.sh). About 7.5 minutes of tests on
+## an idle 2-core machine once compiled (857 tests in ~450 s), more on a loaded one
+test: test-plan services tools $(GOTESTSUM)
 	$(GO) vet $(PKGS)
 	$(GOTESTSUM) $(GOTESTSUM_FLAGS) -- -race -count=1 -timeout 20m $(PKGS)
 
-## test-short: the inner loop, about a minute: every package but the fault suite
+# test-plan: what make test installs and why, and what of it is missing here (printed first).
+.PHONY: test-plan
+test-plan:
+	@bash scripts/test-plan.sh
+
+## test-short: the inner loop, a minute or two (54 s idle, 123 s on shared cores): every package but the fault suite
 ## (e2e/fault), with -short (no browser, no long runs); still -race, real MariaDB and Redis
 test-short: services $(GOTESTSUM)
 	$(GOTESTSUM) $(GOTESTSUM_FLAGS) -- -race -count=1 -short -timeout 5m $$($(GO) list $(PKGS) | grep -v '/e2e/fault$$')

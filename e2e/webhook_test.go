@@ -25,7 +25,7 @@ import (
 )
 
 // hookReceiver is a real receiver that verifies each signature the way the
-// README shows, and keeps what it accepted.
+// docs/webhooks.md shows, and keeps what it accepted.
 type hookReceiver struct {
 	mu     sync.Mutex
 	key    []byte

@@ -74,18 +74,30 @@ export FINGERPRINT_KEY="${FINGERPRINT_KEY:-dev-fingerprint-key-0123456789abcdef}
 # of dying of SIGINT ("make: *** ... Error 130").
 [ -t 0 ] && set -m
 
+# The services log to files, so the banner below is printed whole before
+# any of their lines; the files are then followed here.
+logdir=bin/run
+mkdir -p "$logdir"
+: > "$logdir/sandbox.log"; : > "$logdir/refresher.log"; : > "$logdir/scanner.log"
+
 pids=()
+tailpid=""
 stop() {
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
+  if [ -n "$tailpid" ]; then
+    sleep 0.3 # let the follower print the services' last lines
+    kill "$tailpid" 2>/dev/null || true
+    wait "$tailpid" 2>/dev/null || true
+  fi
   [ -z "$generated" ] || rm -f "$generated"
 }
 # Without a terminal (or a signal sent to this script), stop the same way.
 trap 'stop; exit 0' INT TERM
 
-bin/sandbox --addr "127.0.0.1:$SANDBOX_PORT" & pids+=($!)
-HTTP_ADDR="127.0.0.1:$REFRESHER_PORT" bin/refresher & pids+=($!)
-HTTP_ADDR="127.0.0.1:$SCANNER_PORT" bin/scanner & pids+=($!)
+bin/sandbox --addr "127.0.0.1:$SANDBOX_PORT" >>"$logdir/sandbox.log" 2>&1 & pids+=($!)
+HTTP_ADDR="127.0.0.1:$REFRESHER_PORT" bin/refresher >>"$logdir/refresher.log" 2>&1 & pids+=($!)
+HTTP_ADDR="127.0.0.1:$SCANNER_PORT" bin/scanner >>"$logdir/scanner.log" 2>&1 & pids+=($!)
 
 all_alive() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done; }
 for _ in $(seq 1 50); do
@@ -93,23 +105,29 @@ for _ in $(seq 1 50); do
   curl -fs --max-time 1 -o /dev/null "http://127.0.0.1:$REFRESHER_PORT/healthz" 2>/dev/null && break
   sleep 0.2
 done
+providers="$PROVIDERS_FILE"
+[ -z "$generated" ] || providers="deploy/providers.yaml (copied to $PROVIDERS_FILE with the sandbox's port)"
 cat <<MSG
 
   dashboard  http://127.0.0.1:$REFRESHER_PORT/monitoring/   user $DASHBOARD_USER, password $DASHBOARD_PASSWORD
   API        http://127.0.0.1:$REFRESHER_PORT/v1/connections/summary   Authorization: Bearer $API_TOKEN
              API_TOKEN=$API_TOKEN TOKENCTL_URL=http://127.0.0.1:$REFRESHER_PORT bin/tokenctl summary
   metrics    http://127.0.0.1:$REFRESHER_PORT/metrics (refresher), http://127.0.0.1:$SCANNER_PORT/metrics (scanner); /healthz, /readyz
-  sandbox    http://127.0.0.1:$SANDBOX_PORT (ajio, unicommerce, oauth2 with rotation); providers: $PROVIDERS_FILE
+  sandbox    http://127.0.0.1:$SANDBOX_PORT/ (GET / lists its flows; this run uses ajio, oauth2 with rotation, unicommerce)
+  providers  $providers
   databases  $WMS_DB.channels (connectionId, integrationType, status)
              $IE_DB.ie_appinstall_connection (id, inputFields, accessToken, refreshToken,
                accessTokenExpiryAt, isActive): mysql -h127.0.0.1 -uroot $IE_DB
   seed rows  11, 99 (ajio), 4201 (oauth2_refresh), 4301 (unicommerce): refreshed when due;
              a second run finds them fresh ("due": 0): make schema makes them due again
+  logs       $logdir/sandbox.log, $logdir/refresher.log, $logdir/scanner.log (followed below)
   Ctrl-C stops all
 
 MSG
 
-# Wait in the foreground until Ctrl-C or until a service stops by itself.
+tail -n +1 -F "$logdir/sandbox.log" "$logdir/refresher.log" "$logdir/scanner.log" & tailpid=$!
+
+# Wait in the foreground until Ctrl-C or until a service stopped by itself.
 # (kill -0 with several pids succeeds when any one is alive: all_alive tests each.)
 watch() { while all_alive; do sleep 1; done; }
 watch || true
@@ -117,6 +135,6 @@ if all_alive; then
   stop
   exit 0
 fi
-echo "run-local: a service stopped by itself (see its log above); stopping the others" >&2
+echo "run-local: a service stopped by itself (its log is in $logdir/); stopping the others" >&2
 stop
 exit 1

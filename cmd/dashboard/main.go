@@ -22,14 +22,24 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer) int {
+const (
+	about = "dashboard serves asynqmon (the refresh queues' tasks, failures and their reasons) behind basic auth,\n" +
+		"with the refresher's formatters: the dashboard the refresher embeds at /monitoring, on its own."
+	usage = "dashboard (no flags or arguments: it is configured by the environment below)"
+)
+
+func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		config.PrintHelp(stdout, config.BinDashboard, about, usage, nil)
+		return 0
+	}
 	if len(args) > 0 {
-		fmt.Fprintln(stderr, "dashboard: takes no arguments; it is configured by environment (see README)")
+		fmt.Fprintf(stderr, "dashboard: unexpected argument %q: it takes none and is configured by the environment (dashboard --help lists it)\n", args[0])
 		return 2
 	}
 	cfg, err := config.LoadDashboard(getenv)

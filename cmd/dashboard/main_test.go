@@ -28,7 +28,7 @@ func TestStandaloneDashboard(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -71,7 +71,7 @@ func TestStandaloneDashboardNeedsCredentials(t *testing.T) {
 	var stderr bytes.Buffer
 	code := run(context.Background(), nil, func(k string) string {
 		return map[string]string{"DASHBOARD_USER": "ops"}[k]
-	}, &stderr)
+	}, io.Discard, &stderr)
 	assert.Equal(t, 2, code)
 	assert.True(t, strings.HasPrefix(stderr.String(), "dashboard: invalid setting DASHBOARD_PASSWORD"), stderr.String())
 }

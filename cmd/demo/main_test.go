@@ -319,6 +319,16 @@ func TestDemoEndToEnd(t *testing.T) {
 	} {
 		assert.Contains(t, out, line)
 	}
+	// Every line of the README's sample is one this run printed too, up to
+	// the numbers, durations and paths that differ from run to run.
+	printed := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		printed[sampleShape(line)] = true
+	}
+	for _, line := range testenv.Sample(t, "README.md", "`make demo` (here with") {
+		assert.True(t, printed[sampleShape(line)], "README's demo sample has a line the demo does not print: %q", line)
+	}
+
 	summary := out[strings.LastIndex(out, "Summary after"):]
 	assert.Regexp(t, `refreshed: (3[5-9]|[4-9]\d) token\(s\) stored for 35 of 45 connections`, summary)
 	assert.Contains(t, summary, "connection 1690 (ajio, integration type 16), failed: permanent: ajio rejected the credentials")
@@ -328,6 +338,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	logs, err := os.ReadFile(r.logs)
 	require.NoError(t, err)
 	assert.Contains(t, string(logs), `"outcome":"refreshed"`, "the components log to the log file")
+	for i, line := range strings.Split(strings.TrimSuffix(string(logs), "\n"), "\n") {
+		assert.True(t, json.Valid([]byte(line)), "the log file holds JSON lines only; line %d: %s", i+1, line)
+	}
+	for _, kind := range []string{"ajio", "oauth2_refresh", "unicommerce", "http_token", "oauth2_client_credentials"} {
+		assert.Regexp(t, `refreshed: connection \d+ \(`+kind+`, integration type \d+\): token stored`, out, "the first refresh of each flow gets a line")
+	}
 	for _, s := range append(secrets, tokens...) {
 		for where, text := range map[string]string{"output": out, "dashboard": page, "status": mustJSON(t, st), "logs": string(logs), "asynqmon": archived} {
 			assert.NotContains(t, text, s, "a secret in the %s", where)
@@ -340,6 +356,21 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	assert.Contains(t, dialed(), r.ep.MySQL)
 	assert.Contains(t, dialed(), r.ep.Redis)
+}
+
+var (
+	logsPath = regexp.MustCompile(`^(  logs +)\S+`)
+	duration = regexp.MustCompile(`\b\d+m\d+s\b|\b\d+s\b`)
+	number   = regexp.MustCompile(`\d+`)
+)
+
+// sampleShape is a line of the demo's output without what changes from run
+// to run: the log file's path, durations and numbers (times, ports, ids,
+// counts).
+func sampleShape(line string) string {
+	line = logsPath.ReplaceAllString(line, "${1}PATH")
+	line = duration.ReplaceAllString(line, "D")
+	return number.ReplaceAllString(line, "N")
 }
 
 func mustJSON(t *testing.T, v any) string {

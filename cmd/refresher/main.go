@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,20 +32,34 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 var _ refresh.Store = (*mysql.Store)(nil)
 
-func run(ctx context.Context, args []string, getenv config.Getenv, stderr io.Writer) int {
+const (
+	about = "refresher takes refresh tasks from Redis (asynq), calls each connection's marketplace and writes the new\n" +
+		"token back to MySQL. Run as many replicas as the fleet needs; the scanner enqueues the work."
+	usage = "refresher [--try <connection id> [--spend-refresh-token]]"
+)
+
+func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("refresher", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // --help is answered below; a mistake gets one line
 	tryID := fs.Int64("try", 0, "call the marketplace once for this connection id, print the verdict, store nothing, exit")
 	spend := fs.Bool("spend-refresh-token", false, "with --try: allow a call that sends the stored refresh token")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "refresher: takes no arguments but --try <connection id>; it is configured by environment (see README)")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		config.PrintHelp(stdout, config.BinRefresher, about, usage, fs)
+		return 0
+	} else if err != nil {
+		fmt.Fprintln(stderr, "refresher: usage:", usage, "(refresher --help lists the flags and settings)")
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "refresher: unexpected argument %q; usage: %s (refresher --help lists the flags and settings)\n", fs.Arg(0), usage)
 		return 2
 	}
 	cfg, err := config.LoadRefresher(getenv)

@@ -77,7 +77,7 @@ func startRefresher(t *testing.T, env *testenv.Env, sandboxURL string, extra ...
 	r := &process{env: env, base: "http://" + addr, stderr: &testenv.Logs{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, r.stderr) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard, r.stderr) }()
 	var once sync.Once
 	r.stop = func() {
 		once.Do(func() {
@@ -321,7 +321,7 @@ func showPage(t *testing.T, ctx context.Context, url string, want ...string) (st
 }
 
 // saveScreenshot checks the capture is a real picture and keeps it: in
-// docs/ when UPDATE_DOCS=1 (the README shows it), in the test's temporary
+// docs/ when UPDATE_DOCS=1 (docs/operations.md shows it), in the test's temporary
 // directory otherwise.
 func saveScreenshot(t *testing.T, shot []byte, name string) {
 	t.Helper()

@@ -51,7 +51,7 @@ func TestTry(t *testing.T) {
 	var all strings.Builder
 	tryOnce := func(args ...string) (int, string) {
 		var out bytes.Buffer
-		code := run(context.Background(), args, func(k string) string { return vars[k] }, &out)
+		code := run(context.Background(), args, func(k string) string { return vars[k] }, &out, &out)
 		all.WriteString(out.String())
 		return code, out.String()
 	}

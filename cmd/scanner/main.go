@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,12 +37,27 @@ func main() {
 var _ scan.Store = (*mysql.Store)(nil)
 var _ scan.Queue = (*task.Queue)(nil)
 
+const (
+	about = "scanner finds the active connections whose token expires soon and enqueues one refresh task per\n" +
+		"connection in Redis (asynq) for the refreshers. Runs forever, scanning every SCAN_INTERVAL, unless --once."
+	usage = "scanner [--once | --dry-run]"
+)
+
 func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scanner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // --help is answered below; a mistake gets one line
 	once := fs.Bool("once", false, "scan once, then exit (non-zero if the scan failed)")
 	dryRun := fs.Bool("dry-run", false, "print the due connections (id, type, expiry) and enqueue nothing; implies --once")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		config.PrintHelp(stdout, config.BinScanner, about, usage, fs)
+		return 0
+	} else if err != nil {
+		fmt.Fprintln(stderr, "scanner: usage:", usage, "(scanner --help lists the flags and settings)")
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "scanner: unexpected argument %q; usage: %s (scanner --help lists the flags and settings)\n", fs.Arg(0), usage)
 		return 2
 	}
 	cfg, err := config.LoadScanner(getenv)

@@ -56,17 +56,21 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tokenctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tokenctl [-url URL] [-timeout 30s] refresh|retry <connection id> | show <connection id> [-o json] |")
-		fmt.Fprintln(stderr, "       refresh <connection id> --rejected-token-sha256 HEX|--rejected-token-stdin [--wait 20s] |")
-		fmt.Fprintln(stderr, "       list --state failing|expired|due [--provider KIND|TYPE] [-o json] | summary")
-		fmt.Fprintln(stderr, "environment: TOKENCTL_URL (default http://127.0.0.1:8081), API_TOKEN (required)")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {} // -h prints the usage to stdout; a mistake gets its reason and the short usage
 	base := fs.String("url", envOr(getenv, "TOKENCTL_URL", "http://127.0.0.1:8081"), "refresher base URL (TOKENCTL_URL)")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline of the call")
 	output := fs.String("o", "table", "show and list: table or json (also after the command)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs)
+		return exitOK
+	} else if err != nil {
+		fmt.Fprintln(stderr, shortUsage)
+		return exitUsage
+	}
+	// What can be checked here is, before API_TOKEN and before the network.
+	if err := checkArgs(fs.Args(), *output); err != nil {
+		fmt.Fprintln(stderr, "tokenctl:", err)
+		fmt.Fprintln(stderr, shortUsage)
 		return exitUsage
 	}
 	tok := strings.TrimSpace(getenv("API_TOKEN"))
@@ -83,17 +87,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	switch cmd := fs.Arg(0); cmd {
 	case "refresh", "retry":
-		return c.refreshCmd(ctx, cmd, fs.Args()[1:], stdin, stdout, stderr, fs.Usage)
+		return c.refreshCmd(ctx, cmd, fs.Args()[1:], stdin, stdout, stderr)
 	case "show", "list":
-		return c.view(ctx, cmd, fs.Args()[1:], *output, stdout, stderr, fs.Usage)
+		return c.view(ctx, cmd, fs.Args()[1:], *output, stdout, stderr)
 	case "summary":
 		if fs.NArg() != 1 {
-			fs.Usage()
+			fmt.Fprintln(stderr, shortUsage)
 			return exitUsage
 		}
 		return c.summary(ctx, stdout, stderr)
 	default:
-		fs.Usage()
+		fmt.Fprintln(stderr, shortUsage)
 		return exitUsage
 	}
 }

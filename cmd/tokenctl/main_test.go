@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,29 +295,52 @@ func TestListCommand(t *testing.T) {
 
 	code, _, errOut = tokenctl(t, env, "list", "--state", "sideways")
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, errOut, "state must be failing, expired or due")
+	assert.Contains(t, errOut, `--state "sideways" is not one of failing, expired, due`)
 }
 
+// TestUsage: a usage mistake exits 2 with one line saying what was wrong,
+// checked before API_TOKEN and before any request.
 func TestUsage(t *testing.T) {
 	t.Parallel()
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { requests.Add(1) }))
+	t.Cleanup(srv.Close)
+	withToken := map[string]string{"API_TOKEN": apiToken, "TOKENCTL_URL": srv.URL}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
 		args []string
+		want string
 	}{
-		{"no command", map[string]string{"API_TOKEN": apiToken}, nil},
-		{"unknown command", map[string]string{"API_TOKEN": apiToken}, []string{"purge"}},
-		{"refresh without id", map[string]string{"API_TOKEN": apiToken}, []string{"refresh"}},
-		{"id not a number", map[string]string{"API_TOKEN": apiToken}, []string{"refresh", "eleven"}},
-		{"no token", nil, []string{"summary"}},
-		{"bad url", map[string]string{"API_TOKEN": apiToken, "TOKENCTL_URL": "ftp://x"}, []string{"summary"}},
+		{"no command", withToken, nil, "tokenctl: no command given: one of refresh, retry, show, list, summary\n"},
+		{"unknown command", withToken, []string{"frobnicate"}, "tokenctl: unknown command frobnicate (one of refresh, retry, show, list, summary)\n"},
+		{"unknown command without a token", nil, []string{"frobnicate"}, "tokenctl: unknown command frobnicate (one of refresh, retry, show, list, summary)\n"},
+		{"refresh without id", withToken, []string{"refresh"}, "tokenctl: refresh needs a connection id\n"},
+		{"id not a number", withToken, []string{"refresh", "eleven"}, "tokenctl: the connection id must be a positive whole number (got \"eleven\")\n"},
+		{"show without id", withToken, []string{"show"}, "tokenctl: show needs a connection id\n"},
+		{"show with two ids", withToken, []string{"show", "11", "12"}, "tokenctl: show takes one connection id (got 2 arguments)\n"},
+		{"list without state", withToken, []string{"list"}, "tokenctl: --state is required: one of failing, expired, due\n"},
+		{"list with a state that is none", withToken, []string{"list", "--state", "broken"}, "tokenctl: --state \"broken\" is not one of failing, expired, due\n"},
+		{"list with an argument", withToken, []string{"list", "failing"}, "tokenctl: list takes no arguments (got \"failing\"); the state goes in --state\n"},
+		{"bad output", withToken, []string{"show", "11", "-o", "yaml"}, "tokenctl: -o must be table or json (got \"yaml\")\n"},
+		{"summary with an argument", withToken, []string{"summary", "16"}, "tokenctl: summary takes no arguments (got \"16\")\n"},
+		{"no token", nil, []string{"summary"}, "tokenctl: API_TOKEN is not set (the refresher's bearer token)\n"},
+		{"bad url", map[string]string{"API_TOKEN": apiToken, "TOKENCTL_URL": "ftp://x"}, []string{"summary"}, "tokenctl: -url must be an absolute http(s) URL\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, errOut := tokenctl(t, tc.env, tc.args...)
+			code, out, errOut := tokenctl(t, tc.env, tc.args...)
 			assert.Equal(t, exitUsage, code)
-			assert.NotEmpty(t, errOut)
+			assert.Empty(t, out)
+			assert.True(t, strings.HasPrefix(errOut, tc.want), "stderr starts with the reason; got:\n%s", errOut)
 		})
 	}
+	assert.Zero(t, requests.Load(), "no usage mistake reaches the network")
+
+	code, out, errOut := tokenctl(t, nil, "-h")
+	assert.Equal(t, exitOK, code, "help is not a mistake")
+	assert.Empty(t, errOut)
+	assert.Contains(t, out, "list --state failing|expired|due")
+	assert.Contains(t, out, "API_TOKEN (required)")
 }
 
 func TestUnreachableRefresher(t *testing.T) {

@@ -36,20 +36,27 @@ type reportAnswer struct {
 	Error            string     `json:"error"`
 }
 
-// refreshCmd runs refresh and retry. refresh takes a report of the token
-// the marketplace refused, as its SHA-256 or read from stdin and hashed
-// here (so the token never sits in a shell history), and a wait. Flags may
-// come before or after the id.
-func (c client) refreshCmd(ctx context.Context, verb string, args []string, stdin io.Reader, stdout, stderr io.Writer, usage func()) int {
+// refreshArgs are refresh's and retry's id and flags.
+type refreshArgs struct {
+	id        int64
+	sum       string
+	fromStdin bool
+	wait      time.Duration
+}
+
+// parseRefresh reads refresh's and retry's arguments: flags may come
+// before or after the id. Its errors say what was wrong.
+func parseRefresh(verb string, args []string) (refreshArgs, error) {
 	fs := flag.NewFlagSet("tokenctl "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	sum := fs.String("rejected-token-sha256", "", "refresh: lowercase hex SHA-256 of the access token the marketplace refused")
 	fromStdin := fs.Bool("rejected-token-stdin", false, "refresh: read the refused access token from stdin and send its SHA-256")
 	wait := fs.Duration("wait", 0, "refresh, with a rejected token: wait up to this long (at most 60s) for the new token")
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return exitUsage
+			return refreshArgs{}, fmt.Errorf("%s: %w", verb, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -57,30 +64,36 @@ func (c client) refreshCmd(ctx context.Context, verb string, args []string, stdi
 		rest = append(rest, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(rest) != 1 {
-		usage()
-		return exitUsage
+	if err := checkID(verb, rest); err != nil {
+		return refreshArgs{}, err
 	}
-	id, err := strconv.ParseInt(rest[0], 10, 64)
-	if err != nil || id <= 0 {
-		fmt.Fprintln(stderr, "tokenctl: the connection id must be a positive whole number")
-		return exitUsage
-	}
+	id, _ := strconv.ParseInt(rest[0], 10, 64)
 	reported := *sum != "" || *fromStdin
 	switch {
 	case verb != "refresh" && (reported || *wait != 0):
-		fmt.Fprintln(stderr, "tokenctl: --rejected-token-sha256, --rejected-token-stdin and --wait go with refresh only")
-		return exitUsage
+		return refreshArgs{}, fmt.Errorf("--rejected-token-sha256, --rejected-token-stdin and --wait go with refresh only")
 	case *sum != "" && *fromStdin:
-		fmt.Fprintln(stderr, "tokenctl: give --rejected-token-sha256 or --rejected-token-stdin, not both")
-		return exitUsage
+		return refreshArgs{}, fmt.Errorf("give --rejected-token-sha256 or --rejected-token-stdin, not both")
 	case *wait != 0 && !reported:
-		fmt.Fprintln(stderr, "tokenctl: --wait needs the rejected token (--rejected-token-sha256 or --rejected-token-stdin)")
-		return exitUsage
+		return refreshArgs{}, fmt.Errorf("--wait needs the rejected token (--rejected-token-sha256 or --rejected-token-stdin)")
 	case *wait < 0 || *wait > 60*time.Second:
-		fmt.Fprintln(stderr, "tokenctl: --wait must be over 0s and at most 60s")
+		return refreshArgs{}, fmt.Errorf("--wait must be over 0s and at most 60s")
+	}
+	return refreshArgs{id: id, sum: *sum, fromStdin: *fromStdin, wait: *wait}, nil
+}
+
+// refreshCmd runs refresh and retry (their arguments checked by
+// parseRefresh). refresh takes a report of the token the marketplace
+// refused, as its SHA-256 or read from stdin and hashed here (so the token
+// never sits in a shell history), and a wait.
+func (c client) refreshCmd(ctx context.Context, verb string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ra, err := parseRefresh(verb, args)
+	if err != nil {
+		fmt.Fprintln(stderr, "tokenctl:", err)
 		return exitUsage
 	}
+	id, sum, fromStdin, wait := ra.id, &ra.sum, &ra.fromStdin, &ra.wait
+	reported := *sum != "" || *fromStdin
 	path := "/v1/connections/" + strconv.FormatInt(id, 10) + "/" + verb
 	if !reported {
 		return c.plainRefresh(ctx, path, stdout, stderr)

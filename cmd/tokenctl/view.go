@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -68,44 +67,18 @@ type page struct {
 
 // view runs show and list. Flags may come before or after the arguments
 // (tokenctl show 11 -o json).
-func (c client) view(ctx context.Context, cmd string, args []string, defaultOutput string, stdout, stderr io.Writer, usage func()) int {
-	fs := flag.NewFlagSet("tokenctl "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	output := fs.String("o", defaultOutput, "output: table or json")
-	state := fs.String("state", "", "list: failing, expired or due")
-	prov := fs.String("provider", "", "list: a provider kind (ajio) or integration type (16)")
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if *output != "table" && *output != "json" {
-		fmt.Fprintln(stderr, "tokenctl: -o must be table or json")
+func (c client) view(ctx context.Context, cmd string, args []string, defaultOutput string, stdout, stderr io.Writer) int {
+	// checkArgs has accepted the command line.
+	v, err := parseView(cmd, args, defaultOutput, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "tokenctl:", err)
 		return exitUsage
 	}
 	if cmd == "show" {
-		if len(rest) != 1 || *state != "" || *prov != "" {
-			usage()
-			return exitUsage
-		}
-		id, err := strconv.ParseInt(rest[0], 10, 64)
-		if err != nil || id <= 0 {
-			fmt.Fprintln(stderr, "tokenctl: the connection id must be a positive whole number")
-			return exitUsage
-		}
-		return c.show(ctx, id, *output == "json", stdout, stderr)
+		id, _ := strconv.ParseInt(v.args[0], 10, 64)
+		return c.show(ctx, id, v.output == "json", stdout, stderr)
 	}
-	if len(rest) != 0 || *state == "" {
-		usage()
-		return exitUsage
-	}
-	return c.list(ctx, *state, *prov, *output == "json", stdout, stderr)
+	return c.list(ctx, v.state, v.provider, v.output == "json", stdout, stderr)
 }
 
 func (c client) show(ctx context.Context, id int64, asJSON bool, stdout, stderr io.Writer) int {

@@ -22,7 +22,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/registry"
-	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
@@ -132,9 +131,27 @@ type Webhooks struct {
 	MaxRetry    int                // WEBHOOK_MAX_RETRY: retries before a delivery is archived (default 25)
 }
 
+// reader reads one binary's settings. Every name it reads must be one of
+// bin's Settings, and every default comes from there.
 type reader struct {
+	bin Binary
 	get Getenv
 	err error
+}
+
+// env is the variable's value; a name that is not one of bin's Settings
+// is a programming error, caught by the loaders' tests.
+func (r *reader) env(name string) string {
+	r.setting(name)
+	return r.get(name)
+}
+
+func (r *reader) setting(name string) Setting {
+	s, ok := lookup(r.bin, name)
+	if !ok {
+		panic("config: the " + string(r.bin) + " reads " + name + ", which is not one of its Settings")
+	}
+	return s
 }
 
 func (r *reader) fail(name string, err error) {
@@ -143,15 +160,19 @@ func (r *reader) fail(name string, err error) {
 	}
 }
 
-func (r *reader) str(name, def string) string {
-	if v := strings.TrimSpace(r.get(name)); v != "" {
+func (r *reader) str(name string) string {
+	if v := strings.TrimSpace(r.env(name)); v != "" {
 		return v
 	}
-	return def
+	return r.setting(name).Default
 }
 
-func (r *reader) duration(name string, def time.Duration) time.Duration {
-	v := strings.TrimSpace(r.get(name))
+func (r *reader) duration(name string) time.Duration {
+	def, err := time.ParseDuration(r.setting(name).Default)
+	if err != nil {
+		panic("config: the default of " + name + " is not a duration")
+	}
+	v := strings.TrimSpace(r.env(name))
 	if v == "" {
 		return def
 	}
@@ -166,8 +187,12 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-func (r *reader) integer(name string, def, lo, hi int) int {
-	v := strings.TrimSpace(r.get(name))
+func (r *reader) integer(name string, lo, hi int) int {
+	def, err := strconv.Atoi(r.setting(name).Default)
+	if err != nil {
+		panic("config: the default of " + name + " is not a whole number")
+	}
+	v := strings.TrimSpace(r.env(name))
 	if v == "" {
 		return def
 	}
@@ -182,8 +207,12 @@ func (r *reader) integer(name string, def, lo, hi int) int {
 	return n
 }
 
-func (r *reader) boolean(name string, def bool) bool {
-	v := strings.TrimSpace(r.get(name))
+func (r *reader) boolean(name string) bool {
+	def, err := strconv.ParseBool(r.setting(name).Default)
+	if err != nil {
+		panic("config: the default of " + name + " is not true or false")
+	}
+	v := strings.TrimSpace(r.env(name))
 	if v == "" {
 		return def
 	}
@@ -196,15 +225,15 @@ func (r *reader) boolean(name string, def bool) bool {
 
 func (r *reader) common() Common {
 	var c Common
-	c.LogLevel = r.str("LOG_LEVEL", "info")
+	c.LogLevel = r.str("LOG_LEVEL")
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		r.fail("LOG_LEVEL", err)
 	}
-	c.LogFormat = r.str("LOG_FORMAT", "json")
+	c.LogFormat = r.str("LOG_FORMAT")
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		r.fail("LOG_FORMAT", fmt.Errorf("%q is not json or console", c.LogFormat))
 	}
-	zone := r.str("DB_TIME_ZONE", "UTC")
+	zone := r.str("DB_TIME_ZONE")
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		r.fail("DB_TIME_ZONE", fmt.Errorf("%q is not a known time zone", zone))
@@ -216,15 +245,15 @@ func (r *reader) common() Common {
 	c.WMSDSN = r.dsn("WMS_DB_DSN", loc, c.DBTLS)
 	c.IEDSN = r.dsn("IE_DB_DSN", loc, c.DBTLS)
 
-	redisURL := r.str("REDIS_URL", "redis://127.0.0.1:6379/0")
+	redisURL := r.str("REDIS_URL")
 	opt, err := parseRedisURL(redisURL)
 	if err != nil {
 		r.fail("REDIS_URL", err)
 	}
 	c.Redis = opt
 
-	ajioBase := r.str("AJIO_BASE_URL", "")
-	allowAjioHTTP := r.boolean("AJIO_ALLOW_INSECURE_HTTP", false)
+	ajioBase := r.str("AJIO_BASE_URL")
+	allowAjioHTTP := r.boolean("AJIO_ALLOW_INSECURE_HTTP")
 	if ajioBase != "" {
 		if u, err := httpurl.Absolute(ajioBase); err != nil {
 			r.fail("AJIO_BASE_URL", err)
@@ -232,7 +261,7 @@ func (r *reader) common() Common {
 			r.fail("AJIO_BASE_URL", fmt.Errorf("%w, or set AJIO_ALLOW_INSECURE_HTTP=true", err))
 		}
 	}
-	if path := r.str("PROVIDERS_FILE", ""); path != "" {
+	if path := r.str("PROVIDERS_FILE"); path != "" {
 		entries, err := registry.Load(path, ajioBase, r.get)
 		if err != nil {
 			r.fail("PROVIDERS_FILE", fmt.Errorf("%s: %w", path, err))
@@ -242,26 +271,26 @@ func (r *reader) common() Common {
 		c.Providers = registry.Defaults(ajioBase)
 	}
 
-	c.Queue = r.str("REFRESH_QUEUE", task.DefaultQueue)
-	c.HTTPAddr = r.str("HTTP_ADDR", "")
-	if c.PprofAddr = r.str("PPROF_ADDR", ""); c.PprofAddr != "" {
+	c.Queue = r.str("REFRESH_QUEUE")
+	c.HTTPAddr = r.str("HTTP_ADDR")
+	if c.PprofAddr = r.str("PPROF_ADDR"); c.PprofAddr != "" {
 		if err := ops.CheckProfilingAddr(c.PprofAddr); err != nil {
 			r.fail("PPROF_ADDR", err)
 		}
 	}
-	if v := strings.TrimSpace(r.get("FINGERPRINT_KEY")); v != "" {
+	if v := strings.TrimSpace(r.env("FINGERPRINT_KEY")); v != "" {
 		if len(v) < 32 {
 			r.fail("FINGERPRINT_KEY", errors.New("shorter than 32 characters (openssl rand -base64 32 makes one)"))
 		}
 		c.FingerprintKey = []byte(v)
 	}
-	c.DBMaxOpenConns = r.integer("DB_MAX_OPEN_CONNS", 32, 1, 10000)
-	c.TaskTimeout = r.duration("REFRESH_TIMEOUT", 2*time.Minute)
+	c.DBMaxOpenConns = r.integer("DB_MAX_OPEN_CONNS", 1, 10000)
+	c.TaskTimeout = r.duration("REFRESH_TIMEOUT")
 	return c
 }
 
 func (r *reader) dsn(name string, loc *time.Location, t mysql.TLS) string {
-	v := strings.TrimSpace(r.get(name))
+	v := strings.TrimSpace(r.env(name))
 	if v == "" {
 		r.fail(name, errors.New("is not set (a go-sql-driver DSN such as user:password@tcp(127.0.0.1:3306)/dbname)"))
 		return ""
@@ -276,10 +305,10 @@ func (r *reader) dsn(name string, loc *time.Location, t mysql.TLS) string {
 // DB_TLS_ALLOW_INSECURE. The files are read now, and a fault names the
 // setting (and the path), never a byte of the file.
 func (r *reader) dbTLS() mysql.TLS {
-	t := mysql.TLS{AllowInsecure: r.boolean("DB_TLS_ALLOW_INSECURE", false)}
-	ca := r.str("DB_TLS_CA_FILE", "")
-	cert := r.str("DB_TLS_CERT_FILE", "")
-	key := r.str("DB_TLS_KEY_FILE", "")
+	t := mysql.TLS{AllowInsecure: r.boolean("DB_TLS_ALLOW_INSECURE")}
+	ca := r.str("DB_TLS_CA_FILE")
+	cert := r.str("DB_TLS_CERT_FILE")
+	key := r.str("DB_TLS_KEY_FILE")
 	if ca == "" {
 		if cert != "" || key != "" {
 			name := "DB_TLS_CERT_FILE"
@@ -359,12 +388,12 @@ func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
 
 // LoadScanner reads the scanner's settings.
 func LoadScanner(get Getenv) (Scanner, error) {
-	r := &reader{get: get}
+	r := &reader{bin: BinScanner, get: get}
 	s := Scanner{Common: r.common()}
-	s.Interval = r.duration("SCAN_INTERVAL", time.Minute)
-	s.Cooldown = r.duration("FAILURE_COOLDOWN", time.Hour)
-	s.Concurrency = r.integer("SCAN_CONCURRENCY", 16, 1, 1024)
-	s.ChunkSize = r.integer("SCAN_CHUNK_SIZE", 1000, 1, 50000)
+	s.Interval = r.duration("SCAN_INTERVAL")
+	s.Cooldown = r.duration("FAILURE_COOLDOWN")
+	s.Concurrency = r.integer("SCAN_CONCURRENCY", 1, 1024)
+	s.ChunkSize = r.integer("SCAN_CHUNK_SIZE", 1, 50000)
 	if r.err == nil {
 		for _, e := range s.Providers {
 			// A scan must come around at least twice inside the refresh
@@ -381,23 +410,23 @@ func LoadScanner(get Getenv) (Scanner, error) {
 
 // LoadRefresher reads the refresher's settings.
 func LoadRefresher(get Getenv) (Refresher, error) {
-	r := &reader{get: get}
+	r := &reader{bin: BinRefresher, get: get}
 	s := Refresher{Common: r.common()}
-	s.Concurrency = r.integer("REFRESH_CONCURRENCY", 50, 1, 10000)
-	s.RetryMaxDelay = r.duration("RETRY_MAX_DELAY", time.Minute)
-	s.RetryBaseDelay = r.duration("RETRY_BASE_DELAY", time.Second)
-	s.RetryCheck = r.duration("RETRY_CHECK_INTERVAL", time.Second)
+	s.Concurrency = r.integer("REFRESH_CONCURRENCY", 1, 10000)
+	s.RetryMaxDelay = r.duration("RETRY_MAX_DELAY")
+	s.RetryBaseDelay = r.duration("RETRY_BASE_DELAY")
+	s.RetryCheck = r.duration("RETRY_CHECK_INTERVAL")
 	if r.err == nil && s.RetryBaseDelay > s.RetryMaxDelay {
 		r.fail("RETRY_BASE_DELAY", fmt.Errorf("%s is longer than RETRY_MAX_DELAY %s", s.RetryBaseDelay, s.RetryMaxDelay))
 	}
-	s.DrainTimeout = r.duration("DRAIN_TIMEOUT", 25*time.Second)
-	s.BreakerFailures = r.integer("BREAKER_FAILURES", 5, 1, 1000)
-	s.BreakerCooldown = r.duration("BREAKER_COOLDOWN", 30*time.Second)
-	s.Cooldown = r.duration("FAILURE_COOLDOWN", time.Hour)
-	s.APIToken = r.str("API_TOKEN", "")
-	s.DashboardUser = r.str("DASHBOARD_USER", "")
-	s.DashboardPassword = r.str("DASHBOARD_PASSWORD", "")
-	s.DashboardReadOnly = r.boolean("DASHBOARD_READ_ONLY", false)
+	s.DrainTimeout = r.duration("DRAIN_TIMEOUT")
+	s.BreakerFailures = r.integer("BREAKER_FAILURES", 1, 1000)
+	s.BreakerCooldown = r.duration("BREAKER_COOLDOWN")
+	s.Cooldown = r.duration("FAILURE_COOLDOWN")
+	s.APIToken = r.str("API_TOKEN")
+	s.DashboardUser = r.str("DASHBOARD_USER")
+	s.DashboardPassword = r.str("DASHBOARD_PASSWORD")
+	s.DashboardReadOnly = r.boolean("DASHBOARD_READ_ONLY")
 	if (s.DashboardUser == "") != (s.DashboardPassword == "") {
 		r.fail("DASHBOARD_PASSWORD", errors.New("DASHBOARD_USER and DASHBOARD_PASSWORD go together"))
 	}
@@ -408,8 +437,8 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 		r.fail("API_TOKEN", errors.New("shorter than 16 characters"))
 	}
 	s.Webhooks = r.webhooks()
-	s.CensusInterval = r.duration("CENSUS_INTERVAL", time.Minute)
-	if v := strings.TrimSpace(get("OUTBOX_KEY")); v != "" {
+	s.CensusInterval = r.duration("CENSUS_INTERVAL")
+	if v := strings.TrimSpace(r.env("OUTBOX_KEY")); v != "" {
 		key, err := outbox.ParseKey(v)
 		if err != nil {
 			r.fail("OUTBOX_KEY", err)
@@ -421,12 +450,12 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 
 func (r *reader) webhooks() Webhooks {
 	var w Webhooks
-	eps, err := webhook.ParseURLsWith(r.get("WEBHOOK_URLS"), r.boolean("WEBHOOK_ALLOW_INSECURE_HTTP", false))
+	eps, err := webhook.ParseURLsWith(r.env("WEBHOOK_URLS"), r.boolean("WEBHOOK_ALLOW_INSECURE_HTTP"))
 	if err != nil {
 		r.fail("WEBHOOK_URLS", err)
 	}
 	w.Endpoints = eps
-	secret := strings.TrimSpace(r.get("WEBHOOK_SECRET"))
+	secret := strings.TrimSpace(r.env("WEBHOOK_SECRET"))
 	switch {
 	case len(eps) > 0 && secret == "":
 		r.fail("WEBHOOK_SECRET", errors.New("is not set; WEBHOOK_URLS needs it to sign events"))
@@ -437,7 +466,7 @@ func (r *reader) webhooks() Webhooks {
 		}
 		w.Secret = key
 	}
-	for _, e := range strings.Split(r.str("WEBHOOK_EVENTS", strings.Join(webhook.Events, ",")), ",") {
+	for _, e := range strings.Split(r.str("WEBHOOK_EVENTS"), ",") {
 		e = strings.TrimSpace(e)
 		if e == "" {
 			continue
@@ -447,8 +476,8 @@ func (r *reader) webhooks() Webhooks {
 		}
 		w.Events = append(w.Events, e)
 	}
-	w.Concurrency = r.integer("WEBHOOK_CONCURRENCY", 4, 1, 1000)
-	w.Timeout = r.duration("WEBHOOK_TIMEOUT", 10*time.Second)
-	w.MaxRetry = r.integer("WEBHOOK_MAX_RETRY", 25, 0, 1000)
+	w.Concurrency = r.integer("WEBHOOK_CONCURRENCY", 1, 1000)
+	w.Timeout = r.duration("WEBHOOK_TIMEOUT")
+	w.MaxRetry = r.integer("WEBHOOK_MAX_RETRY", 0, 1000)
 	return w
 }

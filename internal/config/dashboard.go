@@ -24,23 +24,23 @@ type Dashboard struct {
 // refresher's embedded one it cannot be switched off: user and password are
 // required.
 func LoadDashboard(get Getenv) (Dashboard, error) {
-	r := &reader{get: get}
+	r := &reader{bin: BinDashboard, get: get}
 	var d Dashboard
-	opt, err := parseRedisURL(r.str("REDIS_URL", "redis://127.0.0.1:6379/0"))
+	opt, err := parseRedisURL(r.str("REDIS_URL"))
 	if err != nil {
 		r.fail("REDIS_URL", err)
 	}
 	d.Redis = opt
-	d.HTTPAddr = r.str("HTTP_ADDR", ":8080")
-	d.User = r.str("DASHBOARD_USER", "")
-	d.Password = r.str("DASHBOARD_PASSWORD", "")
+	d.HTTPAddr = r.str("HTTP_ADDR")
+	d.User = r.str("DASHBOARD_USER")
+	d.Password = r.str("DASHBOARD_PASSWORD")
 	if d.User == "" || d.Password == "" {
 		r.fail("DASHBOARD_PASSWORD", errors.New("DASHBOARD_USER and DASHBOARD_PASSWORD are required (asynqmon has no auth of its own)"))
 	}
 	r.dashboardPassword(d.Password)
-	d.ReadOnly = r.boolean("DASHBOARD_READ_ONLY", false)
-	d.LogLevel = r.str("LOG_LEVEL", "info")
-	d.LogFormat = r.str("LOG_FORMAT", "json")
+	d.ReadOnly = r.boolean("DASHBOARD_READ_ONLY")
+	d.LogLevel = r.str("LOG_LEVEL")
+	d.LogFormat = r.str("LOG_FORMAT")
 	return d, r.err
 }
 

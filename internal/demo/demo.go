@@ -99,7 +99,7 @@ type Endpoints struct {
 	WMSDSN, IEDSN string
 	// MySQL and Redis are the embedded servers' host:port ("" on real servers).
 	MySQL, Redis string
-	// Webhooks is the demo's webhook receiver (README "Failure notifications").
+	// Webhooks is the demo's webhook receiver (docs/webhooks.md).
 	Webhooks string
 }
 

@@ -176,6 +176,28 @@ func TestPrinterTerminal(t *testing.T) {
 	assert.Contains(t, out.String(), "connection 7 (ajio, integration type 16), failed: ajio rejected the credentials")
 }
 
+// TestPrinterFirstRefreshPerFlow: the first stored token of each flow gets
+// a line of its own, once.
+func TestPrinterFirstRefreshPerFlow(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	p := newPrinter(&out, false, time.Hour)
+	exp := time.Date(2026, 12, 1, 10, 3, 0, 0, time.UTC)
+	s := status(0, 2)
+	s.Connections = append(s.Connections,
+		Connection{ID: 11, Kind: "ajio", IntegrationType: "16", State: StateFresh, Refreshes: 1, ExpiresAt: &exp},
+		Connection{ID: 99, Kind: "ajio", IntegrationType: "16", State: StateFresh, Refreshes: 1, ExpiresAt: &exp},
+		Connection{ID: 4201, Kind: "oauth2_refresh", IntegrationType: "42", State: StateFresh, Refreshes: 1})
+	p.update(s, time.Now())
+	assert.Equal(t, "0:12  refreshed: connection 11 (ajio, integration type 16): token stored, expires 10:03:00 UTC (first of its flow)\n"+
+		"0:12  refreshed: connection 4201 (oauth2_refresh, integration type 42): token stored (first of its flow)\n"+
+		"0:12  due 0  refreshing 0  refreshed 2  failed 0  next due in 0:50\n", out.String())
+
+	out.Reset()
+	p.update(s, time.Now().Add(time.Minute))
+	assert.NotContains(t, out.String(), "refreshed: connection", "once per flow")
+}
+
 func TestPrinterPlain(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer

@@ -348,10 +348,11 @@ type printer struct {
 	lastDue   int
 	seen      map[string]bool // failure lines already printed
 	lastState map[int64]string
+	flows     map[string]bool // kinds whose first refresh was printed
 }
 
 func newPrinter(out io.Writer, tty bool, plainEvery time.Duration) *printer {
-	return &printer{out: out, tty: tty, plainEvery: plainEvery, seen: map[string]bool{}, lastState: map[int64]string{}}
+	return &printer{out: out, tty: tty, plainEvery: plainEvery, seen: map[string]bool{}, lastState: map[int64]string{}, flows: map[string]bool{}}
 }
 
 // event prints a line of its own above the progress line.
@@ -369,6 +370,20 @@ func (p *printer) update(s Status, now time.Time) {
 		p.event("%s  %d connection(s) came due: their token expires within the refresh window", clock(s.Elapsed), s.Due-p.lastDue)
 	}
 	p.lastDue = s.Due
+	// The first stored token of each flow gets a line: the first sign of
+	// success comes with it, not with the next progress line. The rest are
+	// counted by the progress line (refreshed N).
+	for _, c := range s.Connections {
+		if c.Refreshes > 0 && !p.flows[c.Kind] {
+			p.flows[c.Kind] = true
+			expiry := ""
+			if c.ExpiresAt != nil {
+				expiry = ", expires " + c.ExpiresAt.UTC().Format(time.TimeOnly) + " UTC"
+			}
+			p.event("%s  refreshed: connection %d (%s, integration type %s): token stored%s (first of its flow)",
+				clock(s.Elapsed), c.ID, c.Kind, c.IntegrationType, expiry)
+		}
+	}
 	for _, c := range s.Failures() {
 		key := fmt.Sprintf("%d\x00%s\x00%s", c.ID, c.State, c.Reason)
 		if !p.seen[key] {

@@ -27,7 +27,7 @@ type received struct {
 }
 
 // webhooks is what an operator runs to receive the failure notifications:
-// a receiver (its own HTTP server) that checks each signature as the README
+// a receiver (its own HTTP server) that checks each signature as docs/webhooks.md
 // shows. The refresher's notifier and delivery workers are pointed at it
 // (settings). Events the receiver accepts arrive on got, for the live lines.
 type webhooks struct {

@@ -174,8 +174,8 @@ func (a *Answer) Describe() string {
 }
 
 // Row is one line of a kind's verdict table: the first row whose When
-// matches an answer decides it. Shape is the answer as README's "Token
-// flows" shows it.
+// matches an answer decides it. Shape is the answer as docs/token-flows.md
+// shows it.
 type Row[A any] struct {
 	Shape   string
 	Verdict Verdict

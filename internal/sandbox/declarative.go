@@ -21,8 +21,8 @@ const ShopzonePath = "/shopzone/v2/login"
 const DefaultShopzoneExpiresIn = 3600
 
 // ShopzoneEntry is the http_token entry of Shopzone, BASE_URL standing for
-// the sandbox's URL: the demo, the tests and README's "Adding a
-// marketplace" use it.
+// the sandbox's URL: the demo, the tests and docs/adding-a-marketplace.md use
+// it.
 const ShopzoneEntry = `  - integration_type: "61"
     kind: http_token
     name: shopzone

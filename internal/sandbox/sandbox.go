@@ -342,8 +342,41 @@ func (s *Server) IssuedTo(accessToken string) (string, bool) {
 	return u, ok
 }
 
+// Route is one endpoint the sandbox serves, as its root (GET /) lists it.
+type Route struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	What   string `json:"what"`
+}
+
+// Index is the sandbox's answer to GET /: what it is and what it serves, so
+// the URL a banner prints answers something useful. TestIndexRoutesAreServed
+// calls each route.
+var Index = struct {
+	Name    string  `json:"name"`
+	Flows   []Route `json:"flows"`
+	Control []Route `json:"control"`
+}{
+	Name: "token-refresher marketplace sandbox: the token APIs of the marketplaces the refresher calls, with fault switches",
+	Flows: []Route{
+		{"POST", "/authToken", "ajio: JSON {username,password}, answers {success,statusCode,result:{accessToken,refreshToken}}"},
+		{"GET", "/authToken", "unicommerce: ?username=..&password=.., answers {status,accessToken}"},
+		{"POST", "/oauth/token", "oauth2_refresh (grant_type=refresh_token, rotation) and oauth2_client_credentials; form or JSON, or HTTP Basic"},
+		{"POST", ShopzonePath, "shopzone, an http_token marketplace: form {login,secret,client}, answers {ok,data:{auth:{token,refresh,expiresAt}}}"},
+	},
+	Control: []Route{
+		{"GET", "/_sandbox/faults", "the fault switches (PUT replaces them: latency, error_rate, reject_all, shape, ...)"},
+		{"GET", "/_sandbox/stats", "call counters"},
+		{"GET", "/_sandbox/calls", "token calls by seller"},
+		{"POST", "/_sandbox/sellers", "register a seller {username,password}"},
+		{"POST", "/_sandbox/oauth/clients", "register an OAuth client {client_id,client_secret}"},
+		{"POST", "/_sandbox/oauth/refresh_tokens", "register a refresh token {client_id,subject,refresh_token}"},
+	},
+}
+
 // Handler serves the flows and the control endpoints:
 //
+//	GET  /                   Index: what the sandbox serves (JSON)
 //	POST /authToken          Ajio: JSON {username,password}
 //	GET  /authToken          Unicommerce: ?username=..&password=..
 //	POST /oauth/token        OAuth2 refresh_token grant, form or JSON body
@@ -357,6 +390,9 @@ func (s *Server) IssuedTo(accessToken string) (string, bool) {
 //	POST /_sandbox/oauth/refresh_tokens  register {client_id,subject,refresh_token}
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, Index)
+	})
 	mux.HandleFunc("POST /authToken", s.ajio)
 	mux.HandleFunc("GET /authToken", s.unicommerce)
 	mux.HandleFunc("POST /oauth/token", s.oauthToken)

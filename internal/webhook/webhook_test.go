@@ -28,7 +28,7 @@ import (
 
 var testKey = []byte("webhook-test-key-0123456789abcdef")
 
-// verify is a receiver's check as the README shows it, written from the
+// verify is a receiver's check as docs/webhooks.md shows it, written from the
 // spec, independent of the library the sender signs with.
 func verify(key []byte, h http.Header, body []byte) bool {
 	mac := hmac.New(sha256.New, key)
