@@ -156,8 +156,8 @@ func TestOverloadEarliestDeadlineFirst(t *testing.T) {
 }
 
 // TestOverloadAfterOutage — pass condition: the same backlog arrives
-// through retries: the marketplace answers 503 to every call for 30 s, then
-// recovers; every urgent token (now expiring 55–80 s after seeding) is still
+// through retries, at two refresher replicas: the marketplace answers 503
+// to every call for 30 s, then recovers; every urgent token (now expiring 55–80 s after seeding) is still
 // refreshed before it expires, under the limit, one token issued per
 // connection.
 func TestOverloadAfterOutage(t *testing.T) {
@@ -167,7 +167,9 @@ func TestOverloadAfterOutage(t *testing.T) {
 	b := s.seedBacklog(1, 200, 200, 55*time.Second, 80*time.Second, 6*time.Minute, 11*time.Minute)
 	seeded := time.Now()
 	s.scanOnce()
-	r := s.startRefresher("REFRESH_CONCURRENCY=20")
+	// Two replicas of 10 workers: the order is fleet-wide, not per process.
+	r1 := s.startRefresher("REFRESH_CONCURRENCY=10")
+	r2 := s.startRefresher("REFRESH_CONCURRENCY=10")
 	time.Sleep(time.Until(seeded.Add(30 * time.Second)))
 	s.market.setFaults(sandbox.Faults{})
 
@@ -178,14 +180,14 @@ func TestOverloadAfterOutage(t *testing.T) {
 	f := s.freshness(b)
 	_, issued := s.servedAt(b)
 	st := s.market.stats()
-	figure(t, "edf after_outage=30s backlog=400 urgent=200 rate=10/s workers=20 urgent_lapses=%d least_slack=%s spearman=%.3f calls=%d faulted=%d peak_per_second=%d",
+	figure(t, "edf after_outage=30s backlog=400 urgent=200 rate=10/s replicas=2 workers=2x10 urgent_lapses=%d least_slack=%s spearman=%.3f calls=%d faulted=%d peak_per_second=%d",
 		f.urgentLapses, f.leastSlack.Round(100*time.Millisecond), f.spearman, st.Calls, st.Faulted, st.PeakPerSecond)
 	assert.Zero(t, f.urgentLapses, "no urgent token lapses")
 	assert.LessOrEqual(t, st.PeakPerSecond, 10, "the rate limit holds")
 	for id := range b.users {
 		assert.Equal(t, 1, issued[id], "connection %d gets one token", id)
 	}
-	require.True(t, r.running())
+	require.True(t, r1.running() && r2.running())
 }
 
 // TestOverloadNoStarvation — pass condition: while a stream of new urgent
