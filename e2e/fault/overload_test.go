@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"testing"
 	"time"
 
@@ -272,4 +273,51 @@ func TestOverloadNoStarvation(t *testing.T) {
 	assert.True(t, served.Before(b.expiry[waiting]), "the connection due first is refreshed before it expires (at %s, expiry %s)", served, b.expiry[waiting])
 	assert.LessOrEqual(t, st.PeakPerSecond, 10, "the rate limit holds")
 	assert.True(t, r.running() && sc.running())
+}
+
+// TestOverloadLapsedBacklogUsesTheRate — pass condition: a backlog of
+// lapsed tokens only (a first deploy over a fleet of expired tokens) is
+// served at the rate limit: the order never leaves a slot unused while
+// work waits. Tasks put back for their turn come back in time for it, and
+// a free slot nobody ahead is there to take is taken. (Before: the entries
+// of tasks put back for long expired before they came back, and the
+// marketplace was called at 15–20% of its limit.)
+func TestOverloadLapsedBacklogUsesTheRate(t *testing.T) {
+	t.Parallel()
+	// One call a second: the window holds one or two places, so a head
+	// away from its place shows at once; 40 connections put tasks back for
+	// up to 44 s, long enough for the old deferral jitter (a quarter of the
+	// wait) to outlast the backlog's grace.
+	slow := overloadKind
+	slow.RatePerSecond = 1
+	s := newSystem(t, slow)
+	b := s.seedBacklog(1, 0, 40, 0, 0, -2*time.Hour, -time.Hour)
+	s.scanOnce()
+	r := s.startRefresher("REFRESH_CONCURRENCY=20")
+	eventually(t, 120*time.Second, "every connection refreshed", func() bool {
+		at, _ := s.servedAt(b)
+		return len(at) == len(b.users)
+	})
+	at, issued := s.servedAt(b)
+	times := make([]time.Time, 0, len(at))
+	for _, x := range at {
+		times = append(times, x)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	var gap time.Duration
+	for i := 1; i < len(times); i++ {
+		gap = max(gap, times[i].Sub(times[i-1]))
+	}
+	span := times[len(times)-1].Sub(times[0])
+	st := s.market.stats()
+	figure(t, "edf lapsed_only backlog=%d rate=1/s workers=20 calls_per_second=%.1f largest_gap=%s peak_per_second=%d",
+		len(times), float64(len(times)-1)/span.Seconds(), gap.Round(10*time.Millisecond), st.PeakPerSecond)
+	// One slot is 1.1 s at 1/s (with the limiter's headroom): a gap of
+	// several is slots left unused while work waited.
+	assert.Less(t, gap, 4*time.Second, "no stretch of unused slots while the backlog waits")
+	assert.LessOrEqual(t, st.PeakPerSecond, 1, "the rate limit holds")
+	for id := range b.users {
+		assert.Equal(t, 1, issued[id], "connection %d gets one token", id)
+	}
+	assert.True(t, r.running())
 }

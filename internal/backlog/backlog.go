@@ -96,8 +96,13 @@ type Place struct {
 
 // Grace is how long past the time a task was told to come back its entry
 // stays in the list: an entry whose task never returns (killed, or found
-// its connection refreshed) stops holding others back after that.
-const Grace = 5 * time.Second
+// its connection refreshed) stops holding its place after that. It covers
+// what delays a returning task: the retry's jitter (at most a second,
+// refresh.MaxDeferJitter), asynq's move of due retries back to the queue
+// (RETRY_CHECK_INTERVAL, 1s by default) and the wait for a worker. A task
+// back later than that finds its place again; one that took a deadline
+// when found lapsed gets a new one.
+const Grace = 10 * time.Second
 
 // place registers a connection and returns its rank. Arguments: member,
 // expiry (Unix ms; 0 when there is no token), now (ms), horizon (ms),

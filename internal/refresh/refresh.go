@@ -617,6 +617,16 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 				return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
 			}
 			if pl.After > 0 {
+				// Not this one's turn. But a slot free at this instant is
+				// one nobody ahead is there to take (the head is put back
+				// or gone, or waits in place past it): take it rather
+				// than let the rate go unused. A head waiting in place
+				// takes its slot the moment it frees, so this overtakes
+				// it only in that instant.
+				if wait, err := prov.Limiter.Take(ctx); err == nil && wait == 0 {
+					h.leave(ctx, prov, id)
+					return nil
+				}
 				return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls ahead, by expiry", prov.Kind, rate, pl.Rank),
 					After: pl.After}
 			}
@@ -634,12 +644,7 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 			return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
 		}
 		if wait == 0 {
-			if prov.Backlog != nil {
-				if err := prov.Backlog.Leave(context.WithoutCancel(ctx), id); err != nil {
-					// The entry expires by itself (backlog.Grace).
-					h.log.Debug("could not leave the backlog", zap.Int64("connection_id", id), zap.Error(err))
-				}
-			}
+			h.leave(ctx, prov, id)
 			return nil
 		}
 		if time.Since(start)+wait > budget {
@@ -651,6 +656,18 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 			return ctx.Err()
 		case <-time.After(wait + stagger):
 		}
+	}
+}
+
+// leave takes the connection out of its marketplace's backlog: it has its
+// slot.
+func (h *Handler) leave(ctx context.Context, prov Marketplace, id int64) {
+	if prov.Backlog == nil {
+		return
+	}
+	if err := prov.Backlog.Leave(context.WithoutCancel(ctx), id); err != nil {
+		// The entry expires by itself (backlog.Grace).
+		h.log.Debug("could not leave the backlog", zap.Int64("connection_id", id), zap.Error(err))
 	}
 }
 

@@ -205,7 +205,9 @@ func TestRateLimiterDownIsTransient(t *testing.T) {
 // TestBacklogOrdersCallsByDeadline: with a marketplace backlog, a scanned
 // task whose token expires after the ones waiting is put back without a
 // call until its turn, while an on-demand (forced) refresh of the same
-// connection goes first: a service was just refused its token.
+// connection goes first: a service was just refused its token. A slot that
+// is free when a task outside the window asks is one nobody ahead is
+// there to take: that task takes it, so the rate is never left unused.
 func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
@@ -222,8 +224,16 @@ func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 			list.Leave(context.Background(), id)
 		}
 	})
-	lim := &FakeLimiter{Rate: 10, TakeFn: func(context.Context) (time.Duration, error) { return 0, nil }}
-	b := setup(t, lim, Config{})
+	// A slot frees every time the test says so; otherwise the next one is
+	// 100ms away (a head waiting in place would take it then).
+	var free atomic.Bool
+	lim := &FakeLimiter{Rate: 10, TakeFn: func(context.Context) (time.Duration, error) {
+		if free.CompareAndSwap(true, false) {
+			return 0, nil
+		}
+		return 100 * time.Millisecond, nil
+	}}
+	b := setup(t, lim, Config{RateWait: 300 * time.Millisecond})
 	m := b.handler.markets["16"]
 	m.Backlog = list
 	m.RefreshBefore = 2 * time.Hour // the row's token, expiring in an hour, is due
@@ -238,6 +248,7 @@ func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, d.After, "back about when its turn comes: two places past the window, at 100ms a slot")
 	assert.Zero(t, b.provider.Calls.Load())
 
+	free.Store(true)
 	forced, err := task.New(task.Payload{ConnectionID: 7, IntegrationType: "16", DueExpiry: &expiry, Forced: true}, task.UrgentQueue("q"), time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.handler.ProcessTask(ctx, asynq.NewTask(forced.Type(), forced.Payload())))
@@ -246,6 +257,12 @@ func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, p.Rank, "the forced refresh left the backlog when it took its slot")
 	assert.Equal(t, 2, p.Len)
+
+	// Connections 1 and 2 are ahead, but their tasks are not here to take
+	// the slot that is free now: the scanned task takes it.
+	free.Store(true)
+	require.NoError(t, b.handler.ProcessTask(ctx, refreshTask(t)))
+	assert.EqualValues(t, 2, b.provider.Calls.Load(), "a free slot is not left unused")
 }
 
 func ptr[T any](v T) *T { return &v }

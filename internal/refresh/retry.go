@@ -20,6 +20,9 @@ const MaxRetryAfter = time.Hour
 // once every few hours, not every minute.
 const UnusableMaxDelay = 6 * time.Hour
 
+// MaxDeferJitter bounds the jitter added to a deferred attempt's wait.
+const MaxDeferJitter = time.Second
+
 // LifetimeShare: a retry of a connection whose token is still live waits at
 // most 1/LifetimeShare of the lifetime left.
 const LifetimeShare = 4
@@ -33,8 +36,9 @@ const LifetimeShare = 4
 // answer (token.Failure.Unusable) backs off the same way but its ceiling
 // keeps doubling up to UnusableMaxDelay (hours), with equal jitter (at
 // least half the ceiling). A deferred attempt (breaker open, no rate slot) comes back
-// after the time it named, with a little jitter so a crowd of deferred tasks
-// does not return at the same instant.
+// after the time it named, with a little jitter (a quarter of it, at most
+// MaxDeferJitter, plus up to 100ms) so a crowd of deferred tasks does not
+// return at the same instant.
 func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 	if base <= 0 {
 		base = time.Second
@@ -45,8 +49,11 @@ func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 	return func(n int, err error, _ *asynq.Task) time.Duration {
 		var deferred *DeferredError
 		if errors.As(err, &deferred) {
+			// The jitter is bounded: a task put back until its turn in
+			// a marketplace's backlog must be back by then (its entry
+			// waits backlog.Grace for it, no longer).
 			after := max(deferred.After, time.Millisecond)
-			return after + time.Duration(rand.Int64N(int64(after/4+100*time.Millisecond)))
+			return after + time.Duration(rand.Int64N(int64(min(after/4, MaxDeferJitter)+100*time.Millisecond)))
 		}
 		unusable := token.IsUnusable(err)
 		limit := maxDelay

@@ -46,6 +46,7 @@ func TestRetryDelay(t *testing.T) {
 		{"unusable: a live token still caps it", 20, &expiringError{err: unusable, left: 40 * time.Minute}, 5 * time.Minute, 10*time.Minute + 1},
 		{"deferred: its own time plus a little", 7, &DeferredError{Reason: "open", After: 4 * time.Second}, 4 * time.Second, 5*time.Second + 100*time.Millisecond},
 		{"deferred for nothing still waits a moment", 0, &DeferredError{Reason: "x"}, time.Millisecond, 102 * time.Millisecond},
+		{"deferred long: the jitter stays bounded", 0, &DeferredError{Reason: "86 calls ahead", After: 86 * time.Second}, 86 * time.Second, 86*time.Second + MaxDeferJitter + 100*time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
