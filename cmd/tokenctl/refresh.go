@@ -56,6 +56,9 @@ func parseRefresh(verb string, args []string) (refreshArgs, error) {
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if f, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: "); ok {
+				return refreshArgs{}, fmt.Errorf("%s takes no %s flag (its flags: --rejected-token-sha256, --rejected-token-stdin, --wait; -o is show's and list's)", verb, f)
+			}
 			return refreshArgs{}, fmt.Errorf("%s: %w", verb, err)
 		}
 		if fs.NArg() == 0 {

@@ -147,6 +147,10 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
+// deferredPrefix starts the last error of a deferred attempt
+// (refresh.DeferredError).
+const deferredPrefix = "deferred: "
+
 // nextRefresh says when the next refresh should start, as the scanner and
 // the workers decide it.
 func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, busy, archived *task.Status, now time.Time) (*time.Time, string) {
@@ -164,8 +168,14 @@ func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, busy
 		return at(now), "running now"
 	case busy != nil && busy.State == asynq.TaskStatePending.String():
 		return at(now), "queued: next free worker"
+	case busy != nil && busy.State == asynq.TaskStateRetry.String() && strings.HasPrefix(busy.LastErr, deferredPrefix):
+		// A deferral (its turn at the rate limit, an open breaker, the
+		// lease held elsewhere) is not a failure.
+		return at(busy.NextProcessAt), "put back, not a failure: " + strings.TrimPrefix(busy.LastErr, deferredPrefix)
+	case busy != nil && busy.State == asynq.TaskStateRetry.String():
+		return at(busy.NextProcessAt), "retry of a failed attempt"
 	case busy != nil:
-		return at(busy.NextProcessAt), "retry of a failed attempt (" + busy.State + ")"
+		return at(busy.NextProcessAt), "scheduled refresh (" + busy.State + ")"
 	case archived != nil && c.CredentialsChanged != nil && *c.CredentialsChanged:
 		return at(now), "next scan: the credentials changed since the failure"
 	case archived != nil:

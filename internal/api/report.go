@@ -102,11 +102,11 @@ func readReport(r *http.Request) (rep Report, present bool, msg string) {
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rep); err != nil {
-		return rep, true, `the body must be a JSON object {"rejected_token_sha256": "<64 lowercase hex digits>"}`
+		return rep, true, `the body must be a JSON object {"rejected_token_sha256": "<64 hex digits>"}`
 	}
 	rep.RejectedTokenSHA256 = strings.ToLower(strings.TrimSpace(rep.RejectedTokenSHA256))
 	if b, err := hex.DecodeString(rep.RejectedTokenSHA256); err != nil || len(b) != 32 {
-		return rep, true, "rejected_token_sha256 must be the SHA-256 of the refused access token, as 64 lowercase hex digits"
+		return rep, true, "rejected_token_sha256 must be the SHA-256 of the refused access token, as 64 hex digits"
 	}
 	return rep, true, ""
 }
