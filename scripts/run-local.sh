@@ -93,7 +93,11 @@ stop() {
   [ -z "$generated" ] || rm -f "$generated"
 }
 # Without a terminal (or a signal sent to this script), stop the same way.
-trap 'stop; exit 0' INT TERM
+# A signal sent to the whole process group (a supervisor, CI) reaches the
+# services too, and they exit at once: the flag tells that from a service
+# that stopped by itself.
+signalled=""
+trap 'signalled=1' INT TERM
 
 bin/sandbox --addr "127.0.0.1:$SANDBOX_PORT" >>"$logdir/sandbox.log" 2>&1 & pids+=($!)
 HTTP_ADDR="127.0.0.1:$REFRESHER_PORT" bin/refresher >>"$logdir/refresher.log" 2>&1 & pids+=($!)
@@ -129,9 +133,10 @@ tail -n +1 -F "$logdir/sandbox.log" "$logdir/refresher.log" "$logdir/scanner.log
 
 # Wait in the foreground until Ctrl-C or until a service stopped by itself.
 # (kill -0 with several pids succeeds when any one is alive: all_alive tests each.)
-watch() { while all_alive; do sleep 1; done; }
+watch() { while [ -z "$signalled" ] && all_alive; do sleep 1; done; }
 watch || true
-if all_alive; then
+[ -n "$signalled" ] || all_alive || sleep 0.5 # a signal to the group may still be on its way to this script
+if [ -n "$signalled" ] || all_alive; then
   stop
   exit 0
 fi
