@@ -147,7 +147,20 @@ func (r *Report) headlines(w writer) {
 		w("| 7 | 429-heavy: calls per refresh; peak calls/s | %.2f; %.0f/s | %s | %s |\n",
 			l.CallsPerRefresh(), l.PeakRate(), limitTarget(l.Limit), limitVerdict(l))
 	}
+	for _, o := range r.Overload.Rows {
+		lapses := runLapses(o.Product)
+		w("| 8 | urgent lapses under a backlog at %g/s (queue order: %.0f) | %.0f | 0 | %s |\n",
+			o.Rate, median(runLapses(o.FIFO)), median(lapses), verdict(median(lapses) == 0))
+	}
 	w("\n")
+}
+
+func runLapses(runs []OverloadRun) []float64 {
+	v := make([]float64, len(runs))
+	for i, x := range runs {
+		v[i] = float64(x.Lapses)
+	}
+	return v
 }
 
 func limitTarget(limit float64) string {
@@ -505,11 +518,19 @@ func (r *Report) overloadSection(w writer) {
 	}
 	w("\nA negative least slack is the worst lapse. Target: 0 urgent lapses for the product wherever earliest\n")
 	w("expiry first can meet every deadline. The limiter spaces calls (1+%g)/rate apart, so the %s urgent calls\n", ratelimit.Headroom, count(c.Urgent))
-	for _, row := range o.Rows {
+	for i, row := range o.Rows {
 		last := time.Duration(float64(c.Urgent) * (1 + ratelimit.Headroom) / row.Rate * float64(time.Second))
-		w("take %s at %g/s against deadlines spread over %s–%s;\n", last.Round(100*time.Millisecond), row.Rate, c.UrgentFrom, c.UrgentTo)
+		sep := ","
+		if i == len(o.Rows)-1 {
+			sep = ""
+		}
+		w("take %s at %g/s%s", last.Round(100*time.Millisecond), row.Rate, sep)
+		if i < len(o.Rows)-1 {
+			w(" ")
+		}
 	}
-	w("an urgent token that lapses anyway goes behind every live one (README: \"Freshness under overload\").\n\n")
+	w(" against deadlines spread over %s–%s. An urgent token that lapses anyway goes behind every live\n", c.UrgentFrom, c.UrgentTo)
+	w("one (docs/overload.md).\n\n")
 }
 
 func (r *Report) howSection(w writer) {
