@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -340,10 +339,13 @@ func Marketplaces(entries []registry.Entry, httpClient *http.Client, obs provide
 			m.Limiter = l
 			// More due work than the rate serves at once is served
 			// earliest expiry first: the slots that free while a worker
-			// waits in place (RateWait) go to the head of the backlog.
+			// waits in place (RateWait) go to the head of the backlog. The
+			// window holds no more than that, so the last place in it
+			// still gets its slot before its wait ends: a head put back
+			// for its wait would leave slots unused while it is away.
 			m.Backlog = backlog.New(rdb, queue, e.IntegrationType, backlog.Config{
 				Interval: l.Interval(),
-				Window:   int(math.Ceil(e.RateLimitPerSecond * refresh.DefaultRateWait.Seconds())),
+				Window:   max(1, int(refresh.DefaultRateWait/l.Interval())),
 				Horizon:  time.Duration(e.RefreshBefore),
 			})
 		}
