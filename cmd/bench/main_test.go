@@ -42,7 +42,7 @@ func TestQuickRun(t *testing.T) {
 
 	report := filepath.Join(t.TempDir(), "benchmarks.md")
 	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	env := map[string]string{
 		"BENCH_QUICK":      "1",
@@ -62,6 +62,7 @@ func TestQuickRun(t *testing.T) {
 		"## 1. Scan + enqueue", "## 2. End-to-end refresh", "**composed ceiling**", "one single-row UPDATE by primary key", "Where the rest goes",
 		"## 3. Latency-bound", "## 4. The naive floor", "## 5. Freshness", "## 6. Memory", "## 7. Under a 429-heavy marketplace",
 		"no limiter configured", "peak ≤ rate_limit_per_second",
+		"## 8. Freshness under a backlog", "**product** (earliest expiry first)", "FIFO (queue order)",
 	} {
 		assert.Contains(t, string(md), want)
 	}

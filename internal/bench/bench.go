@@ -83,8 +83,8 @@ func sizesFor(cfg Config) sizes {
 			fresh: []freshCase{{Conns: 60, TTL: 6 * time.Second, Before: 3 * time.Second, Interval: time.Second,
 				Run: 8 * time.Second, Latency: 10 * time.Millisecond, Concurrency: 20}},
 			limit: limitCase{Conns: 40, Concurrency: 20, Quota: 30, Limit: 20, Rate429: 0.2},
-			overload: overloadCase{Conns: 100, Urgent: 50, UrgentFrom: 10 * time.Second, UrgentTo: 20 * time.Second,
-				LaterFrom: 6 * time.Minute, LaterTo: 11 * time.Minute, Concurrency: 20, Rates: []float64{5, 10}},
+			overload: overloadCase{Conns: 40, Urgent: 20, UrgentFrom: 5 * time.Second, UrgentTo: 10 * time.Second,
+				LaterFrom: 6 * time.Minute, LaterTo: 11 * time.Minute, Concurrency: 20, Rates: []float64{10, 20}},
 		}
 	}
 	s := sizes{
