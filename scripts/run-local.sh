@@ -136,7 +136,17 @@ tail -n +1 -F "$logdir/sandbox.log" "$logdir/refresher.log" "$logdir/scanner.log
 watch() { while [ -z "$signalled" ] && all_alive; do sleep 1; done; }
 watch || true
 [ -n "$signalled" ] || all_alive || sleep 0.5 # a signal to the group may still be on its way to this script
-if [ -n "$signalled" ] || all_alive; then
+# A service that exited 0 was stopped by a signal and drained: the
+# services run until told to stop. (A script started in the background by
+# a non-interactive shell ignores SIGINT and cannot trap it, while the
+# services still get it: their clean exit is then the only sign.)
+clean=1
+for p in "${pids[@]}"; do
+  if ! kill -0 "$p" 2>/dev/null; then
+    wait "$p" 2>/dev/null || clean=""
+  fi
+done
+if [ -n "$signalled" ] || [ -n "$clean" ]; then
   stop
   exit 0
 fi
