@@ -14,10 +14,10 @@ have chromium || missing+=("chromium")
 [ -x bin/gotestsum ] || missing+=("gotestsum (into bin/)")
 
 cat >&2 <<MSG
-make test: go vet, then every test with -race against real MariaDB and Redis: about 7½ minutes of
-  tests on an idle 2-core machine once compiled (857 tests in ~450 s; the fault suite e2e/fault sets
-  the wall time, the other packages finish meanwhile), more on a loaded one; a first run compiles
-  for a few minutes before that.
+make test: go vet, then every test with -race against real MariaDB and Redis: about 8-9 minutes of
+  tests on a 2-core machine once compiled (905 tests in 533 s with other work running; the fault
+  suite e2e/fault sets the wall time, the other packages finish meanwhile), more on a loaded one;
+  a first run compiles for a few minutes before that.
   It installs what is missing, system-wide, from Debian's packages (root, or sudo, needed):
     mariadb-server, redis-server, redis-tools  the databases every integration test runs against (scripts/services.sh)
     docker-compose, prometheus, chromium        docker-compose.yml validation, promtool on the alert rules, the
