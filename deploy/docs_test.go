@@ -52,7 +52,6 @@ func TestRunBannerIsDocumented(t *testing.T) {
 	}
 }
 
-
 // TestDocLinksResolve: every relative link of README.md and docs/*.md names
 // a file that exists and, after #, a heading of it.
 func TestDocLinksResolve(t *testing.T) {
