@@ -364,7 +364,8 @@ func (r *reader) dbTLS() mysql.TLS {
 	return t
 }
 
-// parseRedisURL accepts redis://, rediss:// and redis-sentinel:// URLs
+// parseRedisURL accepts redis://, rediss://, redis-sentinel:// and
+// rediss-sentinel:// URLs
 // (sentinel.go reads the last, with the master's credentials). Its errors
 // never repeat the URL, which may hold a password.
 func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
@@ -377,7 +378,7 @@ func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
 	case "redis-sentinel", "rediss-sentinel":
 		return parseSentinelURL(u)
 	default:
-		return nil, fmt.Errorf("scheme %q is not redis, rediss or redis-sentinel", u.Scheme)
+		return nil, fmt.Errorf("scheme %q is not redis, rediss, redis-sentinel or rediss-sentinel", u.Scheme)
 	}
 	opt, err := asynq.ParseRedisURI(s)
 	if err != nil {
