@@ -180,9 +180,13 @@ func (l *List) Place(ctx context.Context, connectionID int64, expiry *time.Time,
 }
 
 // Leave takes the connection out of the backlog: its task took a slot.
+// One round trip of three ZREMs, not a transaction: Redis runs them in
+// order (live, lapsed, then seen), so a cut connection can only leave the
+// seen entry behind, and that is pruned with what it names once its time
+// (plus Grace) has passed.
 func (l *List) Leave(ctx context.Context, connectionID int64) error {
 	m := strconv.FormatInt(connectionID, 10)
-	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range l.keys {
 			p.ZRem(ctx, k, m)
 		}
