@@ -16,7 +16,7 @@ IE_DB=integration_engine_prod
 SQL="mariadb -h127.0.0.1 -P3306 -uroot"
 command -v mariadb >/dev/null || SQL="mysql -h127.0.0.1 -P3306 -uroot"
 
-load_schema() { $SQL < deploy/mysql/01-schema.sql; }
+load_schema() { $SQL < deploy/mysql/01-schema.sql; $SQL < deploy/mysql/03-indexes.sql; }
 load_seed() { $SQL < deploy/mysql/02-seed.sql; }
 
 if [ "${1:-}" = "schema" ]; then

@@ -19,6 +19,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/dueset"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
@@ -139,7 +140,9 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		if cfg.HTTPAddr == "" {
 			return
 		}
-		census.New(store, task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout), registry.Targets(cfg.Providers)).
+		targets := registry.Targets(cfg.Providers)
+		tracked := dueset.New(store, targets, dueset.Options{FullInterval: cfg.FullScanInterval, Log: log})
+		census.New(tracked, task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout), targets).
 			Lead(ctx, lease.New(rdb, cfg.Queue, 0), holderName("refresher"), cfg.CensusInterval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
 	}()
 	// Once the dependencies answered, so that a failed start-up stays one

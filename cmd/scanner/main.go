@@ -17,6 +17,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/dueset"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
@@ -109,7 +110,10 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 
 	reg := metrics.NewRegistry()
-	scanner := scan.New(store, queue, scfg, log, metrics.NewScanner(reg))
+	tracked := func() *dueset.Tracker {
+		return dueset.New(store, targets, dueset.Options{FullInterval: cfg.FullScanInterval, Log: log})
+	}
+	scanner := scan.New(tracked(), queue, scfg, log, metrics.NewScanner(reg))
 
 	if *once || *dryRun {
 		if _, err := scanner.RunOnce(ctx); err != nil {
@@ -128,7 +132,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		go func() {
 			defer close(censusDone)
 			host, _ := os.Hostname()
-			census.New(store, rq, targets).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
+			census.New(tracked(), rq, targets).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
 				fmt.Sprintf("scanner@%s:%d", host, os.Getpid()), cfg.Interval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
 		}()
 	} else {

@@ -24,6 +24,12 @@ type Store interface {
 	CountStates(ctx context.Context, integrationType string, now, dueBefore time.Time, failing map[int64]bool) (token.StateCounts, error)
 }
 
+// Syncer is a Store that keeps state between counts (internal/dueset): it
+// is synced at the start of every census, before its CountStates calls.
+type Syncer interface {
+	Sync(ctx context.Context, now time.Time) error
+}
+
 // Archive lists the archived (failing) refreshes.
 type Archive interface {
 	ListArchived() (map[int64]task.Archived, error)
@@ -79,6 +85,11 @@ func (c *Census) Take(ctx context.Context) ([]Count, error) {
 		}
 	}
 	now := c.now()
+	if sy, ok := c.store.(Syncer); ok {
+		if err := sy.Sync(ctx, now); err != nil {
+			return nil, errors.Join(append(errs, fmt.Errorf("census: %w", err))...)
+		}
+	}
 	out := make([]Count, 0, len(c.targets))
 	for _, tg := range c.targets {
 		st, err := c.store.CountStates(ctx, tg.IntegrationType, now, token.DueBefore(now, tg.RefreshBefore), failingIDs[tg.IntegrationType])

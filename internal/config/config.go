@@ -67,6 +67,10 @@ type Common struct {
 	// the same in the scanner and the refresher; nil when unset (the
 	// legacy unkeyed digest).
 	FingerprintKey []byte
+	// FullScanInterval is FULL_SCAN_INTERVAL: the time between the full
+	// passes that walk the fleet, when the optional indexes let the passes
+	// between them read only what is due (internal/dueset).
+	FullScanInterval time.Duration
 }
 
 // Warnings are what start-up logs about the settings: choices that work
@@ -241,6 +245,7 @@ func (r *reader) common() Common {
 	}
 	c.Location = loc
 
+	c.FullScanInterval = r.duration("FULL_SCAN_INTERVAL")
 	c.DBTLS = r.dbTLS()
 	c.WMSDSN = r.dsn("WMS_DB_DSN", loc, c.DBTLS)
 	c.IEDSN = r.dsn("IE_DB_DSN", loc, c.DBTLS)

@@ -71,6 +71,7 @@ var Settings = []Setting{
 	{Name: "LOG_LEVEL", Bins: []Binary{BinScanner, BinRefresher, BinDashboard}, Default: "info", Meaning: "debug, info, warn or error"},
 	{Name: "LOG_FORMAT", Bins: []Binary{BinScanner, BinRefresher, BinDashboard}, Default: "json", Meaning: "json or console"},
 
+	{Name: "FULL_SCAN_INTERVAL", Bins: both, Default: "10m", Meaning: "time between full passes over the fleet (scans and census); the passes between them read only due rows when the optional indexes exist"},
 	{Name: "SCAN_INTERVAL", Bins: onlyScanner, Default: "1m", Meaning: "time between scans; at most half of every provider's refresh_before"},
 	{Name: "FAILURE_COOLDOWN", Bins: onlyScanner, Default: "1h", Meaning: "wait before a permanently failed connection is tried again with unchanged credentials"},
 	{Name: "SCAN_CONCURRENCY", Bins: onlyScanner, Default: "16", Meaning: "enqueues in flight"},

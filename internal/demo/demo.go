@@ -29,6 +29,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/demo/embedded"
+	"github.com/eshopbox/token-refresher/internal/dueset"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
@@ -258,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 
 	scanCtx, stopScanner := context.WithCancel(ctx)
 	defer stopScanner()
-	scanner := scan.New(store, queue, scan.Config{
+	scanner := scan.New(dueset.New(store, registry.Targets(entries), dueset.Options{Log: log.Named("scanner")}), queue, scan.Config{
 		Targets: registry.Targets(entries), Interval: cfg.Timing.ScanInterval, Cooldown: time.Hour,
 	}, log.Named("scanner"), scanObservers{metrics.NewScanner(reg), tr})
 	var scanning sync.WaitGroup

@@ -268,6 +268,9 @@ func (s *Store) ScanDue(ctx context.Context, integrationType string, dueBefore t
 		st.BadIDs += bad
 		st.Active += len(ids)
 		if len(ids) > 0 {
+			st.LastID = ids[len(ids)-1]
+		}
+		if len(ids) > 0 {
 			due, err := s.dueAmong(ctx, integrationType, ids, dueBefore)
 			if err != nil {
 				return st, err

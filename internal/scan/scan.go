@@ -24,6 +24,12 @@ type Store interface {
 	CredentialsChanged(ctx context.Context, recorded map[int64]string) (map[int64]bool, error)
 }
 
+// Syncer is a Store that keeps state between scans (internal/dueset): it
+// is synced at the start of every scan, before its ScanDue calls.
+type Syncer interface {
+	Sync(ctx context.Context, now time.Time) error
+}
+
 // Queue is where the scanner puts refresh tasks.
 type Queue interface {
 	Enqueue(ctx context.Context, p task.Payload) (bool, error)
@@ -125,6 +131,11 @@ func (s *Scanner) Run(ctx context.Context) error {
 // RunOnce scans every target once. One target's failure does not stop the
 // others; the returned error joins them.
 func (s *Scanner) RunOnce(ctx context.Context) ([]Result, error) {
+	if sy, ok := s.store.(Syncer); ok {
+		if err := sy.Sync(ctx, s.cfg.Now()); err != nil {
+			return nil, err
+		}
+	}
 	var archived map[int64]task.Archived
 	if !s.cfg.DryRun {
 		var err error

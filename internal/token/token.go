@@ -116,7 +116,8 @@ type DueConnection struct {
 
 // ScanStats counts what one pass over an integration type's connections saw.
 type ScanStats struct {
-	Active int // active connection ids read from channels
-	Due    int // due and active connections
-	BadIDs int // channel rows whose connectionId is not a number
+	Active int   // active connection ids read from channels
+	Due    int   // due and active connections
+	BadIDs int   // channel rows whose connectionId is not a number
+	LastID int64 // the highest active connection id read (0: none)
 }

@@ -98,7 +98,7 @@ func TestStoreOnEmbeddedMySQL(t *testing.T) {
 	require.NoError(t, err)
 	slices.Sort(due)
 	assert.Equal(t, []int64{11, 12, 13, 18, 99}, due)
-	assert.Equal(t, token.ScanStats{Active: 7, Due: 5}, st, "active: 11 12 13 14 15 18 99 (15 is filtered by isActive in the due query)")
+	assert.Equal(t, token.ScanStats{Active: 7, Due: 5, LastID: 99}, st, "active: 11 12 13 14 15 18 99 (15 is filtered by isActive in the due query)")
 
 	c11, err := store.Load(ctx, 11)
 	require.NoError(t, err)
