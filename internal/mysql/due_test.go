@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/dueset"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -17,7 +18,8 @@ import (
 // scan's, and the census's due-or-expired) equal to token.Due with the
 // lifetime unknown, the one rule, over the edge rows: NULL, a zero
 // DATETIME, exactly at the boundary, a second either side, expired, far
-// ahead, in UTC and in another DB_TIME_ZONE. A change of the rule is made in
+// ahead, in UTC and in another DB_TIME_ZONE; and so are the reads of the
+// passes that follow the due connections (internal/dueset). A change of the rule is made in
 // token.Due (and token.DueBefore, the SQL's bound); this test fails until
 // the SQL says the same.
 func TestDueIsOneRule(t *testing.T) {
@@ -89,6 +91,31 @@ func TestDueIsOneRule(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, wantN, c.Due+c.Expired, "the census's due and expired are token.Due")
 			assert.Equal(t, len(rows)-wantN, c.Fresh, "the census's fresh is not token.Due")
+
+			// The passes that read the due connections (internal/dueset)
+			// say the same: a full pass 20 minutes earlier, then one whose
+			// range of the expiry index takes in everything that entered
+			// the window since, up to the boundary.
+			env.CreateIndexes(t)
+			tr := dueset.New(store, []token.Target{{IntegrationType: "16", Kind: "ajio", RefreshBefore: window}}, dueset.Options{FullInterval: time.Hour})
+			require.NoError(t, tr.Sync(context.Background(), now.Add(-20*time.Minute)))
+			require.NoError(t, tr.Sync(context.Background(), now))
+			require.True(t, tr.Stats().Indexed && !tr.Stats().Full, "%+v", tr.Stats())
+			passDue := map[int64]bool{}
+			_, err = tr.ScanDue(context.Background(), "16", token.DueBefore(now, window), func(c []token.DueConnection) error {
+				for _, d := range c {
+					passDue[d.ID] = true
+				}
+				return nil
+			})
+			require.NoError(t, err)
+			for i, r := range rows {
+				id := int64(i + 1)
+				assert.Equal(t, wantDue[id], passDue[id], "%s: the passes' reads and token.Due disagree", r.name)
+			}
+			pc, err := tr.CountStates(context.Background(), "16", now, token.DueBefore(now, window), nil)
+			require.NoError(t, err)
+			assert.Equal(t, c, pc, "the census from the passes and the walk's")
 			t.Logf("%s: %d due of %d", loc, wantN, len(rows))
 		})
 	}

@@ -23,6 +23,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/eshopbox/token-refresher/deploy"
+
 	"github.com/eshopbox/token-refresher/internal/lease"
 )
 
@@ -305,5 +307,17 @@ func RedisUnreachableIsOneLine(t *testing.T, main func(), settings func() []stri
 	}
 	if strings.Contains(stderr.String()+stdout.String(), "hunter2") {
 		t.Errorf("the output holds the URL's password")
+	}
+}
+
+// CreateIndexes creates the optional indexes of deploy/mysql/03-indexes.sql
+// in the test's databases, so its scans read the due connections
+// (internal/dueset) instead of walking the fleet.
+func (e *Env) CreateIndexes(t testing.TB) {
+	t.Helper()
+	for _, st := range deploy.Indexes(e.WMSDB, e.IEDB) {
+		if _, err := e.IE.Exec(st); err != nil {
+			t.Fatalf("testenv: CreateIndexes: %v", err)
+		}
 	}
 }
