@@ -212,6 +212,7 @@ func (t *Tracker) full(ctx context.Context, now time.Time) error {
 	t.bound = t.bounds(now)
 	t.synced, t.lastFull = true, now
 	t.stats = Stats{Full: true, Indexed: true, Tracked: len(tracked)}
+	t.opts.Log.Debug("full pass", zap.Int("tracked", len(tracked)))
 	return nil
 }
 
@@ -343,6 +344,8 @@ func (t *Tracker) incremental(ctx context.Context, now time.Time) error {
 	t.tracked, t.active, t.ieAfter, t.chAfter, t.bound = tracked, active, ieAfter, chAfter, bound
 	st.Tracked = len(tracked)
 	t.stats = st
+	t.opts.Log.Debug("pass", zap.Int("tracked", st.Tracked), zap.Int("entered", st.Entered),
+		zap.Int("new", st.New), zap.Int("rechecked", st.Rechecked))
 	return nil
 }
 
