@@ -19,12 +19,19 @@ var schema string
 //go:embed mysql/02-seed.sql
 var seed string
 
+//go:embed mysql/03-indexes.sql
+var indexes string
+
 // Schema returns the schema's statements with the two database names
 // replaced (pass the production names to keep them).
 func Schema(wmsDB, ieDB string) []string { return statements(schema, wmsDB, ieDB) }
 
 // Seed returns the seed rows' statements, database names replaced.
 func Seed(wmsDB, ieDB string) []string { return statements(seed, wmsDB, ieDB) }
+
+// Indexes returns the optional indexes' statements (03-indexes.sql),
+// database names replaced.
+func Indexes(wmsDB, ieDB string) []string { return statements(indexes, wmsDB, ieDB) }
 
 // statements splits a file on semicolons: the files keep semicolons out of
 // their comments and literals.

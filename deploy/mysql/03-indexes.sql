@@ -1,0 +1,2 @@
+CREATE INDEX ie_appinstall_connection_expiry ON integration_engine_prod.ie_appinstall_connection (accessTokenExpiryAt);
+CREATE INDEX channels_connection ON eshopbox_wms_production.channels (connectionId);
