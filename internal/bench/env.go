@@ -185,6 +185,12 @@ func username(id int64) string { return fmt.Sprintf("s%d%s", id, sandbox.Generat
 // seed inserts f's channels and connections, every one active, with the
 // expiry expiry(id) (nil: NULL), in multi-row INSERTs.
 func (e *env) seed(ctx context.Context, f fleet, expiry func(id int64) *time.Time) error {
+	return seedFleet(ctx, e.wms, e.ie, f, expiry)
+}
+
+// seedFleet is seed into the channels table of wms and the connections
+// table of ie.
+func seedFleet(ctx context.Context, wms, ie *sqlx.DB, f fleet, expiry func(id int64) *time.Time) error {
 	const batch = 2000
 	for start := f.First; start <= f.last(); start += batch {
 		var ch, conn strings.Builder
@@ -203,10 +209,10 @@ func (e *env) seed(ctx context.Context, f fleet, expiry func(id int64) *time.Tim
 			u := username(id)
 			fmt.Fprintf(&conn, `(%d,'{"username":"%s","password":"%s"}',%s,'active')`, id, u, sandbox.Password(u), exp)
 		}
-		if _, err := e.wms.ExecContext(ctx, ch.String()); err != nil {
+		if _, err := wms.ExecContext(ctx, ch.String()); err != nil {
 			return fmt.Errorf("seed channels: %w", err)
 		}
-		if _, err := e.ie.ExecContext(ctx, conn.String()); err != nil {
+		if _, err := ie.ExecContext(ctx, conn.String()); err != nil {
 			return fmt.Errorf("seed connections: %w", err)
 		}
 	}
