@@ -141,5 +141,11 @@ bench: build services
 bench-overload: build services
 	$(BIN)/bench -bin $(BIN) -only overload -out docs/benchmarks-overload.md $(BENCH_FLAGS) >/dev/null
 
+## bench-costs: figure 9 alone (DB rows, Redis commands and memory by counts, on a private MariaDB and Redis;
+##              about 5 minutes); writes docs/benchmarks-costs.md and rewrites its section of docs/benchmarks.md
+.PHONY: bench-costs
+bench-costs: build services
+	$(BIN)/bench -bin $(BIN) -only costs -out docs/benchmarks-costs.md -splice docs/benchmarks.md $(BENCH_FLAGS) >/dev/null
+
 clean:
 	rm -rf $(BIN)
