@@ -366,11 +366,31 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 				return run, err
 			}
 		}
-		f1, err := readDBStatus(ctx, db.root)
-		if err != nil {
-			return run, err
+		// The pass has logged; what it started in the background (the
+		// census) may still read. The pass is over when the scanner's
+		// reads stay still for half a second.
+		var f1 dbStatus
+		snaps, still := 0, 0
+		for still < 3 && time.Now().Before(deadline) {
+			if snaps > 0 {
+				if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+					return run, err
+				}
+			}
+			prev := f1.Users["scanner"].RowsRead
+			if f1, err = readDBStatus(ctx, db.root); err != nil {
+				return run, err
+			}
+			if snaps++; snaps > 1 && f1.Users["scanner"].RowsRead == prev {
+				still++
+			} else {
+				still = 0
+			}
 		}
-		res.FirstPass, res.FirstPassLog = f1.since(f0, ce.dbOwn), scanned()
+		res.FirstPass, res.FirstPassLog = f1.since(f0, scaleCounts(ce.dbOwn, snaps)), parseScanLog(readFile(scn.log))
+		if res.FirstPassLog.Passes > 1 {
+			return run, fmt.Errorf("the scanner's second pass began before its first one's reads stopped (SCAN_INTERVAL %s is too short for this fleet)", c.ScanInterval)
+		}
 		r.logf("costs: the scanner's start and first pass read %s rows (%d queries) in %.2fs (the pass: %.2fs)", count(int(res.FullPassRows())),
 			res.FirstPass.Counters["Com_select"], res.FirstPass.Seconds, res.FirstPassLog.Seconds)
 	}
@@ -478,6 +498,15 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	r.logf("costs: %s: %d refreshes in %s: %.2f Redis commands and %.0f bytes each", v, c.Due,
 		run.RefreshTook.Round(100*time.Millisecond), run.PerRefresh, run.BytesPerConn(c.Due))
 	return run, errors.Join(scn.stop(time.Minute), ref.stop(time.Minute))
+}
+
+// scaleCounts is counts times k.
+func scaleCounts(counts map[string]int64, k int) map[string]int64 {
+	out := make(map[string]int64, len(counts))
+	for n, v := range counts {
+		out[n] = v * int64(k)
+	}
+	return out
 }
 
 // costsSeed creates the schema and the optional indexes, the users the

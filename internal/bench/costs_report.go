@@ -85,7 +85,7 @@ func (r *Report) CostsSection() string {
 	w("| figure | measured | target | |\n|---|---|---|---|\n")
 	w("| DB rows read per second of idle scanning (`%s`, over %s after a %s warm-up, %s) | **%s** | ≤ %s | %s |\n",
 		c.RowsCounter(), first.Variant.Window, cc.Warmup, first.Variant, rate(idle), count(targetIdleRowsPerSecond), verdict(idle <= targetIdleRowsPerSecond))
-	w("| DB rows read by the scanner's start and first pass (a full pass), alone | %s | | |\n", count(int(c.FullPassRows())))
+	w("| DB rows read by the scanner's start and first pass (a full pass) and what it started, alone | %s | | |\n", count(int(c.FullPassRows())))
 	if a, ok := c.Amortized(); ok {
 		w("| idle rate + one full pass per FULL_SCAN_INTERVAL=%s (first pass ÷ %.0f s) | %s | ≤ %s | %s |\n",
 			cc.FullScanInterval, cc.FullScanInterval.Seconds(), rate(a), count(targetIdleRowsPerSecond), verdict(a <= targetIdleRowsPerSecond))
@@ -129,8 +129,10 @@ func (r *Report) CostsSection() string {
 	w("- `bin/scanner` with SCAN_INTERVAL=%s and FULL_SCAN_INTERVAL=%s (%s), and `bin/refresher`; every\n", cc.ScanInterval, cc.FullScanInterval, full)
 	w("  other setting default (%s). Each connects to MariaDB as a user of its own, so\n", census)
 	w("  `information_schema.USER_STATISTICS` (userstat) tells their reads apart.\n")
-	w("- Phase 1, idle: the first time, the scanner alone starts and makes its first pass (measured alone); then the\n")
-	w("  refresher starts; after %s of warm-up, the counters are read over the idle window:", cc.Warmup)
+	w("- Phase 1, idle: the first time, the scanner alone starts and makes its first pass, measured alone from its start\n")
+	w("  until its \"scanned\" log line and then until its reads stay still for half a second (whatever the pass started in\n")
+	w("  the background, such as a census, included); then the refresher starts; after %s of warm-up, the counters are\n", cc.Warmup)
+	w("  read over the idle window:")
 	for i, run := range c.Runs {
 		sep := ";"
 		if i == len(c.Runs)-1 {
@@ -285,7 +287,12 @@ func (r *Report) CostsSection() string {
 	w(", nothing refreshed. What the bytes are: every key, grouped by name with numbers and uuids replaced, with\n")
 	w("`MEMORY USAGE` summed (SCAN, then TYPE, the length and MEMORY USAGE of each key), before and after the measured burst.\n")
 	for _, run := range c.Runs {
-		w("\nWith %s:\n\n", run.Variant)
+		var grew int64
+		for _, k := range run.Keys {
+			grew += k.BytesAfter - k.BytesBefore
+		}
+		w("\nWith %s (the keys' MEMORY USAGE grew by %s bytes per refreshed connection in all):\n\n", run.Variant,
+			rate(float64(grew)/float64(cc.Due)))
 		w("| keys | type | keys before → after | elements before → after | MEMORY USAGE before → after | change ÷ %s |\n|---|---|---|---|---|---|\n", count(cc.Due))
 		for _, k := range run.Keys {
 			w("| `%s` | %s | %s → %s | %s → %s | %s → %s | %s |\n", k.Pattern, k.Type, count(k.KeysBefore), count(k.KeysAfter),
