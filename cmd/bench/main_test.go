@@ -111,6 +111,19 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
+// TestNoTestingLinked: the bench is a program; the helpers it shares with
+// the tests (internal/sharedenv) leave the test framework out of it.
+func TestNoTestingLinked(t *testing.T) {
+	t.Parallel()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	assert.NotContains(t, strings.Split(string(out), "\n"), "testing", "bin/bench links the testing package")
+}
+
 func TestBadArguments(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer

@@ -18,7 +18,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 )
 
 // Private servers: a mariadbd and a redis-server the bench starts for one
@@ -250,7 +250,7 @@ func (m *privMariaDB) waitUp(ctx context.Context) error {
 
 // dsn is a go-sql-driver DSN of user (no password) on database db.
 func (m *privMariaDB) dsn(user, db string) string {
-	dsn, err := testenv.DatabaseDSN(user+"@tcp("+m.addr+")/", db)
+	dsn, err := sharedenv.DatabaseDSN(user+"@tcp("+m.addr+")/", db)
 	if err != nil {
 		panic(err) // the DSN is this file's own
 	}
