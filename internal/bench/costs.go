@@ -15,7 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eshopbox/token-refresher/deploy"
+	"github.com/eshopbox/token-refresher/internal/census"
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
+	"github.com/eshopbox/token-refresher/internal/task"
 )
 
 // costsCase is figure 9 (issue 21): what the product costs the databases
@@ -113,6 +116,11 @@ type CostsRun struct {
 	IdleRedis       cmdDelta
 	IdleCalls       int   // marketplace calls from the processes' start to the end of the idle window
 	IdleMemoryDrift int64 // used_memory end − start of the idle window
+	// CensusHolders are the processes whose log said, by the end of the
+	// idle window, that they took the census lease (the census is taken
+	// by its holder: a scanner every SCAN_INTERVAL, a refresher every
+	// CENSUS_INTERVAL).
+	CensusHolders []string
 	// The first burst, unmeasured: it opens the client connections.
 	WarmBurstTook  time.Duration
 	WarmBurstCalls int
@@ -332,6 +340,30 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	}
 	calls0 := st.sb.Stats().Issued
 
+	// The census lease of a previous variant's processes must be gone,
+	// so that this variant's scanner, started first, takes it as the
+	// first variant's did (it is released on SIGTERM, or expires).
+	lk := lease.New(ce.rdb, task.DefaultQueue, 0).RoleKey(census.LeaseRole)
+	waited := time.Now()
+	for {
+		n, err := ce.rdb.Exists(ctx, lk).Result()
+		if err != nil {
+			return run, err
+		}
+		if n == 0 {
+			break
+		}
+		if time.Since(waited) > 2*lease.DefaultTTL {
+			return run, fmt.Errorf("the census lease %s is still held %s after the processes stopped", lk, time.Since(waited).Round(time.Second))
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return run, err
+		}
+	}
+	if d := time.Since(waited); d > time.Second {
+		r.logf("costs: %s: waited %s for the previous census lease to go", v, d.Round(100*time.Millisecond))
+	}
+
 	sv, err := vars("scanner", map[string]string{
 		"SCAN_INTERVAL":      c.ScanInterval.String(),
 		"FULL_SCAN_INTERVAL": c.FullScanInterval.String(),
@@ -436,6 +468,15 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	run.Idle, run.IdleRedis, run.IdleLog = i1.since(i0, ce.dbOwn), r1.since(r0), scanned().sub(l0)
 	run.IdleCalls = st.sb.Stats().Issued - calls0
 	run.IdleMemoryDrift = r1.UsedMemory - r0.UsedMemory
+	for _, p := range []*proc{scn, ref} {
+		if l := readFile(p.log); strings.Contains(l, "took the census lease") {
+			holder := p.name
+			if strings.Contains(l, "lost the census lease") {
+				holder += " (which also lost it)"
+			}
+			run.CensusHolders = append(run.CensusHolders, holder)
+		}
+	}
 	r.logf("costs: %s: idle: %.0f rows read/s, %d scan passes, %.1f Redis commands/s", v, run.Idle.rate(rowsCounter(run.Idle.Counters)),
 		run.IdleLog.Passes, float64(run.IdleRedis.Total)/run.IdleRedis.Seconds)
 
@@ -497,7 +538,11 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	run.Keys = keyChanges(before, after)
 	r.logf("costs: %s: %d refreshes in %s: %.2f Redis commands and %.0f bytes each", v, c.Due,
 		run.RefreshTook.Round(100*time.Millisecond), run.PerRefresh, run.BytesPerConn(c.Due))
-	return run, errors.Join(scn.stop(time.Minute), ref.stop(time.Minute))
+	// Both at once, so that neither takes the other's census lease on
+	// its way out: the next variant's scanner, started first, takes it.
+	stopped := make(chan error, 1)
+	go func() { stopped <- ref.stop(time.Minute) }()
+	return run, errors.Join(scn.stop(time.Minute), <-stopped)
 }
 
 // scaleCounts is counts times k.

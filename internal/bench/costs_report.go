@@ -158,12 +158,19 @@ func (r *Report) CostsSection() string {
 	w("\n\n")
 
 	w("### Idle scanning: where the rows go\n\n")
+	w("The census behind the gauges is taken by whichever long-running process holds the census lease: a scanner takes it\n")
+	w("every SCAN_INTERVAL, a refresher every CENSUS_INTERVAL (`census.Lead`).\n\n")
 	for _, run := range c.Runs {
-		w("With %s, the idle window held %d scan passes (the scanner's \"scanned\" log lines), which found %d connections due\n",
+		holders := "no process"
+		if len(run.CensusHolders) > 0 {
+			holders = "the " + strings.Join(run.CensusHolders, " and the ")
+		}
+		w("- With %s, the idle window held %d scan passes (the scanner's \"scanned\" log lines), which found %d\n",
 			run.Variant, run.IdleLog.Passes, run.IdleLog.Due)
-		w("and took %s each on average by their logs. ", secs(run.IdleLog.Seconds/float64(max(run.IdleLog.Passes, 1))))
+		w("  connections due and took %s each on average by their logs; %s had taken the census lease (its log says so).\n",
+			secs(run.IdleLog.Seconds/float64(max(run.IdleLog.Passes, 1))), holders)
 	}
-	w("The scanner's first pass took %s.\n", secs(c.FirstPassLog.Seconds))
+	w("\nThe scanner's first pass took %s by its log. ", secs(c.FirstPassLog.Seconds))
 	w("`SHOW GLOBAL STATUS` deltas, the bench's own reading of them taken out. `Rows_read` is MariaDB's count of rows read\n")
 	w("from tables (temporary tables apart: `Rows_tmp_read`)")
 	if _, ok := first.Idle.Counters["Innodb_rows_read"]; !ok {
