@@ -130,7 +130,7 @@ run: build services
 	@bash scripts/run-local.sh
 
 ## bench: measure against the same-run ceilings on this machine and rewrite docs/benchmarks.md
-##        (about 25 minutes; BENCH_QUICK=1 for a smoke run into bin/, BENCH_FLAGS=-million for N = 1M)
+##        (about 30 minutes, 5 of them figure 9 (make bench-costs); BENCH_QUICK=1 for a smoke run into bin/, BENCH_FLAGS=-million for N = 1M)
 BENCH_OUT   = $(if $(filter-out 0,$(BENCH_QUICK)),$(BIN)/benchmarks-quick.md,docs/benchmarks.md)
 BENCH_FLAGS ?=
 bench: build services
@@ -140,6 +140,12 @@ bench: build services
 .PHONY: bench-overload
 bench-overload: build services
 	$(BIN)/bench -bin $(BIN) -only overload -out docs/benchmarks-overload.md $(BENCH_FLAGS) >/dev/null
+
+## bench-costs: figure 9 alone (DB rows, Redis commands and memory by counts, on a private MariaDB and Redis;
+##              about 5 minutes); writes docs/benchmarks-costs.md and rewrites its section of docs/benchmarks.md
+.PHONY: bench-costs
+bench-costs: build services
+	$(BIN)/bench -bin $(BIN) -only costs -out docs/benchmarks-costs.md -splice docs/benchmarks.md $(BENCH_FLAGS) >/dev/null
 
 clean:
 	rm -rf $(BIN)

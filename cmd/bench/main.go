@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -29,6 +30,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	var cfg bench.Config
 	out := fs.String("out", "", "write the report (Markdown) to this file; it always goes to stdout too")
+	splice := fs.String("splice", "", "rewrite the costs figure's section (between <!-- costs:begin --> and <!-- costs:end -->)\n"+
+		"and its Headlines rows in this report of a whole run (make bench-costs: docs/benchmarks.md)")
 	fs.StringVar(&cfg.BinDir, "bin", "bin", "folder holding the scanner and refresher binaries (make build)")
 	fs.StringVar(&cfg.MySQLDSN, "mysql", envOr(getenv, "BENCH_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/"),
 		"server-level DSN allowed to create and drop databases (BENCH_MYSQL_DSN)")
@@ -49,6 +52,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *only != "" {
 		cfg.Only = strings.Split(*only, ",")
 	}
+	if *splice != "" && len(cfg.Only) > 0 && !slices.Contains(cfg.Only, "costs") {
+		fmt.Fprintln(stderr, "bench: -splice needs the costs figure, which -only leaves out")
+		return 2
+	}
 	cfg.Log = stderr
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
@@ -67,6 +74,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 1
 		}
 		fmt.Fprintln(stderr, "bench: wrote", *out)
+	}
+	if *splice != "" {
+		doc, err := os.ReadFile(*splice)
+		if err == nil {
+			var spliced string
+			if spliced, err = rep.Splice(string(doc)); err == nil {
+				err = os.WriteFile(*splice, []byte(spliced), 0o644)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "bench: -splice:", err)
+			return 1
+		}
+		fmt.Fprintln(stderr, "bench: rewrote the costs section of", *splice)
 	}
 	return 0
 }

@@ -41,6 +41,10 @@ func TestQuickRun(t *testing.T) {
 	require.NoError(t, err, "build the product binaries: %s", out)
 
 	report := filepath.Join(t.TempDir(), "benchmarks.md")
+	// A report of a whole run whose costs section -splice rewrites.
+	whole := filepath.Join(t.TempDir(), "whole.md")
+	require.NoError(t, os.WriteFile(whole, []byte("# Benchmarks\n\n| # | figure |\n|---|---|\n| 8 | lapses |\n| 9 | stale |\n\n"+
+		"<!-- costs:begin -->\nrun make bench-costs\n<!-- costs:end -->\n\n## How to run it\n"), 0o644))
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -49,7 +53,7 @@ func TestQuickRun(t *testing.T) {
 		"BENCH_MYSQL_DSN":  testenv.MySQLDSN(),
 		"BENCH_REDIS_ADDR": testenv.RedisAddr(),
 	}
-	code := run(ctx, []string{"-bin", bin, "-out", report}, func(k string) string { return env[k] }, &stdout, &stderr)
+	code := run(ctx, []string{"-bin", bin, "-out", report, "-splice", whole}, func(k string) string { return env[k] }, &stdout, &stderr)
 	require.Equal(t, 0, code, "bench failed: %s", stderr.String())
 
 	md, err := os.ReadFile(report)
@@ -63,10 +67,26 @@ func TestQuickRun(t *testing.T) {
 		"## 3. Latency-bound", "## 4. The naive floor", "## 5. Freshness", "## 6. Memory", "## 7. Under a 429-heavy marketplace",
 		"no limiter configured", "peak ≤ rate_limit_per_second",
 		"## 8. Freshness under a backlog", "**product** (earliest expiry first)", "FIFO (queue order)",
+		"<!-- costs:begin -->\n## 9. Costs", "| 9 | Redis commands per refresh", "`Rows_read`", "`evalsha`",
+		"`token_refresher:{token_refresh}:lifetimes`", "<!-- costs:end -->",
 	} {
 		assert.Contains(t, string(md), want)
 	}
 	assert.NotContains(t, string(md), "NaN")
+	assert.Regexp(t, `(?m)^BENCH-COSTS idle_db_rows_per_s=\d+ full_pass_rows=\d+ amortized_db_rows_per_s=\S+ redis_cmds_per_refresh_nolimit=[0-9.]+ redis_bytes_per_conn_nolimit=-?\d+ redis_cmds_per_refresh_limit=[0-9.]+ redis_bytes_per_conn_limit=-?\d+ n=\d+`, stderr.String(),
+		"one machine-readable line of figure 9")
+
+	// -splice put the same section, and the Headlines rows, into the
+	// whole run's report.
+	spliced, err := os.ReadFile(whole)
+	require.NoError(t, err)
+	i, j := strings.Index(string(md), "<!-- costs:begin -->"), strings.Index(string(md), "<!-- costs:end -->")
+	require.True(t, i >= 0 && j > i)
+	assert.Contains(t, string(spliced), string(md)[i:j])
+	assert.NotContains(t, string(spliced), "run make bench-costs")
+	assert.NotContains(t, string(spliced), "| 9 | stale |")
+	assert.Contains(t, string(spliced), "| 8 | lapses |\n| 9 | DB rows read per second of idle scanning")
+	assert.True(t, strings.HasSuffix(string(spliced), "<!-- costs:end -->\n\n## How to run it\n"))
 
 	// The run's databases and queues are gone.
 	m := regexp.MustCompile(`databases (bench_([0-9a-f]+)_wms)`).FindStringSubmatch(stderr.String())
@@ -91,6 +111,19 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
+// TestNoTestingLinked: the bench is a program; the helpers it shares with
+// the tests (internal/sharedenv) leave the test framework out of it.
+func TestNoTestingLinked(t *testing.T) {
+	t.Parallel()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	assert.NotContains(t, strings.Split(string(out), "\n"), "testing", "bin/bench links the testing package")
+}
+
 func TestBadArguments(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
@@ -100,4 +133,7 @@ func TestBadArguments(t *testing.T) {
 	stderr.Reset()
 	assert.Equal(t, 1, run(context.Background(), []string{"-only", "scan,speed"}, none, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), `unknown figure "speed"`)
+	stderr.Reset()
+	assert.Equal(t, 2, run(context.Background(), []string{"-only", "scan", "-splice", "x.md"}, none, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "-splice needs the costs figure")
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
-	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 )
 
 // env is one bench run's private slice of the shared servers: two databases
@@ -45,7 +45,7 @@ type env struct {
 var stale = time.Date(2022, 8, 17, 16, 25, 8, 0, time.UTC)
 
 func newEnv(ctx context.Context, mysqlDSN, redisAddr string) (_ *env, err error) {
-	e := &env{id: testenv.RandomID()}
+	e := &env{id: sharedenv.RandomID()}
 	e.wmsDB, e.ieDB = "bench_"+e.id+"_wms", "bench_"+e.id+"_ie"
 	defer func() {
 		if err != nil {
@@ -64,13 +64,13 @@ func newEnv(ctx context.Context, mysqlDSN, redisAddr string) (_ *env, err error)
 	if err = e.root.PingContext(pctx); err != nil {
 		return e, fmt.Errorf("MariaDB is not reachable: %w", err)
 	}
-	if err = testenv.CreateDatabases(pctx, e.root, e.wmsDB, e.ieDB); err != nil {
+	if err = sharedenv.CreateDatabases(pctx, e.root, e.wmsDB, e.ieDB); err != nil {
 		return e, err
 	}
-	if e.wmsDSN, err = testenv.DatabaseDSN(mysqlDSN, e.wmsDB); err != nil {
+	if e.wmsDSN, err = sharedenv.DatabaseDSN(mysqlDSN, e.wmsDB); err != nil {
 		return e, err
 	}
-	if e.ieDSN, err = testenv.DatabaseDSN(mysqlDSN, e.ieDB); err != nil {
+	if e.ieDSN, err = sharedenv.DatabaseDSN(mysqlDSN, e.ieDB); err != nil {
 		return e, err
 	}
 	if e.productIE, err = mysql.ParseDSN(e.ieDSN, time.UTC); err != nil {
@@ -114,7 +114,7 @@ func (e *env) close() error {
 	if e.root != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		errs = append(errs, testenv.DropDatabases(ctx, e.root, e.wmsDB, e.ieDB))
+		errs = append(errs, sharedenv.DropDatabases(ctx, e.root, e.wmsDB, e.ieDB))
 		e.root.Close()
 	}
 	if e.tmp != "" {
@@ -138,7 +138,7 @@ func (e *env) newQueue(tag string) string {
 func (e *env) dropQueue(q string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	return testenv.DropQueueKeys(ctx, e.rdb, q)
+	return sharedenv.DropQueueKeys(ctx, e.rdb, q)
 }
 
 // queueSize is what is left in q: pending, active, scheduled and retrying
@@ -185,6 +185,12 @@ func username(id int64) string { return fmt.Sprintf("s%d%s", id, sandbox.Generat
 // seed inserts f's channels and connections, every one active, with the
 // expiry expiry(id) (nil: NULL), in multi-row INSERTs.
 func (e *env) seed(ctx context.Context, f fleet, expiry func(id int64) *time.Time) error {
+	return seedFleet(ctx, e.wms, e.ie, f, expiry)
+}
+
+// seedFleet is seed into the channels table of wms and the connections
+// table of ie.
+func seedFleet(ctx context.Context, wms, ie *sqlx.DB, f fleet, expiry func(id int64) *time.Time) error {
 	const batch = 2000
 	for start := f.First; start <= f.last(); start += batch {
 		var ch, conn strings.Builder
@@ -203,10 +209,10 @@ func (e *env) seed(ctx context.Context, f fleet, expiry func(id int64) *time.Tim
 			u := username(id)
 			fmt.Fprintf(&conn, `(%d,'{"username":"%s","password":"%s"}',%s,'active')`, id, u, sandbox.Password(u), exp)
 		}
-		if _, err := e.wms.ExecContext(ctx, ch.String()); err != nil {
+		if _, err := wms.ExecContext(ctx, ch.String()); err != nil {
 			return fmt.Errorf("seed channels: %w", err)
 		}
-		if _, err := e.ie.ExecContext(ctx, conn.String()); err != nil {
+		if _, err := ie.ExecContext(ctx, conn.String()); err != nil {
 			return fmt.Errorf("seed connections: %w", err)
 		}
 	}

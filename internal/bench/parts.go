@@ -16,8 +16,8 @@ import (
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 	"github.com/eshopbox/token-refresher/internal/task"
-	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
 // productDBConns is the refresher's default DB_MAX_OPEN_CONNS.
@@ -151,7 +151,7 @@ func (r *runner) measureParts(ctx context.Context, f fleet, conc int, rows *[]Pa
 	sched := task.NewQueue(r.env.rdb, sq, taskTimeout)
 
 	exp := time.Now().UTC().Add(30 * time.Minute).Truncate(time.Second)
-	tok := "ajio-at-" + testenv.RandomID() + testenv.RandomID() + testenv.RandomID() + testenv.RandomID()
+	tok := "ajio-at-" + sharedenv.RandomID() + sharedenv.RandomID() + sharedenv.RandomID() + sharedenv.RandomID()
 	id := func(i int) int64 { return f.First + int64(i%f.N) }
 	parts := []struct {
 		key, name string

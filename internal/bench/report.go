@@ -30,6 +30,7 @@ type Report struct {
 	Fresh         []FreshResult
 	Limit         LimitResult
 	Overload      OverloadResult
+	Costs         CostsResult
 }
 
 // Targets of the issue.
@@ -90,6 +91,9 @@ func (r *Report) Markdown() string {
 	r.memorySection(w)
 	r.limitSection(w)
 	r.overloadSection(w)
+	if r.Costs.Ran() {
+		w("%s\n\n", r.CostsSection())
+	}
 	r.howSection(w)
 	return b.String()
 }
@@ -151,6 +155,9 @@ func (r *Report) headlines(w writer) {
 		lapses := runLapses(o.Product)
 		w("| 8 | urgent lapses under a backlog at %g/s (queue order: %.0f) | %.0f | 0 | %s |\n",
 			o.Rate, median(runLapses(o.FIFO)), median(lapses), verdict(median(lapses) == 0))
+	}
+	for _, row := range r.CostsHeadlines() {
+		w("%s\n", row)
 	}
 	w("\n")
 }
@@ -538,6 +545,7 @@ func (r *Report) howSection(w writer) {
 	w("```sh\nmake bench                         # the full run%s; rewrites docs/benchmarks.md\n", r.fullEstimate())
 	w("make bench BENCH_QUICK=1            # smoke run on tiny fleets, one run per figure (bin/benchmarks-quick.md)\n")
 	w("make bench BENCH_FLAGS=-million     # adds N = 1,000,000 to figure 1\n")
+	w("make bench-costs                    # figure 9 alone: docs/benchmarks-costs.md and its section here\n")
 	w("make bench BENCH_FLAGS=-cpuprofile=bin/scan.pprof   # CPU profile of figure 1 (go tool pprof)\n```\n\n")
 	w("It needs MariaDB and Redis (`make services`) and creates its own databases (`bench_<id>_*`) and asynq\n")
 	w("queues (`bench_<id>_*`), removing them when it ends. `go test ./cmd/bench` runs the quick mode.\n")
@@ -569,6 +577,9 @@ func times(v float64) string {
 }
 
 func count(n int) string {
+	if n < 0 {
+		return "-" + count(-n)
+	}
 	s := fmt.Sprint(n)
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]

@@ -2,76 +2,37 @@ package testenv
 
 import (
 	"context"
-	"fmt"
-	"time"
 
-	driver "github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/eshopbox/token-refresher/deploy"
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 )
 
 // The parts of a private slice of the shared servers that the tests (New)
-// and the benchmarks (internal/bench) both need: databases made from
-// deploy.Schema, DSNs that point at them, and removal of a queue's Redis
-// keys. They take no testing.TB, so a program can use them.
+// and the benchmarks (internal/bench) both need live in internal/sharedenv,
+// which does not import testing (bin/bench uses it); these are the tests'
+// names for them.
 
 // CreateDatabases creates the wms and ie databases with the deploy/ schema
 // through root, a server-level connection allowed to create databases.
 func CreateDatabases(ctx context.Context, root *sqlx.DB, wms, ie string) error {
-	for _, st := range deploy.Schema(wms, ie) {
-		if _, err := root.ExecContext(ctx, st); err != nil {
-			return fmt.Errorf("schema: %w", err)
-		}
-	}
-	return nil
+	return sharedenv.CreateDatabases(ctx, root, wms, ie)
 }
 
 // DropDatabases drops the named databases (those that exist).
 func DropDatabases(ctx context.Context, root *sqlx.DB, names ...string) error {
-	for _, db := range names {
-		if _, err := root.ExecContext(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sharedenv.DropDatabases(ctx, root, names...)
 }
 
 // DatabaseDSN is base (a go-sql-driver DSN) pointed at database db, reading
 // DATETIME columns as UTC time.Time.
-func DatabaseDSN(base, db string) (string, error) {
-	cfg, err := driver.ParseDSN(base)
-	if err != nil {
-		return "", fmt.Errorf("MySQL DSN: %w", err)
-	}
-	cfg.DBName = db
-	cfg.ParseTime = true
-	cfg.Loc = time.UTC
-	return cfg.FormatDSN(), nil
-}
+func DatabaseDSN(base, db string) (string, error) { return sharedenv.DatabaseDSN(base, db) }
 
 // DropQueueKeys deletes every Redis key of asynq queue q and its twins
 // (q_urgent, q_webhooks), and the product's own keys kept under q's name
 // (lifetimes, webhook notices, connection leases), in batches of SCAN and
 // UNLINK so the shared Redis is never blocked by one long command.
 func DropQueueKeys(ctx context.Context, rdb redis.UniversalClient, q string) error {
-	for _, pattern := range []string{"asynq:{" + q + "*", "token_refresher:{" + q + "}*", "token-refresher:{" + q + "}*"} {
-		var cursor uint64
-		for {
-			keys, next, err := rdb.Scan(ctx, cursor, pattern, 2000).Result()
-			if err != nil {
-				return err
-			}
-			if len(keys) > 0 {
-				if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
-					return err
-				}
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
-		}
-	}
-	return rdb.SRem(ctx, "asynq:queues", q, q+"_urgent", q+"_webhooks").Err()
+	return sharedenv.DropQueueKeys(ctx, rdb, q)
 }

@@ -7,8 +7,6 @@ package testenv
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -26,6 +24,7 @@ import (
 	"github.com/eshopbox/token-refresher/deploy"
 
 	"github.com/eshopbox/token-refresher/internal/lease"
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 )
 
 // MySQLDSN is the server the tests use: TEST_MYSQL_DSN, or root on
@@ -102,11 +101,7 @@ func dsnFor(t testing.TB, db string) string {
 }
 
 // RandomID returns 8 random hex characters.
-func RandomID() string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func RandomID() string { return sharedenv.RandomID() }
 
 // Row is one connection as the tests seed it: a channels row and an
 // ie_appinstall_connection row.
