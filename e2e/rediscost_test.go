@@ -71,6 +71,9 @@ func TestRedisCostPerRefresh(t *testing.T) {
 			if tc.max > 0 {
 				assert.LessOrEqual(t, c.clientPerRefresh, tc.max, "client commands per refresh")
 			}
+			// A token whose lifetime leaves refresh_before whole is left to
+			// the scan: nothing of it stays in Redis.
+			assert.LessOrEqual(t, c.bytesPerRefresh, 100.0, "bytes kept in Redis per refreshed connection")
 		})
 	}
 }

@@ -13,10 +13,13 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// Scheduler refreshes each stored token on its own clock (task.Queue): when
-// a token is stored, its lifetime is recorded and a wake-up is scheduled in
-// asynq for token.RefreshAt; the scan is then a backstop that finds what
-// Redis lost or what was never scheduled.
+// Scheduler refreshes a stored token on its own clock when its lifetime
+// moves its refresh point (task.Queue): when such a token is stored, its
+// lifetime is recorded and a wake-up is scheduled in asynq for
+// token.RefreshAt. A token whose lifetime leaves refresh_before whole
+// (token.Lead) gets neither: the scan finds it when it enters
+// refresh_before, and it costs Redis nothing meanwhile. The scan is also the
+// backstop that finds what Redis lost or what was never scheduled.
 type Scheduler interface {
 	// Schedule records the lifetime of the generation p.DueExpiry and
 	// schedules its refresh at at.
@@ -97,12 +100,24 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 	return !task.SameExpiry(taskExpiry, rowExpiry)
 }
 
-// scheduleNext schedules the refresh of a token just stored, a share of its
-// lifetime before expiry (token.RefreshAt), less a little jitter (early,
-// never late: token.Spread), and warns
-// about a marketplace whose tokens live shorter than refresh_before.
-// obtained is when the call was made; a failure to schedule is logged, not
-// returned: the scan still finds the token.
+// scheduleNext schedules the refresh of a token just stored whose lifetime
+// moves its refresh point: one that lives shorter than LifetimeShare ×
+// refresh_before is refreshed a share of its lifetime before expiry
+// (token.RefreshAt), less a little jitter (early, never late:
+// token.Spread), by a wake-up scheduled in asynq, and its lifetime is
+// recorded for the scan and the handler to apply (token.Due).
+//
+// Any other token is left to the scan, which finds it when it enters
+// refresh_before, exactly where its wake-up would have woken it: a wake-up
+// and its lifetime record would cost 701 bytes of Redis per connection,
+// the fleet over, two commands now and three when it runs, to move nothing
+// (e2e TestRedisCostPerRefresh). The scan interval is validated to be well under refresh_before,
+// so the token still gets nearly its whole lead.
+//
+// It warns about a marketplace whose tokens live shorter than
+// refresh_before. obtained is when the call was made; a failure to
+// schedule is logged, not returned: the scan still finds the token (at
+// refresh_before: earlier than its own clock, never later).
 func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Marketplace, tok token.Token, obtained time.Time) {
 	lifetime := tok.ExpiresAt.Sub(obtained.Truncate(time.Second))
 	if lifetime <= 0 {
@@ -116,10 +131,10 @@ func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Marketp
 			lo.ShortLifetime(prov.Kind)
 		}
 	}
-	if h.cfg.Scheduler == nil {
+	lead := token.Lead(prov.RefreshBefore, lifetime)
+	if h.cfg.Scheduler == nil || lead == prov.RefreshBefore {
 		return
 	}
-	lead := token.Lead(prov.RefreshBefore, lifetime)
 	at := tok.ExpiresAt.Add(-lead).Add(-Jitter(lead))
 	exp := tok.ExpiresAt
 	next := task.Payload{ConnectionID: p.ConnectionID, IntegrationType: p.IntegrationType, DueExpiry: &exp}
