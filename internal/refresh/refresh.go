@@ -517,7 +517,7 @@ func (h *Handler) load(ctx context.Context, p task.Payload, prov Marketplace) (t
 		}
 		return c, "", nil
 	}
-	if movedOn(p.DueExpiry, c.ExpiresAt) || !h.due(ctx, c, h.cfg.Now(), prov.RefreshBefore) {
+	if movedOn(p.DueExpiry, c.ExpiresAt) || !h.due(ctx, c, h.cfg.Now(), prov.Target) {
 		return c, NotDue, nil
 	}
 	return c, "", nil

@@ -71,23 +71,28 @@ func (h *Handler) lifetime(ctx context.Context, c token.Connection) time.Duratio
 
 // due is token.Due as the handler applies it, reading the recorded
 // lifetime only when it can change the answer: a missing or expired token is
-// due whatever its lifetime, and one outside refresh_before (plus the
-// largest jitter) is not. A scheduled refresh may run up to token.Spread
-// before its refresh point (it was jittered early); without a recorded
-// lifetime no refresh was scheduled, and refresh_before alone decides.
-func (h *Handler) due(ctx context.Context, c token.Connection, now time.Time, refreshBefore time.Duration) bool {
+// due whatever its lifetime, one outside refresh_before (plus the largest
+// jitter) is not, and one of a marketplace whose every token lives at
+// least LifetimeShare × refresh_before has no record to read
+// (token.Target.OwnClock): refresh_before decides, at no Redis command. A
+// scheduled refresh may run up to token.Spread before its refresh point (it
+// was jittered early); without a recorded lifetime no refresh was
+// scheduled, and refresh_before alone decides.
+func (h *Handler) due(ctx context.Context, c token.Connection, now time.Time, tg token.Target) bool {
 	if c.ExpiresAt == nil || c.ExpiresAt.IsZero() || !c.ExpiresAt.After(now) {
 		return true
 	}
-	if !token.Due(c.ExpiresAt, now.Add(token.Spread(refreshBefore)), refreshBefore, 0) {
+	if !token.Due(c.ExpiresAt, now.Add(token.Spread(tg.RefreshBefore)), tg.RefreshBefore, 0) {
 		return false
 	}
-	lifetime := h.lifetime(ctx, c)
-	var spread time.Duration
-	if lifetime > 0 {
-		spread = token.Spread(token.Lead(refreshBefore, lifetime))
+	var lifetime, spread time.Duration
+	if tg.OwnClock() {
+		lifetime = h.lifetime(ctx, c)
 	}
-	return token.Due(c.ExpiresAt, now.Add(spread), refreshBefore, lifetime)
+	if lifetime > 0 {
+		spread = token.Spread(token.Lead(tg.RefreshBefore, lifetime))
+	}
+	return token.Due(c.ExpiresAt, now.Add(spread), tg.RefreshBefore, lifetime)
 }
 
 // movedOn reports whether the row holds another token than the one the
