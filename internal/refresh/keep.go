@@ -25,10 +25,13 @@ import (
 //
 // The outbox is durable when OUTBOX_KEY is set: entries live in Redis,
 // sealed with AES-256-GCM, so they survive SIGKILL and any replica stores
-// them. A rotated refresh token is written there before its first write
-// (write-ahead), so no instant exists in which a SIGKILL loses it; a token
-// without a new refresh token goes there only when its write fails, because
-// losing it costs one more call, not a credential. Without OUTBOX_KEY the
+// them. A rotated refresh token that the marketplace's next call needs
+// (OAuth) is written there before its first write (write-ahead), so no
+// instant exists in which a SIGKILL loses it; any other token goes there
+// only when its write fails, because losing it costs one more call, not a
+// credential: a token without a new refresh token, or one of a marketplace
+// whose login is inputFields (Ajio answers with a refresh token it never
+// asks for again: Marketplace.IgnoresRefreshToken). Without OUTBOX_KEY the
 // outbox is this process's memory: it survives a database outage of any
 // length while the process lives, and SIGTERM waits for it up to its drain
 // limit, but SIGKILL loses it. A durable Put that fails (Redis down) falls
@@ -72,15 +75,20 @@ func (k *keeper) warnUnreadable() bool {
 	return false
 }
 
-// keepUntil is how long a token is worth keeping: a new refresh token for
-// as long as the row does not move on (it is the credential; the connection
-// is lost without it), any other token until its access token expires.
-func keepUntil(read token.Connection, tok token.Token) time.Time {
-	if rotates(read, tok) {
+// keepUntil is how long a token is worth keeping: a new refresh token that
+// is the connection's credential for as long as the row does not move on
+// (the connection is lost without it), any other token until its access
+// token expires.
+func keepUntil(prov Marketplace, read token.Connection, tok token.Token) time.Time {
+	if !prov.IgnoresRefreshToken && rotates(read, tok) {
 		return time.Time{}
 	}
 	return tok.ExpiresAt
 }
+
+// credential reports whether an entry holds a new refresh token the
+// connection cannot do without (keepUntil kept it without limit).
+func credential(e outbox.Entry) bool { return e.Until.IsZero() }
 
 // rotates reports whether tok carries a new refresh token, retiring the
 // stored one.
@@ -88,11 +96,11 @@ func rotates(read token.Connection, tok token.Token) bool {
 	return tok.RefreshToken != "" && tok.RefreshToken != read.RefreshToken
 }
 
-func (h *Handler) entry(p task.Payload, read token.Connection, tok token.Token, called time.Time) outbox.Entry {
+func (h *Handler) entry(p task.Payload, prov Marketplace, read token.Connection, tok token.Token, called time.Time) outbox.Entry {
 	return outbox.Entry{
 		ConnectionID: p.ConnectionID, IntegrationType: p.IntegrationType, Token: tok,
 		Read:     token.Connection{ID: read.ID, RefreshToken: read.RefreshToken, ExpiresAt: read.ExpiresAt},
-		Obtained: called.UTC(), Until: keepUntil(read, tok),
+		Obtained: called.UTC(), Until: keepUntil(prov, read, tok),
 	}
 }
 

@@ -81,6 +81,14 @@ type Marketplace struct {
 	Backlog Backlog
 	// Breaker is nil when calls are never held back.
 	Breaker *breaker.Breaker
+	// IgnoresRefreshToken says the marketplace's call never sends the
+	// connection's refresh token (its login is inputFields: ajio,
+	// unicommerce): a new refresh token it answers with is stored, but it
+	// is no credential the next call needs, so it is not written ahead to
+	// the durable outbox, and kept, when its write is refused, only while
+	// its access token lives (keep.go). False (the safe default): a new
+	// refresh token is the connection's credential (OAuth rotation).
+	IgnoresRefreshToken bool
 }
 
 // DeferredError is the error of an attempt that made no marketplace call because
@@ -434,7 +442,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 			zap.Int64("connection_id", c.ID))
 	}
 
-	err = h.storeToken(ctx, h.entry(p, c, tok, called))
+	err = h.storeToken(ctx, h.entry(p, prov, c, tok, called))
 	switch {
 	case err == nil:
 		h.scheduleNext(ctx, p, prov, tok, called)
@@ -692,9 +700,10 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 	}
 }
 
-// storeToken writes a token just obtained. A rotated refresh token is first
-// written ahead to the durable outbox (keep.go), so that no instant exists
-// in which a SIGKILL loses the connection's only credential. A write the
+// storeToken writes a token just obtained. A rotated refresh token that is
+// the connection's credential (e.Until zero: credential) is first written
+// ahead to the durable outbox (keep.go), so that no instant exists in which
+// a SIGKILL loses it. A write the
 // database refuses (token.ErrUnwritable) closes the gate and the token is
 // kept in the outbox at once: retrying in place would only hold a worker,
 // and the keeper stores it the moment a write succeeds. A row's own error
@@ -711,7 +720,7 @@ func (h *Handler) storeToken(ctx context.Context, e outbox.Entry) error {
 	h.writes.Add(1)
 	defer h.writes.Add(-1)
 	ctx = context.WithoutCancel(ctx)
-	ahead := rotates(e.Read, e.Token) && h.kept.putAhead(ctx, e)
+	ahead := credential(e) && h.kept.putAhead(ctx, e)
 	err := h.save(ctx, e.Read, e.Token)
 	if h.cfg.Gate != nil {
 		h.cfg.Gate.Report(err)

@@ -67,6 +67,9 @@ func TestParseSpecExample(t *testing.T) {
 		{IntegrationType: "42", Kind: "oauth2_refresh", RefreshBefore: 10 * time.Minute},
 		{IntegrationType: "43", Kind: "unicommerce", RefreshBefore: 2 * time.Hour, Lifetime: 24 * time.Hour},
 	}, registry.Targets(entries))
+	assert.True(t, a.IgnoresRefreshToken(), "ajio logs in with inputFields")
+	assert.False(t, o.IgnoresRefreshToken(), "oauth2_refresh spends the refresh token")
+	assert.True(t, u.IgnoresRefreshToken(), "unicommerce logs in with inputFields")
 }
 
 func TestParseDefaults(t *testing.T) {
