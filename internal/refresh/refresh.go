@@ -355,9 +355,19 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	// previous holder may store a token in between), so it would have to be
 	// repeated, and a refresh would cost two primary-key reads for one. A
 	// duplicate task (its connection refreshed meanwhile) costs a lease
-	// round trip instead, and makes no call.
+	// round trip instead, and makes no call. The command that takes the
+	// lease also reads whether the outbox holds a token for the connection
+	// (below), when the outbox is in the leases' Redis.
 	holder, _ := asynq.GetTaskID(ctx)
-	held, err := h.leases.Acquire(ctx, p.ConnectionID, holder)
+	look, looked := h.kept.look(p.ConnectionID)
+	var held *lease.Held
+	var there bool
+	var err error
+	if looked {
+		held, there, err = h.leases.AcquireLooking(ctx, p.ConnectionID, holder, look)
+	} else {
+		held, err = h.leases.Acquire(ctx, p.ConnectionID, holder)
+	}
 	if err != nil {
 		var busy *lease.BusyError
 		if errors.As(err, &busy) {
@@ -377,7 +387,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	// A token kept for the connection (its write refused earlier, here or
 	// in a replica that died) is its newest credential: store it before
 	// anything else, and make no call while it is unstored.
-	if kept, ok, err := h.kept.pending(ctx, p.ConnectionID); err != nil {
+	if kept, ok, err := h.kept.pending(ctx, p.ConnectionID, looked, there); err != nil {
 		var sealed outbox.Unreadable
 		if errors.As(err, &sealed) {
 			// Another replica, with the key, stores it.
