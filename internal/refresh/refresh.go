@@ -56,11 +56,11 @@ type Limiter interface {
 // Backlog is a marketplace's due work waiting for rate slots, in order of
 // expiry (backlog.List).
 type Backlog interface {
-	// Place puts the connection in the backlog or finds it there; wait
-	// is how long the task may wait in place.
-	Place(ctx context.Context, connectionID int64, expiry *time.Time, now time.Time, wait time.Duration) (backlog.Place, error)
-	// Leave takes it out: its task took a slot.
-	Leave(ctx context.Context, connectionID int64) error
+	// Take puts the connection in the backlog or finds it there, and takes
+	// a slot of the marketplace's rate limit if one is free, the
+	// connection leaving the backlog with it, in one command; wait is how
+	// long the task may wait in place.
+	Take(ctx context.Context, connectionID int64, expiry *time.Time, now time.Time, wait time.Duration) (backlog.Turn, error)
 }
 
 // Marketplace is what the handler holds of one providers-file entry: its
@@ -625,45 +625,48 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	for {
-		var stagger time.Duration
+		var wait, stagger time.Duration
 		if prov.Backlog != nil {
-			pl, err := prov.Backlog.Place(ctx, id, deadline, h.cfg.Now(), max(budget-time.Since(start), 0))
+			// One command places the task and takes a slot if one is
+			// free, whatever the place: a slot free at this instant is
+			// one nobody ahead is there to take (the head is put back or
+			// gone, or waits in place past it), so it is taken rather
+			// than left unused. A head waiting in place takes its slot
+			// the moment it frees, so this overtakes it only in that
+			// instant.
+			turn, err := prov.Backlog.Take(ctx, id, deadline, h.cfg.Now(), max(budget-time.Since(start), 0))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
 			}
-			if pl.After > 0 {
-				// Not this one's turn. But a slot free at this instant is
-				// one nobody ahead is there to take (the head is put back
-				// or gone, or waits in place past it): take it rather
-				// than let the rate go unused. A head waiting in place
-				// takes its slot the moment it frees, so this overtakes
-				// it only in that instant.
-				if wait, err := prov.Limiter.Take(ctx); err == nil && wait == 0 {
-					h.leave(ctx, prov, id)
-					return nil
-				}
-				return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls ahead, by expiry", prov.Kind, rate, pl.Rank),
-					After: pl.After}
+			if turn.Taken {
+				return nil
+			}
+			if turn.After > 0 {
+				// Not this one's turn.
+				return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls ahead, by expiry", prov.Kind, rate, turn.Rank),
+					After: turn.After}
 			}
 			// Inside the window, the head wakes first when a slot frees:
 			// each place behind it waits a little longer (less than one
 			// slot's interval in all), so the order holds among the
 			// waiters too, not only between them and the rest.
-			stagger = time.Duration(pl.Rank) * interval / time.Duration(max(pl.Window, 1))
-		}
-		wait, err := prov.Limiter.Take(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			stagger = time.Duration(turn.Rank) * interval / time.Duration(max(turn.Window, 1))
+			wait = turn.Wait
+		} else {
+			var err error
+			wait, err = prov.Limiter.Take(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
 			}
-			return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
-		}
-		if wait == 0 {
-			h.leave(ctx, prov, id)
-			return nil
+			if wait == 0 {
+				return nil
+			}
 		}
 		if time.Since(start)+wait > budget {
 			return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): no slot within %s", prov.Kind, rate, h.cfg.RateWait),
@@ -674,18 +677,6 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 			return ctx.Err()
 		case <-time.After(wait + stagger):
 		}
-	}
-}
-
-// leave takes the connection out of its marketplace's backlog: it has its
-// slot.
-func (h *Handler) leave(ctx context.Context, prov Marketplace, id int64) {
-	if prov.Backlog == nil {
-		return
-	}
-	if err := prov.Backlog.Leave(context.WithoutCancel(ctx), id); err != nil {
-		// The entry expires by itself (backlog.Grace).
-		h.log.Debug("could not leave the backlog", zap.Int64("connection_id", id), zap.Error(err))
 	}
 }
 
