@@ -50,8 +50,17 @@ import (
 //
 // The background the refresher costs while idle (asynq's polls,
 // heartbeats and forwarder, the keeper's sweep) is measured on the same
-// server for as long as the refreshes took, and subtracted. Memory is
-// used_memory once the queue is empty against before the scan.
+// server for as long as the refreshes took (at least one asynq heartbeat),
+// and subtracted: about 15 client commands a second, 0.01 per refresh
+// here. Memory is what the keyspace holds once the queue is empty against
+// before the scan.
+//
+// The target (issue 21) is at most 12 client commands per refresh; a plain
+// Ajio refresh costs 5: the scan's enqueue, asynq's dequeue (0.1 more when
+// the empty urgent queue is tried first), the lease with the outbox's look
+// (one script), its release, asynq's done. With a rate limit, one script
+// per attempt at a slot more; the attempts per refresh depend on how many
+// wait at once, so that figure is reported, not asserted.
 func TestRedisCostPerRefresh(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -61,7 +70,7 @@ func TestRedisCostPerRefresh(t *testing.T) {
 		// only).
 		max float64
 	}{
-		{name: "plain"},
+		{name: "plain", max: 12},
 		{name: "rate_limited", rate: 5000},
 	}
 	for _, tc := range cases {
@@ -71,6 +80,8 @@ func TestRedisCostPerRefresh(t *testing.T) {
 			if tc.max > 0 {
 				assert.LessOrEqual(t, c.clientPerRefresh, tc.max, "client commands per refresh")
 			}
+			assert.InDelta(t, c.serverPerRefresh, c.clientPerRefresh+c.luaPerRefresh, 0.05,
+				"MONITOR's client and Lua commands add up to the server's total_commands_processed")
 			// A token whose lifetime leaves refresh_before whole is left to
 			// the scan: nothing of it stays in Redis.
 			assert.LessOrEqual(t, c.bytesPerRefresh, 100.0, "bytes kept in Redis per refreshed connection")
@@ -78,13 +89,7 @@ func TestRedisCostPerRefresh(t *testing.T) {
 	}
 }
 
-// redisCost is what measureRedisCost found.
-type redisCost struct {
-	clientPerRefresh float64
-	bytesPerRefresh  float64
-}
-
-func measureRedisCost(t *testing.T, n int, rate float64) redisCost {
+func measureRedisCost(t *testing.T, n int, rate float64) costFigures {
 	addr := privateRedis(t)
 	meter := newRedisMeter(t, addr)
 	env := testenv.New(t) // its databases; its Redis (the shared one) is not used
@@ -170,7 +175,7 @@ func measureRedisCost(t *testing.T, n int, rate float64) redisCost {
 	cost := meter.report(t, before, active, idle, n)
 	t.Logf("FIGURE redis cost per refresh (%d Ajio refreshes, rate limit %g/s): %.2f client commands, %.2f commands inside Lua scripts, %.2f in total_commands_processed; %.0f bytes kept in the keyspace per refreshed connection",
 		n, rate, cost.clientPerRefresh, cost.luaPerRefresh, cost.serverPerRefresh, cost.bytesPerRefresh)
-	return redisCost{clientPerRefresh: cost.clientPerRefresh, bytesPerRefresh: cost.bytesPerRefresh}
+	return cost
 }
 
 // privateRedis runs an empty, memory-only redis-server of the test's own on
