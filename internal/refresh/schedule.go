@@ -116,8 +116,8 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 // refresh_before, exactly where its wake-up would have woken it: a wake-up
 // and its lifetime record would cost 701 bytes of Redis per connection,
 // the fleet over, two commands now and three when it runs, to move nothing
-// (e2e TestRedisCostPerRefresh). The scan interval is validated to be well under refresh_before,
-// so the token still gets nearly its whole lead.
+// (e2e TestRedisCostPerRefresh). The scan interval is validated to be well
+// under refresh_before, so the token still gets nearly its whole lead.
 //
 // It warns about a marketplace whose tokens live shorter than
 // refresh_before. obtained is when the call was made; a failure to
