@@ -76,20 +76,25 @@ func (k *keeper) warnUnreadable() bool {
 	return false
 }
 
-// keepUntil is how long a token is worth keeping: a new refresh token that
-// is the connection's credential for as long as the row does not move on
-// (the connection is lost without it), any other token until its access
-// token expires.
-func keepUntil(prov Marketplace, read token.Connection, tok token.Token) time.Time {
-	if !prov.IgnoresRefreshToken && rotates(read, tok) {
+// keepUntil is how long a token is worth keeping: a new refresh token for
+// as long as the row does not move on (it may be the credential; the
+// connection is lost without it), any other token until its access token
+// expires.
+func keepUntil(read token.Connection, tok token.Token) time.Time {
+	if rotates(read, tok) {
 		return time.Time{}
 	}
 	return tok.ExpiresAt
 }
 
-// credential reports whether an entry holds a new refresh token the
-// connection cannot do without (keepUntil kept it without limit).
-func credential(e outbox.Entry) bool { return e.Until.IsZero() }
+// writeAhead reports whether a token just obtained goes to the durable
+// outbox before its first write: a new refresh token that the
+// marketplace's next call needs (OAuth rotation). A login marketplace's
+// (Marketplace.IgnoresRefreshToken) is never presented again, so losing it
+// to a SIGKILL before the write costs one more call, not the connection.
+func writeAhead(prov Marketplace, read token.Connection, tok token.Token) bool {
+	return !prov.IgnoresRefreshToken && rotates(read, tok)
+}
 
 // rotates reports whether tok carries a new refresh token, retiring the
 // stored one.
@@ -97,11 +102,11 @@ func rotates(read token.Connection, tok token.Token) bool {
 	return tok.RefreshToken != "" && tok.RefreshToken != read.RefreshToken
 }
 
-func (h *Handler) entry(p task.Payload, prov Marketplace, read token.Connection, tok token.Token, called time.Time) outbox.Entry {
+func (h *Handler) entry(p task.Payload, read token.Connection, tok token.Token, called time.Time) outbox.Entry {
 	return outbox.Entry{
 		ConnectionID: p.ConnectionID, IntegrationType: p.IntegrationType, Token: tok,
 		Read:     token.Connection{ID: read.ID, RefreshToken: read.RefreshToken, ExpiresAt: read.ExpiresAt},
-		Obtained: called.UTC(), Until: keepUntil(prov, read, tok),
+		Obtained: called.UTC(), Until: keepUntil(read, tok),
 	}
 }
 

@@ -85,9 +85,9 @@ type Marketplace struct {
 	// connection's refresh token (its login is inputFields: ajio,
 	// unicommerce): a new refresh token it answers with is stored, but it
 	// is no credential the next call needs, so it is not written ahead to
-	// the durable outbox, and kept, when its write is refused, only while
-	// its access token lives (keep.go). False (the safe default): a new
-	// refresh token is the connection's credential (OAuth rotation).
+	// the durable outbox (keep.go writeAhead); a refused write still keeps
+	// it. False (the safe default): a new refresh token is the
+	// connection's credential (OAuth rotation).
 	IgnoresRefreshToken bool
 }
 
@@ -452,7 +452,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 			zap.Int64("connection_id", c.ID))
 	}
 
-	err = h.storeToken(ctx, h.entry(p, prov, c, tok, called))
+	err = h.storeToken(ctx, h.entry(p, c, tok, called), writeAhead(prov, c, tok))
 	switch {
 	case err == nil:
 		h.scheduleNext(ctx, p, prov, tok, called)
@@ -701,10 +701,10 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 	}
 }
 
-// storeToken writes a token just obtained. A rotated refresh token that is
-// the connection's credential (e.Until zero: credential) is first written
-// ahead to the durable outbox (keep.go), so that no instant exists in which
-// a SIGKILL loses it. A write the
+// storeToken writes a token just obtained. With ahead (writeAhead: a
+// rotated refresh token the next call needs) it is first written to the
+// durable outbox (keep.go), so that no instant exists in which a SIGKILL
+// loses the connection's credential. A write the
 // database refuses (token.ErrUnwritable) closes the gate and the token is
 // kept in the outbox at once: retrying in place would only hold a worker,
 // and the keeper stores it the moment a write succeeds. A row's own error
@@ -717,11 +717,11 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 // DRAIN_TIMEOUT on SIGTERM): a token in hand is stored or kept whatever
 // happens to its task, and Wait lets the process see that through before
 // exiting.
-func (h *Handler) storeToken(ctx context.Context, e outbox.Entry) error {
+func (h *Handler) storeToken(ctx context.Context, e outbox.Entry, ahead bool) error {
 	h.writes.Add(1)
 	defer h.writes.Add(-1)
 	ctx = context.WithoutCancel(ctx)
-	ahead := credential(e) && h.kept.putAhead(ctx, e)
+	ahead = ahead && h.kept.putAhead(ctx, e)
 	err := h.save(ctx, e.Read, e.Token)
 	if h.cfg.Gate != nil {
 		h.cfg.Gate.Report(err)
