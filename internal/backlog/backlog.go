@@ -39,8 +39,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/eshopbox/token-refresher/internal/ratelimit"
 )
 
 // List is one marketplace's backlog.
@@ -50,7 +48,6 @@ type List struct {
 	interval time.Duration
 	window   int
 	horizon  time.Duration
-	limiter  *ratelimit.Limiter
 }
 
 // Config of a list.
@@ -64,9 +61,6 @@ type Config struct {
 	// Horizon is the deadline given to a lapsed token, from when it was
 	// found lapsed: the marketplace's refresh_before.
 	Horizon time.Duration
-	// Limiter is the marketplace's rate limit, whose slots Take hands out
-	// (in the list's Redis); without it Take is refused.
-	Limiter *ratelimit.Limiter
 }
 
 // Key is the prefix of the keys of the backlog of integrationType in the
@@ -84,7 +78,6 @@ func New(rdb redis.UniversalClient, queue, integrationType string, cfg Config) *
 		interval: max(cfg.Interval, time.Millisecond),
 		window:   max(cfg.Window, 1),
 		horizon:  max(cfg.Horizon, time.Second),
-		limiter:  cfg.Limiter,
 	}
 }
 
@@ -112,12 +105,12 @@ type Place struct {
 // when found lapsed gets a new one.
 const Grace = 10 * time.Second
 
-// placeLua registers a connection and computes its rank (locals rank, n,
-// after). KEYS: live, lapsed, seen. ARGV: member, expiry (Unix ms; 0 when
-// there is no token), now (ms), horizon (ms), window, interval (ms), grace
-// (ms), wait (ms: how long an entry inside the window may wait in place
-// before it must come back).
-const placeLua = `
+// place registers a connection and returns its rank. Arguments: member,
+// expiry (Unix ms; 0 when there is no token), now (ms), horizon (ms),
+// window, interval (ms), grace (ms), wait (ms: how long an entry inside the
+// window may wait in place before it must come back). Returns {rank, len,
+// after ms}.
+var place = redis.NewScript(`
 local live, lapsed, seen = KEYS[1], KEYS[2], KEYS[3]
 local m = ARGV[1]
 local expiry, now = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -164,25 +157,8 @@ if rank >= window then
   after = (rank - window + 1) * interval
 end
 redis.call('ZADD', seen, now + math.max(after, wait) + grace, m)
-`
-
-// place registers a connection and returns {rank, len, after ms}.
-var place = redis.NewScript(placeLua + `
-return {rank, n, after}`)
-
-// take is place, then a slot of the marketplace's rate limit taken if one
-// is free (KEYS[4]: the limiter's key, ARGV[9]: its interval in seconds),
-// and the connection out of the backlog with it. Returns {rank, len, after
-// ms, taken (1 or 0), µs until the next slot when not taken}.
-var take = redis.NewScript(ratelimit.TakeSlotLua + placeLua + `
-local wait_us = take_slot(KEYS[4], tonumber(ARGV[9]))
-if wait_us == 0 then
-  redis.call('ZREM', live, m)
-  redis.call('ZREM', lapsed, m)
-  redis.call('ZREM', seen, m)
-  return {rank, n, after, 1, 0}
-end
-return {rank, n, after, 0, wait_us}`)
+return {rank, n, after}
+`)
 
 // Place puts the connection in the backlog (or finds it there) and tells
 // its place. expiry is the stored token's expiry (nil: no token); wait is
@@ -202,48 +178,6 @@ func (l *List) Place(ctx context.Context, connectionID int64, expiry *time.Time,
 		return Place{}, fmt.Errorf("backlog: unexpected answer %v", res)
 	}
 	return Place{Rank: int(res[0]), Len: int(res[1]), Window: l.window, After: time.Duration(res[2]) * time.Millisecond}, nil
-}
-
-// Turn is a task's place in the backlog, and whether it took its slot.
-type Turn struct {
-	Place
-	// Taken is true when a slot of the rate limit was free and taken: the
-	// call may be made, and the connection has left the backlog.
-	Taken bool
-	// Wait is, when no slot was taken, how long until the next one frees.
-	Wait time.Duration
-}
-
-// Take puts the connection in the backlog (or finds it there), as Place
-// does, and takes a slot of the rate limit (Config.Limiter) if one is free
-// now, taking the connection out of the backlog with it (Leave), in one
-// command: what Place, the limiter's Take and Leave did in three (five when
-// Leave was a pipeline of three ZREMs). Whatever its place, a free slot is
-// taken: one free at this instant is one nobody ahead is there to take (the
-// head is put back or gone, or waits in place past it), and leaving it
-// unused would waste the rate.
-func (l *List) Take(ctx context.Context, connectionID int64, expiry *time.Time, now time.Time, wait time.Duration) (Turn, error) {
-	if l.limiter == nil {
-		return Turn{}, errors.New("backlog: no rate limit to take slots of")
-	}
-	var exp int64
-	if expiry != nil && !expiry.IsZero() {
-		exp = expiry.UnixMilli()
-	}
-	keys := append(l.keys[:3:3], l.limiter.RedisKey())
-	res, err := take.Run(ctx, l.rdb, keys, strconv.FormatInt(connectionID, 10), exp, now.UnixMilli(),
-		l.horizon.Milliseconds(), l.window, l.interval.Milliseconds(), Grace.Milliseconds(), wait.Milliseconds(),
-		l.limiter.Interval().Seconds()).Int64Slice()
-	if err != nil {
-		return Turn{}, fmt.Errorf("backlog: %w", err)
-	}
-	if len(res) != 5 {
-		return Turn{}, fmt.Errorf("backlog: unexpected answer %v", res)
-	}
-	return Turn{
-		Place: Place{Rank: int(res[0]), Len: int(res[1]), Window: l.window, After: time.Duration(res[2]) * time.Millisecond},
-		Taken: res[3] == 1, Wait: time.Duration(res[4]) * time.Microsecond,
-	}, nil
 }
 
 // leave removes ARGV[1] from the three sets (KEYS: live, lapsed, seen).

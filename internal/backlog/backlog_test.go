@@ -2,7 +2,6 @@ package backlog
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eshopbox/token-refresher/internal/ratelimit"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
@@ -185,59 +183,4 @@ func TestSharedAcrossReplicas(t *testing.T) {
 	p, err = l.Place(ctx, 1, at(now.Add(30*time.Second)), now, time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, 1, p.Rank, "the other replica's more urgent task is ahead")
-}
-
-// TestTake: one command places the task and takes a free slot of the rate
-// limit, the connection leaving the backlog with it; without a free slot it
-// stays placed and learns when the next one frees. A task outside the
-// window takes a slot nobody ahead was there to take.
-func TestTake(t *testing.T) {
-	t.Parallel()
-	env := testenv.New(t)
-	ctx := context.Background()
-	lim := ratelimit.New(env.Redis, ratelimit.Key(env.Queue, "16"), 5) // 220ms apart
-	l := New(env.Redis, env.Queue, "16", Config{Interval: lim.Interval(), Window: 1, Horizon: 10 * time.Minute, Limiter: lim})
-	t.Cleanup(func() { env.Redis.Del(context.Background(), append(l.keys, lim.RedisKey())...) })
-	now := time.Now()
-	in := func(id int64) bool {
-		for _, k := range l.keys {
-			if env.Redis.ZScore(ctx, k, strconv.FormatInt(id, 10)).Err() == nil {
-				return true
-			}
-		}
-		return false
-	}
-
-	turn, err := l.Take(ctx, 1, at(now.Add(time.Minute)), now, 2*time.Second)
-	require.NoError(t, err)
-	assert.True(t, turn.Taken, "a free slot is taken")
-	assert.False(t, in(1), "and the connection left the backlog with it")
-
-	turn, err = l.Take(ctx, 2, at(now.Add(2*time.Minute)), now, 2*time.Second)
-	require.NoError(t, err)
-	assert.False(t, turn.Taken, "the next slot is an interval away")
-	assert.Zero(t, turn.Rank)
-	assert.InDelta(t, float64(lim.Interval()), float64(turn.Wait), float64(100*time.Millisecond))
-	assert.True(t, in(2), "placed, waiting for it")
-
-	// 3 expires first: it is the head, 2 is put back behind it.
-	turn, err = l.Take(ctx, 3, at(now.Add(30*time.Second)), now, 2*time.Second)
-	require.NoError(t, err)
-	assert.False(t, turn.Taken)
-	assert.Zero(t, turn.Rank)
-	turn, err = l.Take(ctx, 2, at(now.Add(2*time.Minute)), now, 2*time.Second)
-	require.NoError(t, err)
-	assert.Equal(t, 1, turn.Rank)
-	assert.Positive(t, turn.After, "outside the window: put back")
-
-	// The slot frees and the head is not there to take it: 2 takes it.
-	time.Sleep(lim.Interval())
-	turn, err = l.Take(ctx, 2, at(now.Add(2*time.Minute)), time.Now(), 2*time.Second)
-	require.NoError(t, err)
-	assert.True(t, turn.Taken, "a slot nobody ahead takes is not left unused")
-	assert.False(t, in(2))
-	assert.True(t, in(3), "the head keeps its place")
-
-	_, err = New(env.Redis, env.Queue, "16", Config{}).Take(ctx, 4, nil, now, time.Second)
-	assert.Error(t, err, "no rate limit, no slots")
 }

@@ -152,34 +152,3 @@ func TestOneLeaderPerRole(t *testing.T) {
 	require.NotNil(t, next, "released: the next replica leads at once")
 	next.Release()
 }
-
-// TestAcquireLooking: the lease is taken as by Acquire, and the same command
-// tells whether the hash field is there; a lease held elsewhere is busy and
-// tells nothing.
-func TestAcquireLooking(t *testing.T) {
-	t.Parallel()
-	m, rdb := manager(t, 5*time.Second)
-	ctx := context.Background()
-	hash := m.Key(0) + ":looked-at" // any key; the outbox's in production
-	t.Cleanup(func() { rdb.Del(context.Background(), hash) })
-	require.NoError(t, rdb.HSet(ctx, hash, "12", "x").Err())
-
-	h, there, err := m.AcquireLooking(ctx, 11, "refresh:11", lease.Look{Hash: hash, Field: "11"})
-	require.NoError(t, err)
-	assert.False(t, there)
-	assert.True(t, strings.HasSuffix(rdb.Get(ctx, m.Key(11)).Val(), "refresh:11"), "the holder is named for operators")
-	_, err = m.Acquire(ctx, 11, "other")
-	busy(t, err)
-	_, there, err = m.AcquireLooking(ctx, 11, "other", lease.Look{Hash: hash, Field: "11"})
-	assert.Greater(t, busy(t, err).Remaining, time.Duration(0))
-	assert.False(t, there)
-	h.Release()
-
-	h, there, err = m.AcquireLooking(ctx, 12, "refresh:12", lease.Look{Hash: hash, Field: "12"})
-	require.NoError(t, err)
-	assert.True(t, there)
-	h.Release()
-	again, err := m.Acquire(ctx, 12, "refresh:12")
-	require.NoError(t, err, "released at once")
-	again.Release()
-}

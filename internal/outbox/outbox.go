@@ -329,13 +329,6 @@ func NewRedis(rdb redis.UniversalClient, namespace string, key []byte) (*Redis, 
 // Key is the Redis key of the outbox's hash.
 func (r *Redis) Key() string { return r.key }
 
-// Client is the Redis the outbox lives in.
-func (r *Redis) Client() redis.UniversalClient { return r.rdb }
-
-// Field is the hash field of a connection's entry, in the outbox and in
-// its keyless view alike.
-func Field(connectionID int64) string { return field(connectionID) }
-
 // Durable is true: entries survive the process.
 func (r *Redis) Durable() bool { return true }
 
@@ -587,12 +580,6 @@ type Sealed struct {
 func NewSealed(rdb redis.UniversalClient, namespace string) *Sealed {
 	return &Sealed{rdb: rdb, key: "token-refresher:{" + namespace + "}:outbox"}
 }
-
-// Key is the Redis key of the outbox's hash.
-func (s *Sealed) Key() string { return s.key }
-
-// Client is the Redis the outbox lives in.
-func (s *Sealed) Client() redis.UniversalClient { return s.rdb }
 
 // Has reports whether the connection has a sealed entry.
 func (s *Sealed) Has(ctx context.Context, connectionID int64) (bool, error) {

@@ -57,43 +57,6 @@ func Key(queue, integrationType string) string {
 // PerSecond is the configured rate.
 func (l *Limiter) PerSecond() float64 { return l.rate }
 
-// RedisKey is the Redis key of the limiter's state (redis_rate's prefix
-// and Key's): a script that takes slots (TakeSlotLua) names it.
-func (l *Limiter) RedisKey() string { return "rate:" + l.key }
-
-// TakeSlotLua defines take_slot(key, interval), the limiter's Take as a Lua
-// function for another script to take a slot in the same command as its
-// own work (internal/backlog ranks a task and takes its slot at once).
-// key is RedisKey, interval Interval in seconds; it returns 0 with a slot
-// taken, or the microseconds until the next slot frees, taking nothing.
-//
-// It is redis_rate's allowN (GCRA, on the Redis server's clock, the state
-// a float of seconds since 2017-01-01) for one event with the Limit New
-// makes (rate 1, burst 1, period Interval), written out: the slot is free
-// when the stored theoretical arrival time is not in the future, and
-// taking it moves that time one interval on. Both take from the same key
-// and interleave (TestTakeSlotSharesTheLimiter).
-const TakeSlotLua = `
-local function take_slot(key, interval)
-  local t = redis.call('TIME')
-  local now = (t[1] - 1483228800) + (t[2] / 1000000)
-  local tat = redis.call('GET', key)
-  if not tat then
-    tat = now
-  else
-    tat = tonumber(tat)
-  end
-  tat = math.max(tat, now)
-  local diff = now - tat
-  if diff < 0 then
-    return math.max(1, math.ceil(-diff * 1000000))
-  end
-  local new_tat = tat + interval
-  redis.call('SET', key, new_tat, 'EX', math.ceil(new_tat - now))
-  return 0
-end
-`
-
 // Interval is the time between two granted slots: 1/PerSecond, widened by
 // Headroom.
 func (l *Limiter) Interval() time.Duration { return l.limit.Period }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -89,39 +88,4 @@ func TestRedisDown(t *testing.T) {
 	cancel()
 	_, err := l.Take(ctx)
 	assert.Error(t, err, "a limiter that cannot ask Redis does not grant")
-}
-
-// TestTakeSlotSharesTheLimiter: a script that takes slots with
-// TakeSlotLua and a Limiter's Take share one rate on one key, whichever
-// takes: each finds the slot the other took, and the next one an interval
-// later.
-func TestTakeSlotSharesTheLimiter(t *testing.T) {
-	t.Parallel()
-	env := testenv.New(t)
-	ctx := context.Background()
-	l := New(env.Redis, Key(env.Queue, "16"), 5) // 220ms apart
-	t.Cleanup(func() { env.Redis.Del(context.Background(), l.RedisKey()) })
-	script := redis.NewScript(TakeSlotLua + `return take_slot(KEYS[1], tonumber(ARGV[1]))`)
-	viaScript := func() time.Duration {
-		us, err := script.Run(ctx, env.Redis, []string{l.RedisKey()}, l.Interval().Seconds()).Int64()
-		require.NoError(t, err)
-		return time.Duration(us) * time.Microsecond
-	}
-	viaLimiter := func() time.Duration {
-		wait, err := l.Take(ctx)
-		require.NoError(t, err)
-		return wait
-	}
-	near := func(want, got time.Duration, what string) {
-		assert.InDelta(t, float64(want), float64(got), float64(100*time.Millisecond), what)
-	}
-
-	assert.Zero(t, viaScript(), "the first slot is free")
-	near(l.Interval(), viaLimiter(), "the limiter sees the slot the script took")
-	near(l.Interval(), viaScript(), "and so does the script")
-	time.Sleep(l.Interval())
-	assert.Zero(t, viaLimiter(), "an interval later the limiter takes the next")
-	near(l.Interval(), viaScript(), "the script sees the slot the limiter took")
-	time.Sleep(l.Interval())
-	assert.Zero(t, viaScript())
 }

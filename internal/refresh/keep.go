@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/eshopbox/token-refresher/internal/lease"
@@ -154,46 +153,11 @@ func (k *keeper) forget(ctx context.Context, e outbox.Entry) {
 	_, _ = k.local.Delete(ctx, e)
 }
 
-// redisOutbox is the outbox in Redis as the lease sees it: its hash, and
-// the Redis it lives in (outbox.Redis, outbox.Sealed).
-type redisOutbox interface {
-	Key() string
-	Client() redis.UniversalClient
-}
-
-// look is what a lease taken for connection id reads of its outbox entry
-// in the same command (lease.AcquireLooking): ok when the outbox is in
-// Redis, the leases' Redis. Then a refresh's look at its outbox costs no
-// command of its own.
-func (k *keeper) look(id int64) (lease.Look, bool) {
-	var box redisOutbox
-	switch {
-	case k.durable != nil:
-		box, _ = k.durable.(redisOutbox)
-	case k.sealed != nil:
-		box = k.sealed
-	}
-	if box == nil || box.Client() != k.h.leases.Client() {
-		return lease.Look{}, false
-	}
-	return lease.Look{Hash: box.Key(), Field: outbox.Field(id)}, true
-}
-
 // pending returns the connection's kept token, if any: from memory first,
-// then the outbox in Redis. looked says whether the command that took the
-// lease read the outbox's entry (look), and there what it found; otherwise
-// it is read here.
-func (k *keeper) pending(ctx context.Context, id int64, looked, there bool) (outbox.Entry, bool, error) {
+// then the durable outbox.
+func (k *keeper) pending(ctx context.Context, id int64) (outbox.Entry, bool, error) {
 	if e, ok, _ := k.local.Get(ctx, id); ok {
 		return e, true, nil
-	}
-	lookUp := func(o interface {
-		Has(context.Context, int64) (bool, error)
-	}) (bool, error) {
-		if looked {
-			return there, nil
-		}
-		return o.Has(ctx, id)
 	}
 	if k.durable == nil {
 		if k.sealed == nil {
@@ -201,13 +165,13 @@ func (k *keeper) pending(ctx context.Context, id int64, looked, there bool) (out
 		}
 		// A replica with the key sealed a token for the connection: it is
 		// the newest credential, so no call, though this one cannot store it.
-		has, err := lookUp(k.sealed)
+		has, err := k.sealed.Has(ctx, id)
 		if err != nil || !has {
 			return outbox.Entry{}, false, err
 		}
 		return outbox.Entry{}, false, outbox.Unreadable{ConnectionID: id, Reason: "sealed by a replica with OUTBOX_KEY; this one has none"}
 	}
-	has, err := lookUp(k.durable)
+	has, err := k.durable.Has(ctx, id)
 	if err != nil || !has {
 		return outbox.Entry{}, false, err
 	}

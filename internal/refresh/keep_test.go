@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -111,14 +110,6 @@ type keepWorld struct {
 
 func newKeepWorld(t *testing.T, box outbox.Outbox, gated bool) *keepWorld {
 	t.Helper()
-	return newKeepWorldLeased(t, box, testenv.Leases(t), gated)
-}
-
-// newKeepWorldLeased is newKeepWorld with the given leases: in the
-// outbox's Redis, the command that takes a lease reads the outbox's entry
-// too (lease.AcquireLooking).
-func newKeepWorldLeased(t *testing.T, box outbox.Outbox, leases *lease.Manager, gated bool) *keepWorld {
-	t.Helper()
 	w := &keepWorld{db: &writes{}, market: &rotating{current: "rt-0"}}
 	w.db.row = token.Connection{RefreshToken: "rt-0", InputFields: []byte(`{}`)}
 	w.calls = &FakeProvider{RefreshFn: w.market.Refresh}
@@ -130,7 +121,7 @@ func newKeepWorldLeased(t *testing.T, box outbox.Outbox, leases *lease.Manager, 
 		t.Cleanup(cancel)
 		go w.gate.Run(ctx)
 	}
-	w.h = New(w.db.store(7), leases, map[string]Marketplace{"16": {
+	w.h = New(w.db.store(7), testenv.Leases(t), map[string]Marketplace{"16": {
 		Target: token.Target{IntegrationType: "16", Kind: "oauth2_refresh", RefreshBefore: 10 * time.Minute}, Client: w.calls,
 		CallTimeout: time.Second,
 	}}, cfg, zap.NewNop(), nil)
@@ -184,29 +175,21 @@ func TestAWaitingTaskRunsTheMomentWritesSucceed(t *testing.T) {
 
 func TestTokenInHandIsKeptUntilStored(t *testing.T) {
 	t.Parallel()
-	durable := func(t *testing.T) (outbox.Outbox, *testenv.Env) {
-		env := testenv.New(t)
-		box, err := outbox.NewRedis(env.Redis, env.Queue, make([]byte, outbox.KeySize))
-		require.NoError(t, err)
-		return box, env
-	}
 	for _, tc := range []struct {
-		name  string
-		world func(t *testing.T) *keepWorld
+		name string
+		box  func(t *testing.T) outbox.Outbox
 	}{
-		{"memory", func(t *testing.T) *keepWorld { return newKeepWorld(t, nil, false) }},
-		{"durable", func(t *testing.T) *keepWorld {
-			box, _ := durable(t)
-			return newKeepWorld(t, box, false)
-		}},
-		{"durable, looked at by the lease's command", func(t *testing.T) *keepWorld {
-			box, env := durable(t)
-			return newKeepWorldLeased(t, box, lease.New(env.Redis, env.Queue, 0), false)
+		{"memory", func(*testing.T) outbox.Outbox { return nil }},
+		{"durable", func(t *testing.T) outbox.Outbox {
+			env := testenv.New(t)
+			box, err := outbox.NewRedis(env.Redis, env.Queue, make([]byte, outbox.KeySize))
+			require.NoError(t, err)
+			return box
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w := tc.world(t)
+			w := newKeepWorld(t, tc.box(t), false)
 			// The write is refused after the call: the claim went
 			// through, then the server went read-only.
 			w.db.row.RefreshToken = "rt-0"
@@ -343,15 +326,10 @@ func TestAReplicaWithoutTheKeyMakesNoCallForASealedToken(t *testing.T) {
 		Read:     token.Connection{ID: 7, RefreshToken: "rt-0"},
 		Obtained: time.Now()}))
 
-	for name, leases := range map[string]*lease.Manager{
-		"leases elsewhere":                           testenv.Leases(t),
-		"leases in the outbox's Redis (one command)": lease.New(env.Redis, env.Queue, 0),
-	} {
-		w := newKeepWorld(t, nil, false)
-		w.h = New(w.db.store(7), leases, w.h.markets, Config{Sealed: outbox.NewSealed(env.Redis, env.Queue)}, zap.NewNop(), nil)
-		require.NoError(t, w.h.ProcessTask(context.Background(), refreshTask(t)), "%s: kept, not a failure", name)
-		assert.Zero(t, w.calls.Calls.Load(), "%s: no call while another replica's sealed token waits", name)
-		assert.Equal(t, "rt-0", w.db.refresh())
-		assert.Equal(t, 1, w.h.Replay(context.Background()), "%s: the sealed token counts as kept", name)
-	}
+	w := newKeepWorld(t, nil, false)
+	w.h = New(w.db.store(7), testenv.Leases(t), w.h.markets, Config{Sealed: outbox.NewSealed(env.Redis, env.Queue)}, zap.NewNop(), nil)
+	require.NoError(t, w.h.ProcessTask(context.Background(), refreshTask(t)), "kept, not a failure")
+	assert.Zero(t, w.calls.Calls.Load(), "no call while another replica's sealed token waits")
+	assert.Equal(t, "rt-0", w.db.refresh())
+	assert.Equal(t, 1, w.h.Replay(context.Background()), "the sealed token counts as kept")
 }

@@ -56,11 +56,11 @@ type Limiter interface {
 // Backlog is a marketplace's due work waiting for rate slots, in order of
 // expiry (backlog.List).
 type Backlog interface {
-	// Take puts the connection in the backlog or finds it there, and takes
-	// a slot of the marketplace's rate limit if one is free, the
-	// connection leaving the backlog with it, in one command; wait is how
-	// long the task may wait in place.
-	Take(ctx context.Context, connectionID int64, expiry *time.Time, now time.Time, wait time.Duration) (backlog.Turn, error)
+	// Place puts the connection in the backlog or finds it there; wait
+	// is how long the task may wait in place.
+	Place(ctx context.Context, connectionID int64, expiry *time.Time, now time.Time, wait time.Duration) (backlog.Place, error)
+	// Leave takes it out: its task took a slot.
+	Leave(ctx context.Context, connectionID int64) error
 }
 
 // Marketplace is what the handler holds of one providers-file entry: its
@@ -355,19 +355,9 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	// previous holder may store a token in between), so it would have to be
 	// repeated, and a refresh would cost two primary-key reads for one. A
 	// duplicate task (its connection refreshed meanwhile) costs a lease
-	// round trip instead, and makes no call. The command that takes the
-	// lease also reads whether the outbox holds a token for the connection
-	// (below), when the outbox is in the leases' Redis.
+	// round trip instead, and makes no call.
 	holder, _ := asynq.GetTaskID(ctx)
-	look, looked := h.kept.look(p.ConnectionID)
-	var held *lease.Held
-	var there bool
-	var err error
-	if looked {
-		held, there, err = h.leases.AcquireLooking(ctx, p.ConnectionID, holder, look)
-	} else {
-		held, err = h.leases.Acquire(ctx, p.ConnectionID, holder)
-	}
+	held, err := h.leases.Acquire(ctx, p.ConnectionID, holder)
 	if err != nil {
 		var busy *lease.BusyError
 		if errors.As(err, &busy) {
@@ -387,7 +377,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	// A token kept for the connection (its write refused earlier, here or
 	// in a replica that died) is its newest credential: store it before
 	// anything else, and make no call while it is unstored.
-	if kept, ok, err := h.kept.pending(ctx, p.ConnectionID, looked, there); err != nil {
+	if kept, ok, err := h.kept.pending(ctx, p.ConnectionID); err != nil {
 		var sealed outbox.Unreadable
 		if errors.As(err, &sealed) {
 			// Another replica, with the key, stores it.
@@ -625,48 +615,45 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	for {
-		var wait, stagger time.Duration
+		var stagger time.Duration
 		if prov.Backlog != nil {
-			// One command places the task and takes a slot if one is
-			// free, whatever the place: a slot free at this instant is
-			// one nobody ahead is there to take (the head is put back or
-			// gone, or waits in place past it), so it is taken rather
-			// than left unused. A head waiting in place takes its slot
-			// the moment it frees, so this overtakes it only in that
-			// instant.
-			turn, err := prov.Backlog.Take(ctx, id, deadline, h.cfg.Now(), max(budget-time.Since(start), 0))
+			pl, err := prov.Backlog.Place(ctx, id, deadline, h.cfg.Now(), max(budget-time.Since(start), 0))
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
 			}
-			if turn.Taken {
-				return nil
-			}
-			if turn.After > 0 {
-				// Not this one's turn.
-				return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls ahead, by expiry", prov.Kind, rate, turn.Rank),
-					After: turn.After}
+			if pl.After > 0 {
+				// Not this one's turn. But a slot free at this instant is
+				// one nobody ahead is there to take (the head is put back
+				// or gone, or waits in place past it): take it rather
+				// than let the rate go unused. A head waiting in place
+				// takes its slot the moment it frees, so this overtakes
+				// it only in that instant.
+				if wait, err := prov.Limiter.Take(ctx); err == nil && wait == 0 {
+					h.leave(ctx, prov, id)
+					return nil
+				}
+				return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): %d calls ahead, by expiry", prov.Kind, rate, pl.Rank),
+					After: pl.After}
 			}
 			// Inside the window, the head wakes first when a slot frees:
 			// each place behind it waits a little longer (less than one
 			// slot's interval in all), so the order holds among the
 			// waiters too, not only between them and the rest.
-			stagger = time.Duration(turn.Rank) * interval / time.Duration(max(turn.Window, 1))
-			wait = turn.Wait
-		} else {
-			var err error
-			wait, err = prov.Limiter.Take(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
+			stagger = time.Duration(pl.Rank) * interval / time.Duration(max(pl.Window, 1))
+		}
+		wait, err := prov.Limiter.Take(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			if wait == 0 {
-				return nil
-			}
+			return token.Transient("%s rate limiter unavailable (Redis): no call made", prov.Kind)
+		}
+		if wait == 0 {
+			h.leave(ctx, prov, id)
+			return nil
 		}
 		if time.Since(start)+wait > budget {
 			return &DeferredError{Reason: fmt.Sprintf("%s rate limit (%g/s): no slot within %s", prov.Kind, rate, h.cfg.RateWait),
@@ -677,6 +664,18 @@ func (h *Handler) waitForSlot(ctx context.Context, integrationType string, prov 
 			return ctx.Err()
 		case <-time.After(wait + stagger):
 		}
+	}
+}
+
+// leave takes the connection out of its marketplace's backlog: it has its
+// slot.
+func (h *Handler) leave(ctx context.Context, prov Marketplace, id int64) {
+	if prov.Backlog == nil {
+		return
+	}
+	if err := prov.Backlog.Leave(context.WithoutCancel(ctx), id); err != nil {
+		// The entry expires by itself (backlog.Grace).
+		h.log.Debug("could not leave the backlog", zap.Int64("connection_id", id), zap.Error(err))
 	}
 }
 

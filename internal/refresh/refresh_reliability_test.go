@@ -16,7 +16,6 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/breaker"
-	"github.com/eshopbox/token-refresher/internal/ratelimit"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -212,18 +211,8 @@ func TestRateLimiterDownIsTransient(t *testing.T) {
 func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
+	list := backlog.New(env.Redis, env.Queue, "16", backlog.Config{Interval: 100 * time.Millisecond, Window: 1, Horizon: 10 * time.Minute})
 	ctx := context.Background()
-	// A slot is taken when the test starts, and the next one frees only
-	// when the test says so (it deletes the limiter's state): the real
-	// limiter, whose slots the backlog takes in its own command, at a rate
-	// far below the test's length.
-	lim := ratelimit.New(env.Redis, ratelimit.Key(env.Queue, "16"), 0.01)
-	freeSlot := func() { require.NoError(t, env.Redis.Del(ctx, lim.RedisKey()).Err()) }
-	wait, err := lim.Take(ctx)
-	require.NoError(t, err)
-	require.Zero(t, wait)
-	list := backlog.New(env.Redis, env.Queue, "16", backlog.Config{Interval: 100 * time.Millisecond, Window: 1,
-		Horizon: 10 * time.Minute, Limiter: lim})
 	now := time.Now()
 	for id, d := range map[int64]time.Duration{1: 5 * time.Second, 2: 6 * time.Second} {
 		exp := now.Add(d)
@@ -234,8 +223,16 @@ func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 		for _, id := range []int64{1, 2, 7} {
 			list.Leave(context.Background(), id)
 		}
-		env.Redis.Del(context.Background(), lim.RedisKey())
 	})
+	// A slot frees every time the test says so; otherwise the next one is
+	// 100ms away (a head waiting in place would take it then).
+	var free atomic.Bool
+	lim := &FakeLimiter{Rate: 10, TakeFn: func(context.Context) (time.Duration, error) {
+		if free.CompareAndSwap(true, false) {
+			return 0, nil
+		}
+		return 100 * time.Millisecond, nil
+	}}
 	b := setup(t, lim, Config{RateWait: 300 * time.Millisecond})
 	m := b.handler.markets["16"]
 	m.Backlog = list
@@ -245,13 +242,13 @@ func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 	b.store.Conn.ExpiresAt = &expiry
 	b.store.Conn.AccessToken = "refused-by-the-marketplace"
 
-	err = b.handler.ProcessTask(ctx, refreshTask(t))
+	err := b.handler.ProcessTask(ctx, refreshTask(t))
 	var d *DeferredError
 	require.ErrorAs(t, err, &d, "two tokens expiring sooner wait ahead of it")
 	assert.Equal(t, 200*time.Millisecond, d.After, "back about when its turn comes: two places past the window, at 100ms a slot")
 	assert.Zero(t, b.provider.Calls.Load())
 
-	freeSlot()
+	free.Store(true)
 	forced, err := task.New(task.Payload{ConnectionID: 7, IntegrationType: "16", DueExpiry: &expiry, Forced: true}, task.UrgentQueue("q"), time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, b.handler.ProcessTask(ctx, asynq.NewTask(forced.Type(), forced.Payload())))
@@ -263,7 +260,7 @@ func TestBacklogOrdersCallsByDeadline(t *testing.T) {
 
 	// Connections 1 and 2 are ahead, but their tasks are not here to take
 	// the slot that is free now: the scanned task takes it.
-	freeSlot()
+	free.Store(true)
 	require.NoError(t, b.handler.ProcessTask(ctx, refreshTask(t)))
 	assert.EqualValues(t, 2, b.provider.Calls.Load(), "a free slot is not left unused")
 }

@@ -348,7 +348,6 @@ func Marketplaces(entries []registry.Entry, httpClient *http.Client, obs provide
 				Interval: l.Interval(),
 				Window:   max(1, int(refresh.DefaultRateWait/l.Interval())),
 				Horizon:  time.Duration(e.RefreshBefore),
-				Limiter:  l,
 			})
 		}
 		cfg := bc
