@@ -56,11 +56,12 @@ import (
 // before the scan.
 //
 // The target (issue 21) is at most 12 client commands per refresh; a plain
-// Ajio refresh costs 5: the scan's enqueue, asynq's dequeue (0.1 more when
-// the empty urgent queue is tried first), the lease with the outbox's look
-// (one script), its release, asynq's done. With a rate limit, one script
-// per attempt at a slot more; the attempts per refresh depend on how many
-// wait at once, so that figure is reported, not asserted.
+// Ajio refresh costs 6: the scan's enqueue, asynq's dequeue (0.1 more when
+// the empty urgent queue is tried first), the lease (bsm/redislock), the
+// outbox's look for a kept token, the lease's release, asynq's done. With a
+// rate limit, the backlog's place and leave and redis_rate's slot, once per
+// attempt at a slot; the attempts per refresh depend on how many wait at
+// once, so that figure is reported, not asserted.
 func TestRedisCostPerRefresh(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
