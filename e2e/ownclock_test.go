@@ -13,6 +13,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
+	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -157,4 +158,101 @@ providers:
 	assert.GreaterOrEqual(t, short, generations, "each short token was counted")
 	assert.Contains(t, b.logs.String(), "tokens that live shorter than refresh_before")
 	require.NotNil(t, b.env.Get(t, 1).ExpiresAt)
+}
+
+// TestNormalLifetimeLeftToTheScan: a token whose lifetime leaves
+// refresh_before whole (here Ajio's 30 minutes under 10: token.Lead is
+// refresh_before) leaves nothing in Redis once stored, no wake-up task and
+// no lifetime record, and is refreshed by the scan when it enters
+// refresh_before, as before wake-ups existed. In the same run a token that
+// lives shorter than LifetimeShare × refresh_before (OAuth, 90 s under 1
+// minute) keeps both: its lifetime moves its refresh point.
+func TestNormalLifetimeLeftToTheScan(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{providers: providersYAML(t, `
+providers:
+  - integration_type: "16"
+    kind: ajio
+    base_url: SANDBOX_URL
+  - integration_type: "42"
+    kind: oauth2_refresh
+    token_url: SANDBOX_URL/oauth/token
+    refresh_before: 1m
+    client_id: `+sandbox.DefaultClientID+`
+    client_secret: `+sandbox.DefaultClientSecret+`
+    allow_inline_secrets: true # the sandbox's public development secret
+`), schedule: true})
+	b.sandbox.SetFaults(sandbox.Faults{OAuthExpiresInBy: map[string]int{"short": 90}})
+	ctx := context.Background()
+	expired := time.Now().UTC().Add(-time.Hour)
+	u, p := seller("1")
+	b.env.Insert(t,
+		testenv.Row{ID: 1, InputFields: creds(u, p), ExpiresAt: &expired},
+		testenv.Row{ID: 2, IntegrationType: "42", InputFields: testenv.Str(`{}`),
+			RefreshToken: testenv.Str(sandbox.RefreshToken("short")), ExpiresAt: &expired})
+	b.startRefresher(t)
+	scanner := b.scanner(scan.Config{})
+	scanned := func() map[string]scan.Result {
+		res, err := scanner.RunOnce(ctx)
+		require.NoError(t, err)
+		out := map[string]scan.Result{}
+		for _, r := range res {
+			out[r.IntegrationType] = r
+		}
+		return out
+	}
+	assert.Equal(t, 1, scanned()["16"].Enqueued)
+	testenv.Eventually(t, 20*time.Second, "both refreshed", func() bool {
+		return b.sandbox.Calls(u) == 1 && b.sandbox.Calls("short") == 1
+	})
+	first := b.env.Get(t, 1)
+	require.NotNil(t, first.ExpiresAt)
+	assert.WithinDuration(t, time.Now().Add(30*time.Minute), *first.ExpiresAt, time.Minute)
+
+	// The short-lived token has its wake-up and its record, the Ajio one
+	// neither; nothing else is queued.
+	lifetimes := task.LifetimesKey(b.env.Queue)
+	testenv.Eventually(t, 10*time.Second, "the short-lived token's next refresh scheduled", func() bool {
+		scheduled, err := b.inspector.ListScheduledTasks(b.env.Queue)
+		return err == nil && len(scheduled) == 1
+	})
+	scheduled, err := b.inspector.ListScheduledTasks(b.env.Queue)
+	require.NoError(t, err)
+	require.Len(t, scheduled, 1)
+	short := b.env.Get(t, 2)
+	require.NotNil(t, short.ExpiresAt)
+	assert.Equal(t, task.WakeID(2, *short.ExpiresAt), scheduled[0].ID)
+	fields, err := b.env.Redis.HKeys(ctx, lifetimes).Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"2"}, fields, "only the short-lived token's lifetime is recorded")
+	info, err := b.inspector.GetQueueInfo(b.env.Queue)
+	require.NoError(t, err)
+	assert.Equal(t, 1, info.Size, "the wake-up is the queue's only task")
+
+	// Not due yet: the scan leaves it; then, inside refresh_before, the scan
+	// finds it and it is refreshed.
+	assert.Zero(t, scanned()["16"].Due)
+	soon := time.Now().UTC().Add(5 * time.Minute).Truncate(time.Second)
+	b.env.IE.MustExec(`UPDATE ie_appinstall_connection SET accessTokenExpiryAt = ? WHERE id = 1`, soon)
+	r := scanned()["16"]
+	assert.Equal(t, 1, r.Due)
+	assert.Equal(t, 1, r.Enqueued)
+	testenv.Eventually(t, 20*time.Second, "the Ajio token refreshed by the scan", func() bool {
+		return b.sandbox.Calls(u) == 2
+	})
+	testenv.Eventually(t, 10*time.Second, "its task done", func() bool {
+		info, err := b.inspector.GetQueueInfo(b.env.Queue)
+		return err == nil && info.Pending == 0 && info.Active == 0 && info.Retry == 0
+	})
+	again := b.env.Get(t, 1)
+	require.NotNil(t, again.ExpiresAt)
+	assert.True(t, again.ExpiresAt.After(soon.Add(20*time.Minute)), "a new 30-minute token stored")
+	has, err := b.env.Redis.HExists(ctx, lifetimes, "1").Result()
+	require.NoError(t, err)
+	assert.False(t, has, "no lifetime record for the Ajio token")
+	scheduled, err = b.inspector.ListScheduledTasks(b.env.Queue)
+	require.NoError(t, err)
+	for _, s := range scheduled {
+		assert.NotContains(t, s.ID, "wake:1@", "no wake-up for the Ajio token")
+	}
 }

@@ -32,6 +32,7 @@ package backlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -179,20 +180,18 @@ func (l *List) Place(ctx context.Context, connectionID int64, expiry *time.Time,
 	return Place{Rank: int(res[0]), Len: int(res[1]), Window: l.window, After: time.Duration(res[2]) * time.Millisecond}, nil
 }
 
+// leave removes ARGV[1] from the three sets (KEYS: live, lapsed, seen).
+var leave = redis.NewScript(`
+for _, k in ipairs(KEYS) do
+  redis.call('ZREM', k, ARGV[1])
+end
+return 0`)
+
 // Leave takes the connection out of the backlog: its task took a slot.
-// One round trip of three ZREMs, not a transaction: Redis runs them in
-// order (live, lapsed, then seen), so a cut connection can only leave the
-// seen entry behind, and that is pruned with what it names once its time
-// (plus Grace) has passed.
+// One command (a script of three ZREMs, atomic), where a pipeline of the
+// three was three.
 func (l *List) Leave(ctx context.Context, connectionID int64) error {
-	m := strconv.FormatInt(connectionID, 10)
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range l.keys {
-			p.ZRem(ctx, k, m)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := leave.Run(ctx, l.rdb, l.keys, strconv.FormatInt(connectionID, 10)).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("backlog: %w", err)
 	}
 	return nil

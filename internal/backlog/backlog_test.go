@@ -26,7 +26,7 @@ func at(t time.Time) *time.Time { return &t }
 // the order of expiry, and only the window's head waits in place.
 func TestEarliestExpiryRanksFirst(t *testing.T) {
 	t.Parallel()
-	l, _ := newList(t, Config{Interval: 100 * time.Millisecond, Window: 2, Horizon: 10 * time.Minute})
+	l, env := newList(t, Config{Interval: 100 * time.Millisecond, Window: 2, Horizon: 10 * time.Minute})
 	ctx := context.Background()
 	now := time.Now()
 	// Arrival order 1..5; expiry order 4, 2, 5, 1, 3.
@@ -47,8 +47,12 @@ func TestEarliestExpiryRanksFirst(t *testing.T) {
 			assert.Equal(t, time.Duration(rank-1)*100*time.Millisecond, p.After, "connection %d comes back about when its turn comes", id)
 		}
 	}
-	// The head takes its slot and leaves: everyone moves up.
+	// The head takes its slot and leaves (all three sets): everyone moves
+	// up.
 	require.NoError(t, l.Leave(ctx, 4))
+	for _, k := range l.keys {
+		assert.ErrorIs(t, env.Redis.ZScore(ctx, k, "4").Err(), redis.Nil, "left %s", k)
+	}
 	p, err := l.Place(ctx, 3, at(now.Add(exp[3])), now, 2*time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, 3, p.Rank)

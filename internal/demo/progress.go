@@ -267,9 +267,9 @@ func (t *tracker) status() Status {
 			ID: c.ID, Kind: c.Kind, IntegrationType: c.IntegrationType, Note: c.Note, Want: c.Want,
 			ExpiresAt: t.expiry[c.ID], Refreshes: t.refreshes[c.ID],
 		}
-		due := token.Due(cs.ExpiresAt, now, c.RefreshBefore, c.Lifetime)
+		due := token.Due(cs.ExpiresAt, now, c.RefreshBefore, c.Row.Lifetime)
 		if !due {
-			if at := token.RefreshAt(*cs.ExpiresAt, c.RefreshBefore, c.Lifetime); next.IsZero() || at.Before(next) {
+			if at := token.RefreshAt(*cs.ExpiresAt, c.RefreshBefore, c.Row.Lifetime); next.IsZero() || at.Before(next) {
 				next = at
 			}
 		}

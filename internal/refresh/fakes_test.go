@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hibiken/asynq"
+
+	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
@@ -93,3 +96,53 @@ func (l *FakeLimiter) Take(ctx context.Context) (time.Duration, error) { return 
 
 // PerSecond implements Limiter.
 func (l *FakeLimiter) PerSecond() float64 { return l.Rate }
+
+// FakeScheduler is a Scheduler in memory: Schedule records its calls,
+// Generations counts its calls and answers Recorded.
+type FakeScheduler struct {
+	mu          sync.Mutex
+	Recorded    map[int64]task.Generation
+	Scheduled   []FakeSchedule
+	GenerationN int
+}
+
+// FakeSchedule is one call of FakeScheduler.Schedule.
+type FakeSchedule struct {
+	Payload  task.Payload
+	Lifetime time.Duration
+	At       time.Time
+}
+
+var _ Scheduler = (*FakeScheduler)(nil)
+
+// Schedule implements Scheduler.
+func (s *FakeScheduler) Schedule(_ context.Context, p task.Payload, lifetime time.Duration, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Scheduled = append(s.Scheduled, FakeSchedule{p, lifetime, at})
+	return nil
+}
+
+// Generations implements Scheduler.
+func (s *FakeScheduler) Generations(_ context.Context, ids []int64) (map[int64]task.Generation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.GenerationN++
+	out := map[int64]task.Generation{}
+	for _, id := range ids {
+		if g, ok := s.Recorded[id]; ok {
+			out[id] = g
+		}
+	}
+	return out, nil
+}
+
+// Wake implements Scheduler.
+func (s *FakeScheduler) Wake(context.Context, *asynq.Task) error { return nil }
+
+// Calls returns the Schedule calls and the number of Generations calls.
+func (s *FakeScheduler) Calls() ([]FakeSchedule, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.Scheduled), s.GenerationN
+}

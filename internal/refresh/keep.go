@@ -25,10 +25,13 @@ import (
 //
 // The outbox is durable when OUTBOX_KEY is set: entries live in Redis,
 // sealed with AES-256-GCM, so they survive SIGKILL and any replica stores
-// them. A rotated refresh token is written there before its first write
-// (write-ahead), so no instant exists in which a SIGKILL loses it; a token
-// without a new refresh token goes there only when its write fails, because
-// losing it costs one more call, not a credential. Without OUTBOX_KEY the
+// them. A rotated refresh token that the marketplace's next call needs
+// (OAuth) is written there before its first write (write-ahead), so no
+// instant exists in which a SIGKILL loses it; any other token goes there
+// only when its write fails, because losing it costs one more call, not a
+// credential: a token without a new refresh token, or one of a marketplace
+// whose login is inputFields (Ajio answers with a refresh token it never
+// asks for again: Marketplace.IgnoresRefreshToken). Without OUTBOX_KEY the
 // outbox is this process's memory: it survives a database outage of any
 // length while the process lives, and SIGTERM waits for it up to its drain
 // limit, but SIGKILL loses it. A durable Put that fails (Redis down) falls
@@ -73,13 +76,23 @@ func (k *keeper) warnUnreadable() bool {
 }
 
 // keepUntil is how long a token is worth keeping: a new refresh token for
-// as long as the row does not move on (it is the credential; the connection
-// is lost without it), any other token until its access token expires.
+// as long as the row does not move on (it may be the credential; the
+// connection is lost without it), any other token until its access token
+// expires.
 func keepUntil(read token.Connection, tok token.Token) time.Time {
 	if rotates(read, tok) {
 		return time.Time{}
 	}
 	return tok.ExpiresAt
+}
+
+// writeAhead reports whether a token just obtained goes to the durable
+// outbox before its first write: a new refresh token that the
+// marketplace's next call needs (OAuth rotation). A login marketplace's
+// (Marketplace.IgnoresRefreshToken) is never presented again, so losing it
+// to a SIGKILL before the write costs one more call, not the connection.
+func writeAhead(prov Marketplace, read token.Connection, tok token.Token) bool {
+	return !prov.IgnoresRefreshToken && rotates(read, tok)
 }
 
 // rotates reports whether tok carries a new refresh token, retiring the

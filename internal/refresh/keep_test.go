@@ -248,6 +248,47 @@ func TestRotatedRefreshTokenIsWrittenAheadToTheOutbox(t *testing.T) {
 	assert.Equal(t, "rt-1", w.db.refresh())
 }
 
+// TestALoginMarketplacesRefreshTokenIsNotWrittenAhead: a marketplace whose
+// call never sends the refresh token (Ajio logs in with inputFields, and
+// answers with a refresh token it never asks for) has its token written
+// straight to the row: no outbox round trips on the happy path. A write
+// that is refused still keeps the token, as any other (a new refresh
+// token until the row moves on).
+func TestALoginMarketplacesRefreshTokenIsNotWrittenAhead(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	box, err := outbox.NewRedis(env.Redis, env.Queue, make([]byte, outbox.KeySize))
+	require.NoError(t, err)
+	w := newKeepWorld(t, box, false)
+	m := w.h.markets["16"]
+	m.Kind, m.IgnoresRefreshToken = "ajio", true
+	w.h.markets["16"] = m
+	var inBoxAtWrite atomic.Bool
+	save := w.h.store.(*FakeStore).SaveFn
+	w.h.store.(*FakeStore).SaveFn = func(ctx context.Context, read token.Connection, tok token.Token) error {
+		has, err := box.Has(ctx, 7)
+		inBoxAtWrite.Store(err != nil || has)
+		return save(ctx, read, tok)
+	}
+	require.NoError(t, w.h.ProcessTask(context.Background(), refreshTask(t)))
+	assert.False(t, inBoxAtWrite.Load(), "nothing written ahead")
+	assert.Equal(t, "rt-1", w.db.refresh())
+
+	// Refused: kept.
+	w.db.row.ExpiresAt = nil
+	w.calls.RefreshFn = func(ctx context.Context, c token.Connection) (token.Token, error) {
+		tok, err := w.market.Refresh(ctx, c)
+		w.db.refusing.Store(true)
+		return tok, err
+	}
+	require.NoError(t, w.h.ProcessTask(context.Background(), refreshTask(t)), "kept is not a failure")
+	e, ok, err := box.Get(context.Background(), 7)
+	require.NoError(t, err)
+	require.True(t, ok, "the token in hand is kept")
+	assert.Equal(t, "rt-2", e.Token.RefreshToken)
+	assert.Zero(t, e.Until, "kept until the row moves on, as before")
+}
+
 func TestAStaleClaimMakesNoCall(t *testing.T) {
 	t.Parallel()
 	w := newKeepWorld(t, nil, true)

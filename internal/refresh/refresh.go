@@ -81,6 +81,14 @@ type Marketplace struct {
 	Backlog Backlog
 	// Breaker is nil when calls are never held back.
 	Breaker *breaker.Breaker
+	// IgnoresRefreshToken says the marketplace's call never sends the
+	// connection's refresh token (its login is inputFields: ajio,
+	// unicommerce): a new refresh token it answers with is stored, but it
+	// is no credential the next call needs, so it is not written ahead to
+	// the durable outbox (keep.go writeAhead); a refused write still keeps
+	// it. False (the safe default): a new refresh token is the
+	// connection's credential (OAuth rotation).
+	IgnoresRefreshToken bool
 }
 
 // DeferredError is the error of an attempt that made no marketplace call because
@@ -434,7 +442,7 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 			zap.Int64("connection_id", c.ID))
 	}
 
-	err = h.storeToken(ctx, h.entry(p, c, tok, called))
+	err = h.storeToken(ctx, h.entry(p, c, tok, called), writeAhead(prov, c, tok))
 	switch {
 	case err == nil:
 		h.scheduleNext(ctx, p, prov, tok, called)
@@ -517,7 +525,7 @@ func (h *Handler) load(ctx context.Context, p task.Payload, prov Marketplace) (t
 		}
 		return c, "", nil
 	}
-	if movedOn(p.DueExpiry, c.ExpiresAt) || !h.due(ctx, c, h.cfg.Now(), prov.RefreshBefore) {
+	if movedOn(p.DueExpiry, c.ExpiresAt) || !h.due(ctx, c, h.cfg.Now(), prov.Target) {
 		return c, NotDue, nil
 	}
 	return c, "", nil
@@ -692,9 +700,10 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 	}
 }
 
-// storeToken writes a token just obtained. A rotated refresh token is first
-// written ahead to the durable outbox (keep.go), so that no instant exists
-// in which a SIGKILL loses the connection's only credential. A write the
+// storeToken writes a token just obtained. With ahead (writeAhead: a
+// rotated refresh token the next call needs) it is first written to the
+// durable outbox (keep.go), so that no instant exists in which a SIGKILL
+// loses the connection's credential. A write the
 // database refuses (token.ErrUnwritable) closes the gate and the token is
 // kept in the outbox at once: retrying in place would only hold a worker,
 // and the keeper stores it the moment a write succeeds. A row's own error
@@ -707,11 +716,11 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 // DRAIN_TIMEOUT on SIGTERM): a token in hand is stored or kept whatever
 // happens to its task, and Wait lets the process see that through before
 // exiting.
-func (h *Handler) storeToken(ctx context.Context, e outbox.Entry) error {
+func (h *Handler) storeToken(ctx context.Context, e outbox.Entry, ahead bool) error {
 	h.writes.Add(1)
 	defer h.writes.Add(-1)
 	ctx = context.WithoutCancel(ctx)
-	ahead := rotates(e.Read, e.Token) && h.kept.putAhead(ctx, e)
+	ahead = ahead && h.kept.putAhead(ctx, e)
 	err := h.save(ctx, e.Read, e.Token)
 	if h.cfg.Gate != nil {
 		h.cfg.Gate.Report(err)

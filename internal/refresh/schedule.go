@@ -13,10 +13,13 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// Scheduler refreshes each stored token on its own clock (task.Queue): when
-// a token is stored, its lifetime is recorded and a wake-up is scheduled in
-// asynq for token.RefreshAt; the scan is then a backstop that finds what
-// Redis lost or what was never scheduled.
+// Scheduler refreshes a stored token on its own clock when its lifetime
+// moves its refresh point (task.Queue): when such a token is stored, its
+// lifetime is recorded and a wake-up is scheduled in asynq for
+// token.RefreshAt. A token whose lifetime leaves refresh_before whole
+// (token.Lead) gets neither: the scan finds it when it enters
+// refresh_before, and it costs Redis nothing meanwhile. The scan is also the
+// backstop that finds what Redis lost or what was never scheduled.
 type Scheduler interface {
 	// Schedule records the lifetime of the generation p.DueExpiry and
 	// schedules its refresh at at.
@@ -68,23 +71,28 @@ func (h *Handler) lifetime(ctx context.Context, c token.Connection) time.Duratio
 
 // due is token.Due as the handler applies it, reading the recorded
 // lifetime only when it can change the answer: a missing or expired token is
-// due whatever its lifetime, and one outside refresh_before (plus the
-// largest jitter) is not. A scheduled refresh may run up to token.Spread
-// before its refresh point (it was jittered early); without a recorded
-// lifetime no refresh was scheduled, and refresh_before alone decides.
-func (h *Handler) due(ctx context.Context, c token.Connection, now time.Time, refreshBefore time.Duration) bool {
+// due whatever its lifetime, one outside refresh_before (plus the largest
+// jitter) is not, and one of a marketplace whose every token lives at
+// least LifetimeShare × refresh_before has no record to read
+// (token.Target.OwnClock): refresh_before decides, at no Redis command. A
+// scheduled refresh may run up to token.Spread before its refresh point (it
+// was jittered early); without a recorded lifetime no refresh was
+// scheduled, and refresh_before alone decides.
+func (h *Handler) due(ctx context.Context, c token.Connection, now time.Time, tg token.Target) bool {
 	if c.ExpiresAt == nil || c.ExpiresAt.IsZero() || !c.ExpiresAt.After(now) {
 		return true
 	}
-	if !token.Due(c.ExpiresAt, now.Add(token.Spread(refreshBefore)), refreshBefore, 0) {
+	if !token.Due(c.ExpiresAt, now.Add(token.Spread(tg.RefreshBefore)), tg.RefreshBefore, 0) {
 		return false
 	}
-	lifetime := h.lifetime(ctx, c)
-	var spread time.Duration
-	if lifetime > 0 {
-		spread = token.Spread(token.Lead(refreshBefore, lifetime))
+	var lifetime, spread time.Duration
+	if tg.OwnClock() {
+		lifetime = h.lifetime(ctx, c)
 	}
-	return token.Due(c.ExpiresAt, now.Add(spread), refreshBefore, lifetime)
+	if lifetime > 0 {
+		spread = token.Spread(token.Lead(tg.RefreshBefore, lifetime))
+	}
+	return token.Due(c.ExpiresAt, now.Add(spread), tg.RefreshBefore, lifetime)
 }
 
 // movedOn reports whether the row holds another token than the one the
@@ -97,12 +105,24 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 	return !task.SameExpiry(taskExpiry, rowExpiry)
 }
 
-// scheduleNext schedules the refresh of a token just stored, a share of its
-// lifetime before expiry (token.RefreshAt), less a little jitter (early,
-// never late: token.Spread), and warns
-// about a marketplace whose tokens live shorter than refresh_before.
-// obtained is when the call was made; a failure to schedule is logged, not
-// returned: the scan still finds the token.
+// scheduleNext schedules the refresh of a token just stored whose lifetime
+// moves its refresh point: one that lives shorter than LifetimeShare ×
+// refresh_before is refreshed a share of its lifetime before expiry
+// (token.RefreshAt), less a little jitter (early, never late:
+// token.Spread), by a wake-up scheduled in asynq, and its lifetime is
+// recorded for the scan and the handler to apply (token.Due).
+//
+// Any other token is left to the scan, which finds it when it enters
+// refresh_before, exactly where its wake-up would have woken it: a wake-up
+// and its lifetime record would cost 701 bytes of Redis per connection,
+// the fleet over, two commands now and three when it runs, to move nothing
+// (e2e TestRedisCostPerRefresh). The scan interval is validated to be well
+// under refresh_before, so the token still gets nearly its whole lead.
+//
+// It warns about a marketplace whose tokens live shorter than
+// refresh_before. obtained is when the call was made; a failure to
+// schedule is logged, not returned: the scan still finds the token (at
+// refresh_before: earlier than its own clock, never later).
 func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Marketplace, tok token.Token, obtained time.Time) {
 	lifetime := tok.ExpiresAt.Sub(obtained.Truncate(time.Second))
 	if lifetime <= 0 {
@@ -116,10 +136,10 @@ func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Marketp
 			lo.ShortLifetime(prov.Kind)
 		}
 	}
-	if h.cfg.Scheduler == nil {
+	lead := token.Lead(prov.RefreshBefore, lifetime)
+	if h.cfg.Scheduler == nil || lead == prov.RefreshBefore {
 		return
 	}
-	lead := token.Lead(prov.RefreshBefore, lifetime)
 	at := tok.ExpiresAt.Add(-lead).Add(-Jitter(lead))
 	exp := tok.ExpiresAt
 	next := task.Payload{ConnectionID: p.ConnectionID, IntegrationType: p.IntegrationType, DueExpiry: &exp}

@@ -334,7 +334,8 @@ func Marketplaces(entries []registry.Entry, httpClient *http.Client, obs provide
 		if err != nil {
 			return nil, err
 		}
-		m := refresh.Marketplace{Target: e.Target(), Client: client, CallTimeout: time.Duration(e.Timeout)}
+		m := refresh.Marketplace{Target: e.Target(), Client: client, CallTimeout: time.Duration(e.Timeout),
+			IgnoresRefreshToken: e.IgnoresRefreshToken()}
 		if l := ratelimit.New(rdb, ratelimit.Key(queue, e.IntegrationType), e.RateLimitPerSecond); l != nil {
 			m.Limiter = l
 			// More due work than the rate serves at once is served

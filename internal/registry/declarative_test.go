@@ -52,6 +52,10 @@ func TestHTTPTokenValid(t *testing.T) {
 	assert.Equal(t, "POST", e.Spec.Request.Method)
 	assert.Equal(t, "data.auth.token", e.Spec.Response.AccessToken[0])
 	assert.Equal(t, "shopzone", e.Marketplace)
+	assert.True(t, e.IgnoresRefreshToken(), "a login that maps no refresh_token never spends one")
+	spends, err := registry.Parse([]byte(strings.Replace(validHTTPToken, "client: {const: eshopbox}", "refresh: {refresh_token: true}", 1)), "", os.Getenv)
+	require.NoError(t, err)
+	assert.False(t, spends[1].IgnoresRefreshToken(), "a request sending the refresh token spends it")
 
 	entries, err = registry.Parse(deploy.DeclarativeExample, "", os.Getenv)
 	require.NoError(t, err, "the declarative example parses")

@@ -116,7 +116,36 @@ func (e Entry) Before() time.Duration { return time.Duration(e.RefreshBefore) }
 
 // Target is the entry as the scan, the census and the refresh see it.
 func (e Entry) Target() token.Target {
-	return token.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before()}
+	return token.Target{IntegrationType: e.IntegrationType, Kind: e.Kind, RefreshBefore: e.Before(), Lifetime: e.fixedLifetime()}
+}
+
+// IgnoresRefreshToken reports whether the entry's token call never sends
+// the connection's refresh token: its login is inputFields (ajio,
+// unicommerce), or its client's own credentials (client credentials), or
+// an http_token request that maps no refresh_token. A refresh token such a
+// marketplace answers with is stored, but it is no credential of the
+// product's: losing it before it is stored costs one more call, not the
+// connection.
+func (e Entry) IgnoresRefreshToken() bool {
+	switch e.Kind {
+	case KindAjio, KindUnicommerce, KindClientCredentials:
+		return true
+	case KindHTTPToken:
+		return e.Spec != nil && !e.Spec.Request.SpendsRefreshToken()
+	}
+	return false
+}
+
+// fixedLifetime is the lifetime of every token of a kind whose answers
+// carry none (ajio, unicommerce: the token expires token_ttl after it was
+// obtained); zero for the kinds whose answers may say (expires_in), where
+// token_ttl is only a fallback.
+func (e Entry) fixedLifetime() time.Duration {
+	switch e.Kind {
+	case KindAjio, KindUnicommerce:
+		return e.TTL()
+	}
+	return 0
 }
 
 // Targets are the entries' targets, in order.

@@ -59,6 +59,17 @@ func TestParseSpecExample(t *testing.T) {
 	assert.Equal(t, registry.Entry{IntegrationType: "43", Kind: "unicommerce", BaseURL: "https://marketplace.example.com",
 		TokenTTL: registry.Duration(24 * time.Hour), RefreshBefore: registry.Duration(2 * time.Hour),
 		Timeout: registry.Duration(10 * time.Second)}, u)
+
+	// The kinds whose answers carry no lifetime fix it at token_ttl; the
+	// scan and the refresh know then that it never moves the refresh point.
+	assert.Equal(t, []token.Target{
+		{IntegrationType: "16", Kind: "ajio", RefreshBefore: 10 * time.Minute, Lifetime: 30 * time.Minute},
+		{IntegrationType: "42", Kind: "oauth2_refresh", RefreshBefore: 10 * time.Minute},
+		{IntegrationType: "43", Kind: "unicommerce", RefreshBefore: 2 * time.Hour, Lifetime: 24 * time.Hour},
+	}, registry.Targets(entries))
+	assert.True(t, a.IgnoresRefreshToken(), "ajio logs in with inputFields")
+	assert.False(t, o.IgnoresRefreshToken(), "oauth2_refresh spends the refresh token")
+	assert.True(t, u.IgnoresRefreshToken(), "unicommerce logs in with inputFields")
 }
 
 func TestParseDefaults(t *testing.T) {

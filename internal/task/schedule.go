@@ -13,7 +13,10 @@ import (
 
 // TypeWake is the asynq task type of a scheduled refresh: at its time it
 // enqueues the connection's refresh task (ID), so the refresh itself runs
-// under the one id the scan and the API use, and their dedup holds.
+// under the one id the scan and the API use, and their dedup holds. Only a
+// token whose lifetime moves its refresh point (shorter than
+// token.LifetimeShare × refresh_before) is scheduled; the scan finds the
+// rest (internal/refresh scheduleNext).
 const TypeWake = "token:wake"
 
 // WakeID is the id of the wake-up of one token generation: the connection
@@ -25,10 +28,12 @@ func WakeID(connectionID int64, expiresAt time.Time) string {
 	return "wake:" + strconv.FormatInt(connectionID, 10) + "@" + strconv.FormatInt(expiresAt.Unix(), 10)
 }
 
-// lifetimesKey is the Redis hash of each connection's stored generation:
-// field connection id, value "<expiry unix> <lifetime seconds>". The
-// ie_appinstall_connection table has no issued-at column, so the lifetime
-// is recorded where the refresher knows it: when it stores the token.
+// lifetimesKey is the Redis hash of the stored generation of each
+// connection whose token is scheduled: field connection id, value "<expiry
+// unix> <lifetime seconds>". The ie_appinstall_connection table has no
+// issued-at column, so the lifetime is recorded where the refresher knows
+// it: when it stores the token. A connection without a record is due at
+// refresh_before.
 func (q *Queue) lifetimesKey() string { return LifetimesKey(q.name) }
 
 // LifetimesKey is the Redis key of queue's lifetime records.

@@ -104,6 +104,19 @@ type Target struct {
 	IntegrationType string
 	Kind            string
 	RefreshBefore   time.Duration
+	// Lifetime is the lifetime of every token the marketplace issues, when
+	// its kind fixes it (token_ttl: expiry = obtained-at + Lifetime); zero
+	// when each answer says (OAuth's expires_in).
+	Lifetime time.Duration
+}
+
+// OwnClock reports whether a token of the target may be refreshed on its
+// own clock, that is whether its lifetime may move its refresh point
+// (Lead). It is false when every token of the target lives at least
+// LifetimeShare × RefreshBefore: such a token is due at RefreshBefore, no
+// lifetime is ever recorded for it, and nothing needs to look one up.
+func (t Target) OwnClock() bool {
+	return t.Lifetime <= 0 || Lead(t.RefreshBefore, t.Lifetime) < t.RefreshBefore
 }
 
 // DueConnection is what the scanner sees of a due connection: identifiers and

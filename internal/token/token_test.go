@@ -63,6 +63,24 @@ func TestLead(t *testing.T) {
 	}
 }
 
+func TestTargetOwnClock(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		before, lifetime time.Duration
+		want             bool
+	}{
+		{"lifetime said by each answer", 10 * time.Minute, 0, true},
+		{"ajio: 30m under 10m, the lead is refresh_before", 10 * time.Minute, 30 * time.Minute, false},
+		{"unicommerce: 24h under 2h", 2 * time.Hour, 24 * time.Hour, false},
+		{"a second short of three times", 10 * time.Minute, 30*time.Minute - time.Second, true},
+		{"shorter than refresh_before", 10 * time.Minute, 4 * time.Minute, true},
+	} {
+		if got := (Target{RefreshBefore: tc.before, Lifetime: tc.lifetime}).OwnClock(); got != tc.want {
+			t.Errorf("%s: OwnClock() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestParseFieldsNeverQuotesInput(t *testing.T) {
 	const secret = "Zx9-secret"
 	for name, raw := range map[string]string{

@@ -38,6 +38,20 @@ type Request struct {
 	Headers map[string]string `yaml:"headers"`
 }
 
+// SpendsRefreshToken reports whether the request sends the connection's
+// refresh token (a field or query parameter mapped with refresh_token:
+// true): a new one in the answer then replaces the credential.
+func (r Request) SpendsRefreshToken() bool {
+	for _, m := range []map[string]Value{r.Fields, r.Query} {
+		for _, v := range m {
+			if v.RefreshToken {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Value is where one request field comes from: exactly one of a named
 // inputFields key (a required, non-empty string), the connection's refresh
 // token, or a constant.
