@@ -81,18 +81,20 @@ type Tracker struct {
 	types   []string                // sorted
 	opts    Options
 
-	mu       sync.Mutex
-	synced   bool
-	indexed  bool
-	said     *bool // the indexed state last logged
-	lastFull time.Time
-	ieAfter  int64                       // highest ie_appinstall_connection id seen
-	chAfter  map[string]int64            // highest channels.connectionId seen, per type
-	bound    map[time.Duration]time.Time // per refresh_before: the window's upper bound at the last pass
-	tracked  map[int64]entry
-	active   map[string]int
-	bad      map[string]int
-	stats    Stats
+	mu      sync.Mutex
+	synced  bool
+	indexed bool
+	// expiryIndex names the index on accessTokenExpiryAt.
+	expiryIndex string
+	said        *bool // the indexed state last logged
+	lastFull    time.Time
+	ieAfter     int64                       // highest ie_appinstall_connection id seen
+	chAfter     map[string]int64            // highest channels.connectionId seen, per type
+	bound       map[time.Duration]time.Time // per refresh_before: the window's upper bound at the last pass
+	tracked     map[int64]entry
+	active      map[string]int
+	bad         map[string]int
+	stats       Stats
 }
 
 // New returns a tracker of targets over store.
@@ -147,7 +149,7 @@ func (t *Tracker) Sync(ctx context.Context, now time.Time) error {
 		ix = mysql.Indexes{}
 	}
 	t.say(ix)
-	t.indexed = ix.Both()
+	t.indexed, t.expiryIndex = ix.Both(), ix.Expiry
 	if !t.indexed {
 		t.synced, t.lastFull, t.tracked = true, now, nil
 		t.stats = Stats{Full: true}
@@ -173,7 +175,7 @@ func (t *Tracker) say(ix mysql.Indexes) {
 		return
 	}
 	var missing []string
-	if !ix.Expiry {
+	if ix.Expiry == "" {
 		missing = append(missing, "ie_appinstall_connection(accessTokenExpiryAt)")
 	}
 	if !ix.Connection {
@@ -273,7 +275,7 @@ func (t *Tracker) incremental(ctx context.Context, now time.Time) error {
 		if !ok {
 			continue // a new window: its full pass comes with the next
 		}
-		err := t.store.ExpiringBetween(ctx, from, to, func(page []mysql.Expiry) error {
+		err := t.store.ExpiringBetween(ctx, t.expiryIndex, from, to, func(page []mysql.Expiry) error {
 			st.Entered += len(page)
 			for _, e := range page {
 				candidates[e.ID] = true
