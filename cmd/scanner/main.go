@@ -110,10 +110,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 
 	reg := metrics.NewRegistry()
-	tracked := func() *dueset.Tracker {
-		return dueset.New(store, targets, dueset.Options{FullInterval: cfg.FullScanInterval, Log: log})
-	}
-	scanner := scan.New(tracked(), queue, scfg, log, metrics.NewScanner(reg))
+	// One set of due connections for the scans and the census this process
+	// takes when it holds the census lease: one full pass per
+	// FULL_SCAN_INTERVAL between them, not one each.
+	tracked := dueset.New(store, targets, dueset.Options{FullInterval: cfg.FullScanInterval, Log: log})
+	scanner := scan.New(tracked, queue, scfg, log, metrics.NewScanner(reg))
 
 	if *once || *dryRun {
 		if _, err := scanner.RunOnce(ctx); err != nil {
@@ -132,7 +133,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		go func() {
 			defer close(censusDone)
 			host, _ := os.Hostname()
-			census.New(tracked(), rq, targets).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
+			census.New(tracked, rq, targets).Lead(ctx, lease.New(rdb, cfg.Queue, 0),
 				fmt.Sprintf("scanner@%s:%d", host, os.Getpid()), cfg.Interval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
 		}()
 	} else {

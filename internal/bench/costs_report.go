@@ -141,8 +141,8 @@ func (r *Report) CostsSection() string {
 		w(" %s with %s%s%s", run.Variant.Window, run.Variant, windowNote(cc, run.Variant.Window, c.CensusSetting), sep)
 	}
 	w("\n")
-	w("- Phase 2, refreshes: one UPDATE makes %s connections (every %s id) expire in 2 minutes, inside the 10-minute\n", count(cc.Due), ordinal(cc.Fleet/max(cc.Due, 1)))
-	w("  window; the run waits until the marketplace issued them, every row holds its new token and the queues are empty,\n")
+	w("- Phase 2, refreshes: one UPDATE makes %s connections (every %s id) expire 10 minutes 5 seconds later, so they enter\n", count(cc.Due), ordinal(cc.Fleet/max(cc.Due, 1)))
+	w("  the 10-minute window 5 seconds later, as tokens do when their time comes; the run waits until the marketplace issued them, every row holds its new token and the queues are empty,\n")
 	w("  then %s for asynq to settle. A first such burst, unmeasured, opens the client connections a burst needs (each costs\n", cc.Settle)
 	w("  Redis some 20 kB of buffers, which says nothing of the bytes kept per connection, and a HELLO); the second, of\n")
 	w("  as many other connections, is measured: Redis's counters are read before its UPDATE and after its settling.\n")
