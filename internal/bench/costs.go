@@ -129,10 +129,14 @@ type CostsRun struct {
 	RefreshTook    time.Duration // from the UPDATE to every token stored and the queues empty
 	Commands       []CommandCost
 	PerRefresh     float64 // total_commands_processed
-	PerRefreshSum  float64 // commandstats summed
-	MemBefore      redisStats
-	MemAfter       redisStats
-	Keys           []KeyChange
+	// PerRefreshClient is what clients sent: total_commands_processed less
+	// the commands scripts ran (MONITOR's "lua" lines), a script's EVALSHA
+	// one command.
+	PerRefreshClient float64
+	PerRefreshSum    float64 // commandstats summed
+	MemBefore        redisStats
+	MemAfter         redisStats
+	Keys             []KeyChange
 }
 
 // RowsCounter is the status counter the DB figures are of (rowsCounter).
@@ -199,7 +203,7 @@ func (r *runner) costsSection(ctx context.Context, rep *Report) error {
 		if run.Variant.RateLimit > 0 {
 			tag = "limit"
 		}
-		line += fmt.Sprintf(" redis_cmds_per_refresh_%s=%.2f redis_bytes_per_conn_%s=%.0f", tag, run.PerRefresh, tag, run.BytesPerConn(res.Case.Due))
+		line += fmt.Sprintf(" redis_client_cmds_per_refresh_%s=%.2f redis_cmds_per_refresh_%s=%.2f redis_bytes_per_conn_%s=%.0f", tag, run.PerRefreshClient, tag, run.PerRefresh, tag, run.BytesPerConn(res.Case.Due))
 	}
 	fmt.Fprintf(r.log, "%s n=%d fleet=%d foreign=%d commit=%s\n", line, res.Case.Due, res.Case.Fleet, res.Case.Foreign, rep.Machine.Commit)
 	return nil
@@ -244,14 +248,25 @@ func (r *runner) costs(ctx context.Context, c costsCase) (res CostsResult, err e
 	rdb.AddHook(own)
 	defer rdb.Close()
 	ce := &costsEnv{c: c, db: db, rs: rs, rdb: rdb}
+	lua, err := startLuaMeter(rs.addr)
+	if err != nil {
+		return res, fmt.Errorf("MONITOR: %w", err)
+	}
+	defer lua.close()
+	marks := 0
 	ce.snap = func() (redisStats, error) {
+		marks++
+		inScripts, err := lua.count(ctx, rdb, fmt.Sprint(marks))
+		if err != nil {
+			return redisStats{}, err
+		}
 		before := own.snapshot()
 		info, err := rdb.Info(ctx, "stats", "commandstats", "memory", "clients", "keyspace").Result()
 		if err != nil {
 			return redisStats{}, err
 		}
 		s, err := parseRedisStats(info)
-		s.At, s.Own = time.Now(), before
+		s.At, s.Own, s.Lua = time.Now(), before, inScripts
 		return s, err
 	}
 	if err := db.root.GetContext(ctx, &res.MariaDB, "SELECT VERSION()"); err != nil {
@@ -536,6 +551,7 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	run.RefreshCalls = st.sb.Stats().Issued - calls2
 	run.Refresh = m1.since(m0)
 	run.Commands, run.PerRefresh, run.PerRefreshSum = perRefresh(run.IdleRedis, run.Refresh, c.Due)
+	run.PerRefreshClient = clientPerRefresh(run.IdleRedis, run.Refresh, c.Due)
 	after, err := inventory(ctx, ce.rdb)
 	if err != nil {
 		return run, err
@@ -543,6 +559,7 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	run.Keys = keyChanges(before, after)
 	r.logf("costs: %s: %d refreshes in %s: %.2f Redis commands and %.0f bytes each", v, c.Due,
 		run.RefreshTook.Round(100*time.Millisecond), run.PerRefresh, run.BytesPerConn(c.Due))
+	r.logf("costs: %s: %.2f of them sent by clients", v, run.PerRefreshClient)
 	// Both at once, so that neither takes the other's census lease on
 	// its way out: the next variant's scanner, started first, takes it.
 	stopped := make(chan error, 1)

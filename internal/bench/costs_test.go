@@ -255,3 +255,15 @@ func TestCount(t *testing.T) {
 	assert.Equal(t, "-1,234", count(-1234))
 	assert.Equal(t, "0", count(0))
 }
+
+func TestClientPerRefresh(t *testing.T) {
+	idle := cmdDelta{Seconds: 10, Total: 100, Lua: 60} // 4 client commands a second
+	refresh := cmdDelta{Seconds: 5, Total: 3000, Lua: 2000}
+	// (3000 − 2000 − 4 × 5) ÷ 100
+	if got := clientPerRefresh(idle, refresh, 100); got != 9.8 {
+		t.Fatalf("clientPerRefresh = %v, want 9.8", got)
+	}
+	if got := clientPerRefresh(idle, refresh, 0); got != 0 {
+		t.Fatalf("no refreshes: %v", got)
+	}
+}

@@ -150,6 +150,7 @@ type redisStats struct {
 	Clients     int64            // connected_clients
 	Keys        int64            // db0 keys
 	Own         map[string]int64
+	Lua         int64 // commands scripts ran so far, from MONITOR (luaMeter)
 }
 
 // parseRedisStats reads an INFO answer holding the stats, commandstats,
@@ -202,10 +203,11 @@ type cmdDelta struct {
 	Total   int64            // total_commands_processed
 	Calls   map[string]int64 // commandstats
 	Own     int64            // the bench's own commands taken out
+	Lua     int64            // of Total, the commands scripts ran
 }
 
 func (b redisStats) since(a redisStats) cmdDelta {
-	d := cmdDelta{Seconds: b.At.Sub(a.At).Seconds(), Total: b.Total - a.Total, Calls: map[string]int64{}}
+	d := cmdDelta{Seconds: b.At.Sub(a.At).Seconds(), Total: b.Total - a.Total, Calls: map[string]int64{}, Lua: b.Lua - a.Lua}
 	for k, v := range b.Calls {
 		if n := v - a.Calls[k]; n != 0 {
 			d.Calls[k] = n
@@ -566,4 +568,18 @@ func spliceRows(doc, prefix string, rows []string) string {
 	}
 	out := append(slices.Clone(lines[:first]), rows...)
 	return strings.Join(append(out, lines[last+1:]...), "\n")
+}
+
+// clientPerRefresh is the commands clients sent per refresh in the window
+// of refresh, less idle's rate of them over as long, ÷ n: what
+// total_commands_processed counts less what scripts ran.
+func clientPerRefresh(idle, refresh cmdDelta, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	rate := 0.0
+	if idle.Seconds > 0 {
+		rate = float64(idle.Total-idle.Lua) / idle.Seconds
+	}
+	return (float64(refresh.Total-refresh.Lua) - rate*refresh.Seconds) / float64(n)
 }
