@@ -13,10 +13,11 @@
 //   - the rows whose expiry entered the refresh window since the last pass:
 //     a range of the ie_appinstall_connection(accessTokenExpiryAt) index
 //     from the last pass's bound to now + refresh_before;
-//   - new rows: ie_appinstall_connection ids above the highest one seen, and
-//     channels of a configured type with a connectionId above the highest
-//     one seen for it (so a new connection is found whichever of its two
-//     rows is written last).
+//   - new rows: ie_appinstall_connection ids above the highest one seen
+//     NewRowLookback ago, and channels of a configured type with a
+//     connectionId above the highest one seen for it then (so a new
+//     connection is found whichever of its two rows is written last, and
+//     when ids are committed out of order).
 //
 // A row leaves the tracked set only when its expiry is at or after the new
 // bound of its window, so the window's range finds it again when it comes
@@ -46,6 +47,21 @@ import (
 
 // DefaultFullInterval is how often a full pass walks the fleet by default.
 const DefaultFullInterval = 10 * time.Minute
+
+// NewRowLookback is how far back a pass looks for new rows: ids are handed
+// out in one order and committed in another (two onboardings at once, a
+// connection whose channel is written after a later connection's), so a
+// pass reads the rows above the highest ids seen NewRowLookback ago, not
+// just since the last pass. A row committed later than that behind a
+// higher id waits for the full pass.
+const NewRowLookback = 2 * time.Minute
+
+// cursors are the highest ids one pass had seen.
+type cursors struct {
+	at      time.Time
+	ie      int64            // ie_appinstall_connection.id
+	channel map[string]int64 // channels.connectionId, per type
+}
 
 // Options of a tracker. Zero values take the defaults.
 type Options struct {
@@ -88,13 +104,17 @@ type Tracker struct {
 	expiryIndex string
 	said        *bool // the indexed state last logged
 	lastFull    time.Time
-	ieAfter     int64                       // highest ie_appinstall_connection id seen
-	chAfter     map[string]int64            // highest channels.connectionId seen, per type
-	bound       map[time.Duration]time.Time // per refresh_before: the window's upper bound at the last pass
-	tracked     map[int64]entry
-	active      map[string]int
-	bad         map[string]int
-	stats       Stats
+	// marks are the new-row cursors of the passes within NewRowLookback
+	// (and the last one before it), oldest first: a pass reads new rows
+	// from the cursors of NewRowLookback ago, so a row committed after one
+	// with a higher id is still found.
+	marks   []cursors
+	counted map[int64]time.Time         // new ids counted as active, when
+	bound   map[time.Duration]time.Time // per refresh_before: the window's upper bound at the last pass
+	tracked map[int64]entry
+	active  map[string]int
+	bad     map[string]int
+	stats   Stats
 }
 
 // New returns a tracker of targets over store.
@@ -181,7 +201,7 @@ func (t *Tracker) say(ix mysql.Indexes) {
 	if !ix.Connection {
 		missing = append(missing, "channels(connectionId)")
 	}
-	t.opts.Log.Warn("an optional index is missing, so every scan walks the whole fleet (two rows read per active connection); deploy/mysql/03-indexes.sql creates them",
+	t.opts.Log.Warn("an optional index is missing, so every scan walks the whole fleet (every active connection read on every pass); deploy/mysql/03-indexes.sql creates them",
 		zap.Strings("missing", missing))
 }
 
@@ -210,7 +230,8 @@ func (t *Tracker) full(ctx context.Context, now time.Time) error {
 		}
 		active[typ], bad[typ], chAfter[typ] = st.Active, st.BadIDs, st.LastID
 	}
-	t.tracked, t.active, t.bad, t.chAfter, t.ieAfter = tracked, active, bad, chAfter, ieAfter
+	t.tracked, t.active, t.bad = tracked, active, bad
+	t.marks, t.counted = []cursors{{at: now, ie: ieAfter, channel: chAfter}}, map[int64]time.Time{}
 	t.bound = t.bounds(now)
 	t.synced, t.lastFull = true, now
 	t.stats = Stats{Full: true, Indexed: true, Tracked: len(tracked)}
@@ -234,9 +255,15 @@ func (t *Tracker) incremental(ctx context.Context, now time.Time) error {
 	fresh := map[int64]bool{}         // ids new since the last pass
 	known := map[int64]mysql.Expiry{} // rows this pass has read already
 
-	ieAfter := t.ieAfter
+	base, last := t.marks[0], t.marks[len(t.marks)-1]
+	for _, m := range t.marks {
+		if !m.at.After(now.Add(-NewRowLookback)) {
+			base = m
+		}
+	}
+	ieAfter, from := last.ie, base.ie
 	for {
-		page, more, err := t.store.ConnectionsAfter(ctx, ieAfter)
+		page, more, err := t.store.ConnectionsAfter(ctx, from)
 		if err != nil {
 			return err
 		}
@@ -246,16 +273,17 @@ func (t *Tracker) incremental(ctx context.Context, now time.Time) error {
 				candidates[e.ID], fresh[e.ID] = true, true
 			}
 			known[e.ID] = e
-			ieAfter = e.ID
+			ieAfter, from = max(ieAfter, e.ID), e.ID
 		}
 		if !more {
 			break
 		}
 	}
-	chAfter := maps.Clone(t.chAfter)
+	chAfter := maps.Clone(last.channel)
 	for _, typ := range t.types {
+		from := base.channel[typ]
 		for {
-			ids, more, err := t.store.ActiveIDsAfter(ctx, typ, chAfter[typ])
+			ids, more, err := t.store.ActiveIDsAfter(ctx, typ, from)
 			if err != nil {
 				return err
 			}
@@ -263,6 +291,7 @@ func (t *Tracker) incremental(ctx context.Context, now time.Time) error {
 			for _, id := range ids {
 				candidates[id], fresh[id] = true, true
 				chAfter[typ] = max(chAfter[typ], id)
+				from = max(from, id)
 			}
 			if !more {
 				break
@@ -328,8 +357,9 @@ func (t *Tracker) incremental(ctx context.Context, now time.Time) error {
 				active[was.typ]-- // deactivated, or its channel closed
 			}
 			continue
-		case fresh[r.ID] && !had:
+		case fresh[r.ID] && !had && t.counted[r.ID].IsZero():
 			active[typ]++
+			t.counted[r.ID] = now
 		}
 		if token.Due(r.ExpiresAt, now, t.targets[typ].RefreshBefore, 0) {
 			tracked[r.ID] = entry{typ: typ, exp: r.ExpiresAt}
@@ -343,7 +373,16 @@ func (t *Tracker) incremental(ctx context.Context, now time.Time) error {
 	for typ, n := range active {
 		active[typ] = max(n, 0)
 	}
-	t.tracked, t.active, t.ieAfter, t.chAfter, t.bound = tracked, active, ieAfter, chAfter, bound
+	t.tracked, t.active, t.bound = tracked, active, bound
+	t.marks = append(t.marks, cursors{at: now, ie: ieAfter, channel: chAfter})
+	for len(t.marks) > 1 && !t.marks[1].at.After(now.Add(-NewRowLookback)) {
+		t.marks = t.marks[1:] // the second is old enough to be the base
+	}
+	for id, at := range t.counted {
+		if at.Before(now.Add(-2 * NewRowLookback)) {
+			delete(t.counted, id)
+		}
+	}
 	st.Tracked = len(tracked)
 	t.stats = st
 	t.opts.Log.Debug("pass", zap.Int("tracked", st.Tracked), zap.Int("entered", st.Entered),

@@ -204,7 +204,8 @@ func TestPassesReadWhatIsDue(t *testing.T) {
 
 // TestNewConnectionsAreFoundInOnePass: a connection created between two
 // passes is due at the next one, whichever of its two rows (the
-// connection, its channel) was written last; a new row of an unconfigured
+// connection, its channel) was written last, and when its rows were
+// committed after a connection with a higher id; a new row of an unconfigured
 // type is read once and not tracked; a deactivated or refreshed connection
 // leaves the set, and a refreshed one comes back when its new token comes
 // due.
@@ -241,6 +242,24 @@ func TestNewConnectionsAreFoundInOnePass(t *testing.T) {
 	require.NoError(t, tr.Sync(ctx, t2))
 	assert.Equal(t, map[int64]bool{10: true, 12: true}, due(t, tr, "16", t2))
 	assert.Equal(t, walk(t, s.store, "16", t2), due(t, tr, "16", t2))
+
+	// Committed out of id order: 21 and its channel are in before the
+	// channel of 20, whose connection row was read (with no channel) a
+	// pass earlier. The next pass still finds it, and counts each once.
+	s.insert(t, []row{{id: 20, active: true}})
+	require.NoError(t, tr.Sync(ctx, now.Add(8*time.Second)))
+	s.insert(t, []row{{id: 21, typ: "16", active: true}})
+	require.NoError(t, tr.Sync(ctx, now.Add(10*time.Second)))
+	s.m.Root().MustExec(`INSERT INTO ` + s.wms + `.channels (connectionId, integrationType, status) VALUES (20, '16', '0')`)
+	t4 := now.Add(12 * time.Second)
+	require.NoError(t, tr.Sync(ctx, t4))
+	assert.Equal(t, walk(t, s.store, "16", t4), due(t, tr, "16", t4), "a connection committed behind a higher id")
+	assert.True(t, due(t, tr, "16", t4)[20])
+	walked, err := s.store.CountStates(ctx, "16", t4, token.DueBefore(t4, window), nil)
+	require.NoError(t, err)
+	counted, err := tr.CountStates(ctx, "16", t4, token.DueBefore(t4, window), nil)
+	require.NoError(t, err)
+	assert.Equal(t, walked, counted, "the census counts each new connection once")
 
 	// 2's new token comes due 20 minutes later, and 1's too.
 	t3 := now.Add(55 * time.Minute)

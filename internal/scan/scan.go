@@ -88,7 +88,9 @@ type Result struct {
 	Failing       int // permanently failed and still cooling down
 	Errors        int // enqueues that failed
 	BadRows       int // channel rows with an unusable connectionId
-	Duration      time.Duration
+	// Duration is the scan of this type, plus the reads the pass shares
+	// among all types (Syncer.Sync), which come first.
+	Duration time.Duration
 }
 
 // Observer is told the result of every scan (metrics).
@@ -131,10 +133,13 @@ func (s *Scanner) Run(ctx context.Context) error {
 // RunOnce scans every target once. One target's failure does not stop the
 // others; the returned error joins them.
 func (s *Scanner) RunOnce(ctx context.Context) ([]Result, error) {
+	var synced time.Duration
 	if sy, ok := s.store.(Syncer); ok {
+		start := time.Now()
 		if err := sy.Sync(ctx, s.cfg.Now()); err != nil {
 			return nil, err
 		}
+		synced = time.Since(start)
 	}
 	var archived map[int64]task.Archived
 	if !s.cfg.DryRun {
@@ -147,6 +152,7 @@ func (s *Scanner) RunOnce(ctx context.Context) ([]Result, error) {
 	var errs []error
 	for _, tg := range s.cfg.Targets {
 		r, err := s.scanTarget(ctx, tg, archived)
+		r.Duration += synced
 		results = append(results, r)
 		if s.obs != nil {
 			s.obs.Scanned(r, err)
