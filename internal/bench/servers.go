@@ -8,11 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -53,7 +51,7 @@ func spawnServer(name, dir, program string, args []string) (*privServer, error) 
 		defer out.Close()
 		cmd := exec.Command(program, args...)
 		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = killWithParent()
+		cmd.SysProcAttr = sharedenv.KillWithParent()
 		if err := cmd.Start(); err != nil {
 			started <- err
 			close(s.exited)
@@ -70,33 +68,12 @@ func spawnServer(name, dir, program string, args []string) (*privServer, error) 
 	return s, nil
 }
 
-// killWithParent asks, where the system can (Linux's Pdeathsig), for the
-// child to get SIGKILL when the thread that started it ends.
-func killWithParent() *syscall.SysProcAttr {
-	attr := &syscall.SysProcAttr{}
-	if f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig"); f.IsValid() && f.CanSet() {
-		f.Set(reflect.ValueOf(syscall.SIGKILL))
-	}
-	return attr
-}
-
 // stop ends the server: SIGTERM, then SIGKILL after 10 seconds.
 func (s *privServer) stop() {
 	if s == nil {
 		return
 	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	s.proc.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		s.proc.Kill()
-		<-s.exited
-	}
+	sharedenv.Stop(s.proc, s.exited)
 }
 
 func (s *privServer) running() bool {

@@ -9,17 +9,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 )
 
 // Private MariaDB servers, for the tests that must own a whole server: a
@@ -238,7 +238,7 @@ func (m *MariaDB) spawn(t testing.TB, server string, args []string) error {
 		defer runtime.UnlockOSThread()
 		cmd := exec.Command(server, args...)
 		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = killWithParent()
+		cmd.SysProcAttr = sharedenv.KillWithParent()
 		if err := cmd.Start(); err != nil {
 			startErr <- err
 			close(exited)
@@ -289,33 +289,9 @@ func (m *MariaDB) spawn(t testing.TB, server string, args []string) error {
 	return nil
 }
 
-// killWithParent asks, where the system can (Linux's Pdeathsig), for the
-// child to get SIGKILL when the thread that started it ends. Elsewhere it
-// asks for nothing.
-func killWithParent() *syscall.SysProcAttr {
-	attr := &syscall.SysProcAttr{}
-	if f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig"); f.IsValid() && f.CanSet() {
-		f.Set(reflect.ValueOf(syscall.SIGKILL))
-	}
-	return attr
-}
-
 // stop ends the server (SIGTERM, then SIGKILL after 10 seconds) and waits
 // for it to exit.
-func (m *MariaDB) stop() {
-	select {
-	case <-m.exited:
-		return
-	default:
-	}
-	m.proc.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-	case <-time.After(10 * time.Second):
-		m.proc.Kill()
-		<-m.exited
-	}
-}
+func (m *MariaDB) stop() { sharedenv.Stop(m.proc, m.exited) }
 
 // Addr is the server's address, "127.0.0.1:port".
 func (m *MariaDB) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.port)) }
