@@ -171,7 +171,18 @@ func TestDashboardInBrowser(t *testing.T) {
 		testenv.Row{ID: 19, InputFields: testenv.Str(`{"username":"x@itc.com","password":"` + malformedPass + `"`), ExpiresAt: &past},
 		testenv.Row{ID: 11, InputFields: testenv.Str(`{"username":"abc@itc.com","password":"abc123"}`), ExpiresAt: &past},
 	)
-	r := startRefresher(t, env, sb.URL)
+	// Ajio's tokens live a day here, not 30 minutes: the counts below say
+	// connection 11 was refreshed once and is fresh, which a wall clock
+	// stepped forward mid-run (a CI host resynced by NTP did it once) would
+	// otherwise turn into a second, due refresh.
+	providers := filepath.Join(t.TempDir(), "providers.yaml")
+	require.NoError(t, os.WriteFile(providers, []byte(`providers:
+  - integration_type: "16"
+    kind: ajio
+    base_url: `+sb.URL+`
+    token_ttl: 24h
+`), 0o600))
+	r := startRefresher(t, env, sb.URL, map[string]string{"PROVIDERS_FILE": providers})
 	urgent := task.UrgentQueue(env.Queue)
 
 	// The dashboard and the API are behind their own credentials.
