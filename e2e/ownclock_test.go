@@ -214,7 +214,7 @@ providers:
 	first := b.env.Get(t, 1)
 	require.NotNil(t, first.ExpiresAt)
 	assert.False(t, first.ExpiresAt.Before(before.Add(30*time.Minute).Truncate(time.Second)), "expiry %s: 30 minutes after the call", first.ExpiresAt)
-	assert.False(t, first.ExpiresAt.After(after.Add(30*time.Minute + time.Second)), "expiry %s: 30 minutes after the call", first.ExpiresAt)
+	assert.False(t, first.ExpiresAt.After(after.Add(30*time.Minute+time.Second)), "expiry %s: 30 minutes after the call", first.ExpiresAt)
 
 	// The short-lived token has its wake-up and its record, the Ajio one
 	// neither; nothing else is queued.
