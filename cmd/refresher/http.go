@@ -32,7 +32,7 @@ var (
 // when API_TOKEN is set. It stops when ctx ends; the returned func releases
 // the dashboard's Redis connections.
 func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, r *refresher.Refresher, rdb redis.UniversalClient,
-	reg *prometheus.Registry, log *zap.Logger) (func(), error) {
+	queue *task.Queue, reg *prometheus.Registry, log *zap.Logger) (func(), error) {
 	gate := r.Gate
 	checks := []ops.Check{
 		{Name: "mysql", Fn: store.Ping},
@@ -61,7 +61,6 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, r 
 
 	if cfg.APIToken != "" {
 		targets := registry.Targets(cfg.Providers)
-		queue := task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
 		a, err := api.New(api.Config{Token: cfg.APIToken, Targets: targets, Cooldown: cfg.Cooldown, Backlogs: r.Backlogs},
 			store, queue, census.New(store, queue, targets), log)
 		if err != nil {

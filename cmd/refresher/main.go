@@ -28,7 +28,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
-	"github.com/eshopbox/token-refresher/internal/task"
 )
 
 func main() {
@@ -99,6 +98,11 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+	queue := cfg.TaskQueue(rdb)
+	if err := config.CheckQueue(ctx, queue); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
 
 	reg := metrics.NewRegistry()
 	r, err := refresher.New(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)},
@@ -116,7 +120,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 	metrics.NewBacklogs(reg, r.Backlogs)
 	if cfg.HTTPAddr != "" {
-		closeHTTP, err := serveHTTP(ctx, cfg, store, r, rdb, reg, log)
+		closeHTTP, err := serveHTTP(ctx, cfg, store, r, rdb, queue, reg, log)
 		if err != nil {
 			log.Error("cannot start", zap.Error(err))
 			return 1
@@ -142,7 +146,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		}
 		targets := registry.Targets(cfg.Providers)
 		tracked := dueset.New(store, targets, dueset.Options{FullInterval: cfg.FullScanInterval, Log: log})
-		census.New(tracked, task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout), targets).
+		census.New(tracked, queue, targets).
 			Lead(ctx, lease.New(rdb, cfg.Queue, 0), holderName("refresher"), cfg.CensusInterval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
 	}()
 	// Once the dependencies answered, so that a failed start-up stays one

@@ -105,7 +105,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 			log.Error("cannot start", zap.Error(err))
 			return 1
 		}
-		queue = task.NewQueue(rdb, cfg.Queue, cfg.TaskTimeout)
+		tq := cfg.TaskQueue(rdb)
+		if err := config.CheckQueue(ctx, tq); err != nil {
+			log.Error("cannot start", zap.Error(err))
+			return 1
+		}
+		queue = tq
 		checks = append(checks, ops.Check{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
 
@@ -129,7 +134,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		// expired count must stay 0. The census is taken by whichever
 		// long-running process holds the census lease (this scanner or a
 		// refresher replica): see census.Lead.
-		metrics.NewQueues(reg, rq.Inspector(), rq.Name(), task.UrgentQueue(rq.Name()))
+		metrics.NewQueues(reg, rq.Inspector(), rq.Names()...)
 		go func() {
 			defer close(censusDone)
 			host, _ := os.Hostname()

@@ -85,3 +85,42 @@ func TestOnceFailsWhenRedisIsDown(t *testing.T) {
 	assert.Contains(t, stderr.String(), "REDIS_URL: cannot reach Redis at 127.0.0.1:1")
 	assert.NotContains(t, stderr.String(), "hunter2")
 }
+
+// TestShardedScanAndAMismatchedShardCount: with REFRESH_QUEUE_SHARDS=2 a scan
+// puts each connection's task in its shard (the id modulo 2), and a scanner
+// started afterwards with another number stops with one line naming the
+// setting and enqueues nothing: its tasks would land in queues the
+// refreshers do not serve.
+func TestShardedScanAndAMismatchedShardCount(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	env.Insert(t, testenv.Row{ID: 11, InputFields: testenv.Str(`{}`)}, testenv.Row{ID: 12, InputFields: testenv.Str(`{}`)},
+		testenv.Row{ID: 13, InputFields: testenv.Str(`{}`)})
+	vars := map[string]string{"WMS_DB_DSN": env.WMSDSN, "IE_DB_DSN": env.IEDSN, "REDIS_URL": env.RedisURL,
+		"REFRESH_QUEUE": env.Queue, "REFRESH_QUEUE_SHARDS": "2"}
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"--once"}, getenv(vars), &stdout, &stderr), stderr.String())
+	insp := asynq.NewInspectorFromRedisClient(env.Redis)
+	for name, want := range map[string]int{env.Queue: 1, env.Queue + ".1": 2} {
+		info, err := insp.GetQueueInfo(name)
+		require.NoError(t, err, name)
+		assert.Equal(t, want, info.Pending, name)
+	}
+
+	env.Insert(t, testenv.Row{ID: 14, InputFields: testenv.Str(`{}`)})
+	vars["REFRESH_QUEUE_SHARDS"] = "3"
+	stderr.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"--once"}, getenv(vars), &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "invalid setting REFRESH_QUEUE_SHARDS")
+	assert.Contains(t, stderr.String(), "has 2 in Redis")
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr.String()), "\n")+1, "one line: %s", stderr.String())
+	for _, name := range []string{env.Queue, env.Queue + ".2"} {
+		info, err := insp.GetQueueInfo(name)
+		if name == env.Queue {
+			require.NoError(t, err)
+			assert.Equal(t, 1, info.Pending, "nothing enqueued by the refused scanner")
+		} else {
+			assert.Error(t, err, "no shard 2 was made")
+		}
+	}
+}

@@ -196,7 +196,7 @@ func (r *runner) drainBare(ctx context.Context, f fleet, conc int, set queueSet)
 	}
 	queues := map[string]int{q: 1}
 	if set == productQueues {
-		queues = task.ServerQueues(q)
+		queues = task.ServerQueues(q, 1)
 	}
 	srv := asynq.NewServerFromRedisClient(r.env.rdb, asynq.Config{
 		Concurrency:              conc,

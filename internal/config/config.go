@@ -22,6 +22,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
@@ -46,9 +47,13 @@ type Common struct {
 	Providers []registry.Entry
 	Location  *time.Location // DB_TIME_ZONE
 	Queue     string         // REFRESH_QUEUE
-	LogLevel  string         // LOG_LEVEL
-	LogFormat string         // LOG_FORMAT
-	HTTPAddr  string         // HTTP_ADDR
+	// QueueShards is REFRESH_QUEUE_SHARDS: how many asynq queues the scan
+	// tasks are spread over (task.Shard); unset, 1 on one Redis and
+	// task.DefaultClusterShards on a Redis Cluster.
+	QueueShards int
+	LogLevel    string // LOG_LEVEL
+	LogFormat   string // LOG_FORMAT
+	HTTPAddr    string // HTTP_ADDR
 	// PprofAddr is where the Go runtime's profiles are served (PPROF_ADDR,
 	// a loopback host:port; empty: not served).
 	PprofAddr string
@@ -277,6 +282,21 @@ func (r *reader) common() Common {
 	}
 
 	c.Queue = r.str("REFRESH_QUEUE")
+	c.QueueShards = 1
+	if _, cluster := opt.(asynq.RedisClusterClientOpt); cluster {
+		c.QueueShards = task.DefaultClusterShards
+	}
+	if v := strings.TrimSpace(r.env("REFRESH_QUEUE_SHARDS")); v != "" {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil:
+			r.fail("REFRESH_QUEUE_SHARDS", fmt.Errorf("%q is not a whole number", v))
+		case n < 1 || n > task.MaxShards:
+			r.fail("REFRESH_QUEUE_SHARDS", fmt.Errorf("%d is outside 1..%d", n, task.MaxShards))
+		default:
+			c.QueueShards = n
+		}
+	}
 	c.HTTPAddr = r.str("HTTP_ADDR")
 	if c.PprofAddr = r.str("PPROF_ADDR"); c.PprofAddr != "" {
 		if err := ops.CheckProfilingAddr(c.PprofAddr); err != nil {
@@ -369,9 +389,9 @@ func (r *reader) dbTLS() mysql.TLS {
 	return t
 }
 
-// parseRedisURL accepts redis://, rediss://, redis-sentinel:// and
-// rediss-sentinel:// URLs
-// (sentinel.go reads the last, with the master's credentials). Its errors
+// parseRedisURL accepts redis://, rediss://, redis-sentinel://,
+// rediss-sentinel://, redis-cluster:// and rediss-cluster:// URLs
+// (sentinel.go and cluster.go read the last four). Its errors
 // never repeat the URL, which may hold a password.
 func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
 	u, err := url.Parse(s)
@@ -382,8 +402,10 @@ func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
 	case "redis", "rediss":
 	case "redis-sentinel", "rediss-sentinel":
 		return parseSentinelURL(u)
+	case "redis-cluster", "rediss-cluster":
+		return parseClusterURL(u)
 	default:
-		return nil, fmt.Errorf("scheme %q is not redis, rediss, redis-sentinel or rediss-sentinel", u.Scheme)
+		return nil, fmt.Errorf("scheme %q is not redis, rediss, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster", u.Scheme)
 	}
 	opt, err := asynq.ParseRedisURI(s)
 	if err != nil {

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -53,16 +52,9 @@ func parseSentinelURL(u *url.URL) (asynq.RedisConnOpt, error) {
 	if master == "" {
 		return nil, errors.New("a redis-sentinel URL needs the master name (?master=NAME)")
 	}
-	var addrs []string
-	for i, a := range strings.Split(u.Host, ",") {
-		h, p, err := net.SplitHostPort(a)
-		if err != nil || h == "" || p == "" {
-			return nil, fmt.Errorf("sentinel address %d is not host:port", i+1)
-		}
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("sentinel address %d has no valid port", i+1)
-		}
-		addrs = append(addrs, a)
+	addrs, err := hostPorts(u.Host, "sentinel")
+	if err != nil {
+		return nil, err
 	}
 	useTLS := u.Scheme == "rediss-sentinel"
 	if v := q.Get("tls"); v != "" {

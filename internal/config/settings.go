@@ -52,7 +52,7 @@ var (
 var Settings = []Setting{
 	{Name: "WMS_DB_DSN", Bins: both, Unset: "(required)", Meaning: "go-sql-driver DSN of database A (channels)"},
 	{Name: "IE_DB_DSN", Bins: both, Unset: "(required)", Meaning: "go-sql-driver DSN of database B (ie_appinstall_connection); rejectReadOnly=true and clientFoundRows=true are added"},
-	{Name: "REDIS_URL", Bins: []Binary{BinScanner, BinRefresher, BinDashboard}, Default: "redis://127.0.0.1:6379/0", Meaning: "asynq's Redis: redis://, rediss://, redis-sentinel:// or rediss-sentinel://"},
+	{Name: "REDIS_URL", Bins: []Binary{BinScanner, BinRefresher, BinDashboard}, Default: "redis://127.0.0.1:6379/0", Meaning: "asynq's Redis: redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster://"},
 	{Name: "PROVIDERS_FILE", Bins: both, Unset: "(none: type 16 is ajio)", Meaning: "YAML file of providers, one entry per integration type (docs/settings.md#providers-file)"},
 	{Name: "AJIO_BASE_URL", Bins: both, Unset: "(" + ajio.DefaultBaseURL + ")", Meaning: "base URL of ajio providers that name none"},
 	{Name: "AJIO_ALLOW_INSECURE_HTTP", Bins: both, Default: "false", Meaning: "accept an http:// AJIO_BASE_URL to a host that is not loopback"},
@@ -63,6 +63,7 @@ var Settings = []Setting{
 	{Name: "DB_TLS_ALLOW_INSECURE", Bins: both, Default: "false", Meaning: "accept tls=preferred, tls=skip-verify and allowFallbackToPlaintext=true in a DSN"},
 	{Name: "DB_MAX_OPEN_CONNS", Bins: both, Default: "32", Meaning: "connection pool size per database"},
 	{Name: "REFRESH_QUEUE", Bins: both, Default: task.DefaultQueue, Meaning: "asynq queue name (on-demand refreshes use <name>_urgent)"},
+	{Name: "REFRESH_QUEUE_SHARDS", Bins: both, Unset: fmt.Sprintf("(1 on one Redis, %d on a Redis Cluster)", task.DefaultClusterShards), Meaning: "how many asynq queues the scan tasks are spread over (<name>, <name>.1, …), by connection id; the same in every scanner and refresher"},
 	{Name: "REFRESH_TIMEOUT", Bins: both, Default: "2m", Meaning: "deadline of one refresh attempt"},
 	{Name: "HTTP_ADDR", Bins: both, Unset: "(off)", Meaning: "where /metrics, /healthz, /readyz are served (refresher: also the API and dashboard)"},
 	{Name: "HTTP_ADDR", Bins: onlyDashboard, Default: ":8080", Meaning: "where asynqmon, /healthz and /readyz are served"},

@@ -59,7 +59,10 @@ type WriteProber interface {
 // Settings of a refresher: production's come from config.Refresher
 // (FromConfig); the demo and the tests give test-sized intervals.
 type Settings struct {
-	Queue       string        // REFRESH_QUEUE
+	Queue string // REFRESH_QUEUE
+	// QueueShards is REFRESH_QUEUE_SHARDS: the scan queues served
+	// (task.ServerQueues) and scheduled into (0: 1).
+	QueueShards int
 	Concurrency int           // REFRESH_CONCURRENCY: workers
 	TaskTimeout time.Duration // TASK_TIMEOUT of the tasks the refresher schedules
 	// RetryBaseDelay and RetryMaxDelay shape refresh.RetryDelay.
@@ -110,7 +113,7 @@ type Webhooks struct {
 // FromConfig is the refresher's settings from its environment.
 func FromConfig(cfg config.Refresher, getenv func(string) string) Settings {
 	return Settings{
-		Queue: cfg.Queue, Concurrency: cfg.Concurrency, TaskTimeout: cfg.TaskTimeout,
+		Queue: cfg.Queue, QueueShards: cfg.QueueShards, Concurrency: cfg.Concurrency, TaskTimeout: cfg.TaskTimeout,
 		RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay, RetryCheck: cfg.RetryCheck,
 		DrainTimeout:   cfg.DrainTimeout,
 		Breaker:        breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown},
@@ -189,7 +192,7 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 	if !s.Unscheduled {
 		// Each stored token's next refresh is scheduled on its own clock;
 		// the scan is the backstop.
-		r.sched = task.NewQueue(eng.Redis, s.Queue, s.TaskTimeout)
+		r.sched = task.NewShardedQueue(eng.Redis, s.Queue, s.QueueShards, s.TaskTimeout)
 		rcfg.Scheduler = r.sched
 	}
 	if w := s.Webhooks; len(w.Endpoints) > 0 {
@@ -211,7 +214,7 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 		Concurrency: s.Concurrency,
 		// On-demand refreshes (a service just got a 401) overtake any
 		// backlog of scanned ones, at one Redis round trip per take.
-		Queues:                   task.ServerQueues(s.Queue),
+		Queues:                   task.ServerQueues(s.Queue, s.QueueShards),
 		RetryDelayFunc:           refresh.RetryDelay(s.RetryBaseDelay, s.RetryMaxDelay),
 		IsFailure:                refresh.IsFailure, // breaker open or no rate slot: wait, spend no retry
 		ShutdownTimeout:          s.DrainTimeout,

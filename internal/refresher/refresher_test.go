@@ -51,7 +51,7 @@ providers:
 	r, err := refresher.New(eng, entries, s)
 	require.NoError(t, err)
 	a := r.Assembly()
-	assert.Equal(t, task.ServerQueues(env.Queue), a.Queues)
+	assert.Equal(t, task.ServerQueues(env.Queue, 1), a.Queues)
 	assert.False(t, a.StrictPriority)
 	assert.True(t, a.IsFailure, "a deferred attempt spends no retry")
 	assert.True(t, a.RetryDelay)

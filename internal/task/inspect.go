@@ -43,11 +43,12 @@ func (s Status) Attempts() int {
 	return s.Retried
 }
 
-// Inspect returns the connection's refresh task in the scan queue and in its
-// urgent twin, in that order (task ids are unique per queue only).
+// Inspect returns the connection's refresh task in its scan queue (its
+// shard) and in the urgent twin, in that order (task ids are unique per
+// queue only).
 func (q *Queue) Inspect(ctx context.Context, connectionID int64) ([]Status, error) {
 	out := make([]Status, 0, 2)
-	for _, name := range q.names() {
+	for _, name := range q.namesOf(connectionID) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,14 @@ package task
 // first on 9 takes in 10, and an on-demand refresh still overtakes any
 // backlog of scanned ones: it waits for a handful of takes (on average 10),
 // not for the backlog.
-func ServerQueues(q string) map[string]int {
-	return map[string]int{UrgentQueue(q): 1, q: 9}
+//
+// With shards scan queues (Shard) each weighs 9 and the urgent queue
+// shards, so an on-demand refresh keeps its one take in ten.
+func ServerQueues(q string, shards int) map[string]int {
+	shards = max(shards, 1)
+	out := map[string]int{UrgentQueue(q): shards}
+	for _, name := range ShardNames(q, shards) {
+		out[name] = 9
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package task_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -14,11 +15,21 @@ import (
 )
 
 // TestUrgentOvertakesBacklog: with the refresher's queue set, an on-demand
-// refresh is taken long before a backlog of scanned refreshes drains.
+// refresh is taken long before a backlog of scanned refreshes drains, on
+// one scan queue or spread over shards.
 func TestUrgentOvertakesBacklog(t *testing.T) {
 	t.Parallel()
+	for _, shards := range []int{1, 8} {
+		t.Run(fmt.Sprintf("%d shards", shards), func(t *testing.T) {
+			t.Parallel()
+			urgentOvertakes(t, shards)
+		})
+	}
+}
+
+func urgentOvertakes(t *testing.T, shards int) {
 	env := testenv.New(t)
-	q := task.NewQueue(env.Redis, env.Queue, time.Minute)
+	q := task.NewShardedQueue(env.Redis, env.Queue, shards, time.Minute)
 	ctx := context.Background()
 	const backlog = 400
 	for id := int64(1); id <= backlog; id++ {
@@ -34,7 +45,7 @@ func TestUrgentOvertakesBacklog(t *testing.T) {
 	var order []int64
 	urgentAt := make(chan int, 1)
 	srv := asynq.NewServerFromRedisClient(env.Redis, asynq.Config{
-		Concurrency: 1, Queues: task.ServerQueues(env.Queue),
+		Concurrency: 1, Queues: task.ServerQueues(env.Queue, shards),
 		LogLevel: asynq.ErrorLevel, TaskCheckInterval: 20 * time.Millisecond,
 	})
 	mux := asynq.NewServeMux()

@@ -16,28 +16,52 @@ type Queue struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	name      string
+	shards    int
 	timeout   time.Duration
 }
 
-// NewQueue returns a queue on rdb. timeout bounds one attempt of a task.
-// The caller owns rdb and closes it.
+// NewQueue returns a queue of one scan queue on rdb. timeout bounds one
+// attempt of a task. The caller owns rdb and closes it.
 func NewQueue(rdb redis.UniversalClient, name string, timeout time.Duration) *Queue {
+	return NewShardedQueue(rdb, name, 1, timeout)
+}
+
+// NewShardedQueue returns a queue whose scan tasks are spread over shards
+// asynq queues (Shard), for a Redis Cluster: asynq keeps one queue in one
+// hash slot. The on-demand (urgent) queue stays one queue. shards < 1 is 1.
+func NewShardedQueue(rdb redis.UniversalClient, name string, shards int, timeout time.Duration) *Queue {
 	return &Queue{
 		rdb:       rdb,
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		name:      name,
+		shards:    max(shards, 1),
 		timeout:   timeout,
 	}
 }
 
-// Name is the queue's name.
+// Name is the queue's name: the name of its shard 0 and the prefix of the
+// others, and the namespace of its fleet-wide keys.
 func (q *Queue) Name() string { return q.name }
 
-// Enqueue adds the refresh of p. It returns false, and no error, when a task
-// for the connection already exists (queued, running, retrying or archived).
+// Shards is the number of scan queues.
+func (q *Queue) Shards() int { return q.shards }
+
+// Names are the asynq queues the queue is made of: its scan queues, shard 0
+// first, then its urgent twin.
+func (q *Queue) Names() []string { return append(ShardNames(q.name, q.shards), UrgentQueue(q.name)) }
+
+// namesOf are the asynq queues that may hold a task of the connection: its
+// shard and the urgent queue.
+func (q *Queue) namesOf(connectionID int64) []string {
+	return []string{Shard(q.name, q.shards, connectionID), UrgentQueue(q.name)}
+}
+
+// Enqueue adds the refresh of p to its connection's scan queue. It returns
+// false, and no error, when a task for the connection already exists there
+// (queued, running, retrying or archived).
 func (q *Queue) Enqueue(ctx context.Context, p Payload) (bool, error) {
-	return q.enqueue(ctx, p, q.name)
+	return q.enqueue(ctx, p, Shard(q.name, q.shards, p.ConnectionID))
 }
 
 // EnqueueUrgent adds p to the high-priority queue of on-demand refreshes.
@@ -74,20 +98,18 @@ type Archived struct {
 	Failure *Failure
 }
 
-// ListArchived returns the archived refresh tasks of the queue and of its
-// urgent twin by connection id (the later failure when both hold one),
+// ListArchived returns the archived refresh tasks of the scan queues and of
+// their urgent twin by connection id (the later failure when both hold one),
 // reading them in pages.
 func (q *Queue) ListArchived() (map[int64]Archived, error) {
 	out := make(map[int64]Archived)
-	for _, name := range q.names() {
+	for _, name := range q.Names() {
 		if err := q.listArchived(name, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
-
-func (q *Queue) names() []string { return []string{q.name, UrgentQueue(q.name)} }
 
 func (q *Queue) listArchived(queue string, out map[int64]Archived) error {
 	const pageSize = 1000
@@ -132,10 +154,10 @@ func (q *Queue) Retry(ctx context.Context, p Payload) (bool, error) {
 	return q.Enqueue(ctx, p)
 }
 
-// clearArchived deletes the connection's archived task from both queues.
-// A task in any other state is left alone.
+// clearArchived deletes the connection's archived task from its scan queue
+// and the urgent one. A task in any other state is left alone.
 func (q *Queue) clearArchived(connectionID int64) error {
-	for _, name := range q.names() {
+	for _, name := range q.namesOf(connectionID) {
 		info, err := q.inspector.GetTaskInfo(name, ID(connectionID))
 		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 			continue

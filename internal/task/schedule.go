@@ -68,13 +68,14 @@ func (q *Queue) Schedule(ctx context.Context, p Payload, lifetime time.Duration,
 		return fmt.Errorf("record the token lifetime of connection %d: %w", p.ConnectionID, err)
 	}
 	p.Forced = false
-	t, err := New(p, q.name, q.timeout)
+	shard := Shard(q.name, q.shards, p.ConnectionID)
+	t, err := New(p, shard, q.timeout)
 	if err != nil {
 		return err
 	}
 	w := asynq.NewTask(TypeWake, t.Payload(),
 		asynq.TaskID(WakeID(p.ConnectionID, exp)),
-		asynq.Queue(q.name),
+		asynq.Queue(shard),
 		asynq.MaxRetry(MaxRetry),
 		asynq.ProcessAt(at),
 	)

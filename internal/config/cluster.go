@@ -1,0 +1,127 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterParams are the query parameters a redis-cluster:// URL may carry:
+// tls and skip_verify as in a redis-sentinel URL, the rest go-redis's
+// ParseClusterURL names for the fields asynq's cluster option has.
+var clusterParams = map[string]bool{
+	"tls": true, "skip_verify": true,
+	"dial_timeout": true, "read_timeout": true, "write_timeout": true, "max_redirects": true,
+}
+
+// parseClusterURL reads
+//
+//	redis-cluster://[[USER]:PASSWORD@]host1:6379,host2:6379,…[?tls=true&dial_timeout=5s&…]
+//
+// into asynq's cluster option (asynq.RedisClusterClientOpt, the type
+// asynq and asynqmon know a cluster by), every field of it filled. The
+// addresses are seeds: any reachable node tells the client the rest of the
+// cluster. The userinfo is the nodes' credentials. go-redis's
+// ParseClusterURL does the parsing once the URL is rewritten in its form
+// (redis[s]://node1?addr=node2&addr=node3). TLS is tls=true or the scheme
+// rediss-cluster. A cluster has no database number: a path is refused. A
+// password with reserved characters must be percent-encoded.
+//
+// Its errors never repeat the URL or a value from it, which may hold a
+// password: they name the part that is wrong.
+func parseClusterURL(u *url.URL) (asynq.RedisConnOpt, error) {
+	if u.Opaque != "" || u.Host == "" {
+		return nil, errors.New("a redis-cluster URL needs node addresses (redis-cluster://[:password@]host1:6379,host2:6379)")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, errors.New("a redis-cluster URL has no database number (a cluster has database 0 only)")
+	}
+	q := u.Query()
+	for k, vs := range q {
+		if !clusterParams[k] {
+			return nil, fmt.Errorf("unknown redis-cluster parameter %q (known: tls, skip_verify, dial_timeout, read_timeout, write_timeout, max_redirects)", k)
+		}
+		if len(vs) > 1 {
+			return nil, fmt.Errorf("redis-cluster parameter %q is given more than once", k)
+		}
+	}
+	addrs, err := hostPorts(u.Host, "node")
+	if err != nil {
+		return nil, err
+	}
+	useTLS := u.Scheme == "rediss-cluster"
+	if v := q.Get("tls"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, errors.New("redis-cluster parameter tls is not true or false")
+		}
+		useTLS = useTLS || b
+	}
+	if q.Has("skip_verify") && !useTLS {
+		return nil, errors.New("redis-cluster parameter skip_verify needs tls=true")
+	}
+
+	// go-redis's form: the first node is the host, the others addr=.
+	g := url.URL{Scheme: "redis", User: u.User, Host: addrs[0]}
+	if useTLS {
+		g.Scheme = "rediss"
+	}
+	gq := url.Values{}
+	for _, a := range addrs[1:] {
+		gq.Add("addr", a)
+	}
+	for k, vs := range q {
+		if k != "tls" {
+			gq[k] = vs
+		}
+	}
+	g.RawQuery = gq.Encode()
+	o, err := redis.ParseClusterURL(g.String())
+	if err != nil {
+		return nil, errors.New(clusterFault(err))
+	}
+	return asynq.RedisClusterClientOpt{
+		Addrs:        o.Addrs,
+		MaxRedirects: o.MaxRedirects,
+		Username:     o.Username,
+		Password:     o.Password,
+		DialTimeout:  o.DialTimeout,
+		ReadTimeout:  o.ReadTimeout,
+		WriteTimeout: o.WriteTimeout,
+		TLSConfig:    o.TLSConfig,
+	}, nil
+}
+
+// hostPorts splits the comma-separated host:port list of a sentinel or
+// cluster URL; what names each address in errors ("sentinel", "node").
+func hostPorts(hosts, what string) ([]string, error) {
+	var addrs []string
+	for i, a := range strings.Split(hosts, ",") {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil || h == "" || p == "" {
+			return nil, fmt.Errorf("%s address %d is not host:port", what, i+1)
+		}
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%s address %d has no valid port", what, i+1)
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
+// clusterFault maps a ParseClusterURL error to a message without values.
+func clusterFault(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"dial_timeout", "read_timeout", "write_timeout", "max_redirects", "skip_verify"} {
+		if strings.Contains(msg, p) {
+			return "redis-cluster parameter " + p + " has an invalid value"
+		}
+	}
+	return "not a usable redis-cluster URL (redis-cluster://[:password@]host1:6379,host2:6379)"
+}
