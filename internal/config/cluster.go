@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -14,7 +15,7 @@ import (
 
 // clusterParams are the query parameters a redis-cluster:// URL may carry:
 // tls and skip_verify as in a redis-sentinel URL, the rest go-redis's
-// ParseClusterURL names for the fields asynq's cluster option has.
+// ParseClusterURL names.
 var clusterParams = map[string]bool{
 	"tls": true, "skip_verify": true,
 	"dial_timeout": true, "read_timeout": true, "write_timeout": true, "max_redirects": true,
@@ -24,8 +25,7 @@ var clusterParams = map[string]bool{
 //
 //	redis-cluster://[[USER]:PASSWORD@]host1:6379,host2:6379,…[?tls=true&dial_timeout=5s&…]
 //
-// into asynq's cluster option (asynq.RedisClusterClientOpt, the type
-// asynq and asynqmon know a cluster by), every field of it filled. The
+// into go-redis's cluster options (ClusterOpt). The
 // addresses are seeds: any reachable node tells the client the rest of the
 // cluster. The userinfo is the nodes' credentials. go-redis's
 // ParseClusterURL does the parsing once the URL is rewritten in its form
@@ -86,16 +86,37 @@ func parseClusterURL(u *url.URL) (asynq.RedisConnOpt, error) {
 	if err != nil {
 		return nil, errors.New(clusterFault(err))
 	}
-	return asynq.RedisClusterClientOpt{
-		Addrs:        o.Addrs,
-		MaxRedirects: o.MaxRedirects,
-		Username:     o.Username,
-		Password:     o.Password,
-		DialTimeout:  o.DialTimeout,
-		ReadTimeout:  o.ReadTimeout,
-		WriteTimeout: o.WriteTimeout,
-		TLSConfig:    o.TLSConfig,
-	}, nil
+	o.ClusterStateReloadInterval = ClusterStateReload
+	return ClusterOpt{Options: o}, nil
+}
+
+// ClusterStateReload is how often a cluster client rereads the cluster's
+// slot map (go-redis's ClusterStateReloadInterval, 60s by default). go-redis
+// rereads it at once on a MOVED or ASK answer, but not when a master stops
+// answering: until the next reload, commands for that master's slots go to
+// its dead address although its replica was promoted (the fault suite's
+// TestClusterHarness measured 56s of refused connections after a promotion
+// with the default). A reload is one CLUSTER SLOTS, made only by a client in
+// use.
+const ClusterStateReload = 5 * time.Second
+
+// ClusterOpt is a Redis Cluster's REDIS_URL as go-redis's own cluster
+// options: an asynq.RedisConnOpt whose client is a *redis.ClusterClient,
+// the type asynq and asynqmon tell a cluster by. asynq's
+// RedisClusterClientOpt would leave ClusterStateReload at go-redis's
+// default.
+type ClusterOpt struct {
+	Options *redis.ClusterOptions
+}
+
+var _ asynq.RedisConnOpt = ClusterOpt{}
+
+// MakeRedisClient implements asynq.RedisConnOpt: a new cluster client on a
+// copy of the options (go-redis fills defaults into the options it gets).
+func (o ClusterOpt) MakeRedisClient() any {
+	opt := *o.Options
+	opt.Addrs = append([]string(nil), o.Options.Addrs...)
+	return redis.NewClusterClient(&opt)
 }
 
 // hostPorts splits the comma-separated host:port list of a sentinel or

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -14,9 +15,11 @@ import (
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
-// TestClusterURL: a redis-cluster URL fills asynq's cluster option (the
-// type asynq and asynqmon know a cluster by), the same for the scanner, the
-// refresher and the dashboard; its scan tasks are spread over
+// TestClusterURL: a redis-cluster URL becomes go-redis's cluster options,
+// whose client is the *redis.ClusterClient asynq and asynqmon know a
+// cluster by, the same for the scanner, the refresher and the dashboard,
+// with the slot map reread every config.ClusterStateReload; its scan tasks
+// are spread over
 // task.DefaultClusterShards queues unless REFRESH_QUEUE_SHARDS says
 // otherwise.
 func TestClusterURL(t *testing.T) {
@@ -24,22 +27,22 @@ func TestClusterURL(t *testing.T) {
 	tests := []struct {
 		name string
 		url  string
-		want asynq.RedisClusterClientOpt
+		want redis.ClusterOptions
 		tls  string // the TLS server name, when TLS is on
 	}{
 		{"three seeds", "redis-cluster://h1:7000,h2:7001,h3:7002",
-			asynq.RedisClusterClientOpt{Addrs: []string{"h1:7000", "h2:7001", "h3:7002"}}, ""},
+			redis.ClusterOptions{Addrs: []string{"h1:7000", "h2:7001", "h3:7002"}}, ""},
 		{"password, percent-encoded", "redis-cluster://:m%40ster%26pw@10.0.0.1:6379,10.0.0.2:6379/",
-			asynq.RedisClusterClientOpt{Addrs: []string{"10.0.0.1:6379", "10.0.0.2:6379"}, Password: "m@ster&pw"}, ""},
+			redis.ClusterOptions{Addrs: []string{"10.0.0.1:6379", "10.0.0.2:6379"}, Password: "m@ster&pw"}, ""},
 		{"ACL user", "redis-cluster://app:pw@h1:6379",
-			asynq.RedisClusterClientOpt{Addrs: []string{"h1:6379"}, Username: "app", Password: "pw"}, ""},
+			redis.ClusterOptions{Addrs: []string{"h1:6379"}, Username: "app", Password: "pw"}, ""},
 		{"timeouts and redirects", "redis-cluster://h1:6379,h2:6379?dial_timeout=2s&read_timeout=4s&write_timeout=5s&max_redirects=3",
-			asynq.RedisClusterClientOpt{Addrs: []string{"h1:6379", "h2:6379"}, DialTimeout: 2 * time.Second,
+			redis.ClusterOptions{Addrs: []string{"h1:6379", "h2:6379"}, DialTimeout: 2 * time.Second,
 				ReadTimeout: 4 * time.Second, WriteTimeout: 5 * time.Second, MaxRedirects: 3}, ""},
 		{"tls parameter", "redis-cluster://:pw@h1:6379,h2:6379?tls=true",
-			asynq.RedisClusterClientOpt{Addrs: []string{"h1:6379", "h2:6379"}, Password: "pw"}, "h1"},
+			redis.ClusterOptions{Addrs: []string{"h1:6379", "h2:6379"}, Password: "pw"}, "h1"},
 		{"rediss-cluster scheme", "rediss-cluster://h1:6379",
-			asynq.RedisClusterClientOpt{Addrs: []string{"h1:6379"}}, "h1"},
+			redis.ClusterOptions{Addrs: []string{"h1:6379"}}, "h1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,8 +57,13 @@ func TestClusterURL(t *testing.T) {
 			assert.Equal(t, task.DefaultClusterShards, s.QueueShards)
 			assert.Equal(t, task.DefaultClusterShards, r.QueueShards)
 			for _, opt := range []asynq.RedisConnOpt{s.Redis, r.Redis, d.Redis} {
-				got, ok := opt.(asynq.RedisClusterClientOpt)
+				co, ok := opt.(config.ClusterOpt)
 				require.True(t, ok, "%T", opt)
+				client := opt.MakeRedisClient()
+				assert.IsType(t, &redis.ClusterClient{}, client)
+				client.(*redis.ClusterClient).Close()
+				got := *co.Options
+				assert.Equal(t, config.ClusterStateReload, got.ClusterStateReloadInterval)
 				if tt.tls == "" {
 					assert.Nil(t, got.TLSConfig)
 				} else {
@@ -64,7 +72,13 @@ func TestClusterURL(t *testing.T) {
 					assert.False(t, got.TLSConfig.InsecureSkipVerify)
 				}
 				got.TLSConfig = nil
-				assert.Equal(t, tt.want, got)
+				assert.Equal(t, tt.want.Addrs, got.Addrs)
+				assert.Equal(t, tt.want.Username, got.Username)
+				assert.Equal(t, tt.want.Password, got.Password)
+				assert.Equal(t, tt.want.DialTimeout, got.DialTimeout)
+				assert.Equal(t, tt.want.ReadTimeout, got.ReadTimeout)
+				assert.Equal(t, tt.want.WriteTimeout, got.WriteTimeout)
+				assert.Equal(t, tt.want.MaxRedirects, got.MaxRedirects)
 			}
 		})
 	}

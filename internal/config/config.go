@@ -283,7 +283,7 @@ func (r *reader) common() Common {
 
 	c.Queue = r.str("REFRESH_QUEUE")
 	c.QueueShards = 1
-	if _, cluster := opt.(asynq.RedisClusterClientOpt); cluster {
+	if _, cluster := opt.(ClusterOpt); cluster {
 		c.QueueShards = task.DefaultClusterShards
 	}
 	if v := strings.TrimSpace(r.env("REFRESH_QUEUE_SHARDS")); v != "" {

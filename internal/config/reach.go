@@ -28,6 +28,8 @@ func RedisAddr(opt asynq.RedisConnOpt) string {
 		return strings.Join(o.Addrs, ",")
 	case *asynq.RedisClusterClientOpt:
 		return strings.Join(o.Addrs, ",")
+	case ClusterOpt:
+		return "cluster nodes " + strings.Join(o.Options.Addrs, ",")
 	default:
 		return "the configured address"
 	}
@@ -49,6 +51,8 @@ func redisPasswords(opt asynq.RedisConnOpt) []string {
 		return []string{o.Password}
 	case *asynq.RedisClusterClientOpt:
 		return []string{o.Password}
+	case ClusterOpt:
+		return []string{o.Options.Password}
 	}
 	return nil
 }

@@ -19,6 +19,9 @@ func TestRedisAddr(t *testing.T) {
 	assert.Equal(t, `master "mymaster" via sentinels s1:26379,s2:26379`,
 		RedisAddr(asynq.RedisFailoverClientOpt{MasterName: "mymaster", SentinelAddrs: []string{"s1:26379", "s2:26379"}, Password: "hunter2"}))
 	assert.Equal(t, "n1:7000,n2:7000", RedisAddr(asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000", "n2:7000"}}))
+	opt, err = parseRedisURL("redis-cluster://:hunter2@n1:7000,n2:7000")
+	require.NoError(t, err)
+	assert.Equal(t, "cluster nodes n1:7000,n2:7000", RedisAddr(opt))
 }
 
 // A server whose answer quotes the password: the start-up line keeps
@@ -46,13 +49,18 @@ func TestPingRedisNeverShowsThePassword(t *testing.T) {
 			}()
 		}
 	}()
-	opt, err := parseRedisURL("redis://:hunter2@" + ln.Addr().String() + "/0")
-	require.NoError(t, err)
-	rdb := opt.MakeRedisClient().(redis.UniversalClient)
-	defer rdb.Close()
-	err = PingRedis(context.Background(), rdb, opt)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "REDIS_URL: cannot reach Redis at "+ln.Addr().String()+": ")
-	assert.Contains(t, err.Error(), "wrong password xxxxx", "the answer is quoted, less the password")
-	assert.NotContains(t, err.Error(), "hunter2")
+	for _, tc := range []struct{ url, at string }{
+		{"redis://:hunter2@" + ln.Addr().String() + "/0", ln.Addr().String()},
+		{"redis-cluster://:hunter2@" + ln.Addr().String(), "cluster nodes " + ln.Addr().String()},
+	} {
+		opt, err := parseRedisURL(tc.url)
+		require.NoError(t, err)
+		rdb := opt.MakeRedisClient().(redis.UniversalClient)
+		err = PingRedis(context.Background(), rdb, opt)
+		rdb.Close()
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "REDIS_URL: cannot reach Redis at "+tc.at+": ")
+		assert.Contains(t, err.Error(), "xxxxx", "the answer is quoted, less the password")
+		assert.NotContains(t, err.Error(), "hunter2")
+	}
 }
