@@ -150,7 +150,8 @@ func startCluster(t testing.TB, masters, replicasPerMaster int, password string)
 	select {
 	case <-create.done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("redis-cli --cluster create did not finish within 60s; its output:\n%s", tail(create.out.String(), 40))
+		t.Fatalf("redis-cli --cluster create %s did not finish within 60s; its output:\n%s",
+			strings.Join(c.Addrs(), " "), tail(create.out.String(), 40))
 	}
 	if out := create.out.String(); create.err != nil || !strings.Contains(out, "[OK] All 16384 slots covered") {
 		t.Fatalf("redis-cli --cluster create %s failed (%v); its output:\n%s", strings.Join(c.Addrs(), " "), create.err, tail(out, 40))
