@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eshopbox/token-refresher/internal/sandbox"
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
@@ -71,14 +72,27 @@ func startProc(t testing.TB, name, path string, env []string, args ...string) *p
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	cmd.SysProcAttr = sharedenv.KillWithParent()
 	out := &testenv.Logs{}
 	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start(), "start %s", name)
 	p := &proc{t: t, name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	started := make(chan error, 1)
 	go func() {
+		// The process gets SIGKILL when the thread that started it ends,
+		// so a test binary that dies (a timeout's panic) leaves no server
+		// or binary behind; the thread is this goroutine's until the
+		// process has exited.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	require.NoError(t, <-started, "start %s", name)
 	t.Cleanup(func() {
 		if p.running() {
 			_ = cmd.Process.Kill()

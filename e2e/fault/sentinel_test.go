@@ -26,7 +26,41 @@ const (
 	masterName       = "tokens"
 )
 
-var installRedis sync.Once
+var (
+	aptMu    sync.Mutex
+	aptTried = map[string]bool{}
+)
+
+// aptInstall installs Debian packages, as root or through sudo -n, trying
+// each package once per test binary and logging what fails; the caller
+// looks for what it needed and fails, never skips, without it.
+func aptInstall(t testing.TB, pkgs ...string) {
+	t.Helper()
+	aptMu.Lock()
+	defer aptMu.Unlock()
+	var todo []string
+	for _, pkg := range pkgs {
+		if !aptTried[pkg] {
+			aptTried[pkg] = true
+			todo = append(todo, pkg)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	for _, args := range [][]string{
+		{"apt-get", "update", "-qq"},
+		append([]string{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq"}, todo...),
+	} {
+		if os.Geteuid() != 0 {
+			args = append([]string{"sudo", "-n"}, args...)
+		}
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Logf("%s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 20))
+		}
+	}
+}
 
 // redisServerPath returns Debian's redis-server, installing the package when
 // it is missing. A test that needs it fails, never skips, when it cannot.
@@ -35,22 +69,9 @@ func redisServerPath(t testing.TB) string {
 	if p, err := exec.LookPath("redis-server"); err == nil {
 		return p
 	}
-	installRedis.Do(func() {
-		for _, args := range [][]string{
-			{"apt-get", "update", "-qq"},
-			{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "redis-server"},
-		} {
-			if os.Geteuid() != 0 {
-				args = append([]string{"sudo", "-n"}, args...)
-			}
-			out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-			if err != nil {
-				t.Logf("%s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 20))
-			}
-		}
-	})
+	aptInstall(t, "redis-server")
 	p, err := exec.LookPath("redis-server")
-	require.NoError(t, err, "redis-server is needed for the Sentinel tests and could not be installed (apt-get install redis-server)")
+	require.NoError(t, err, "redis-server is needed for the Sentinel and Cluster tests and could not be installed (apt-get install redis-server)")
 	return p
 }
 
