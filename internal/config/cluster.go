@@ -51,38 +51,11 @@ func parseClusterURL(u *url.URL) (asynq.RedisConnOpt, error) {
 			return nil, fmt.Errorf("redis-cluster parameter %q is given more than once", k)
 		}
 	}
-	addrs, err := hostPorts(u.Host, "node")
+	g, err := goRedisForm(u, q, "redis-cluster", "node", nil)
 	if err != nil {
 		return nil, err
 	}
-	useTLS := u.Scheme == "rediss-cluster"
-	if v := q.Get("tls"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, errors.New("redis-cluster parameter tls is not true or false")
-		}
-		useTLS = useTLS || b
-	}
-	if q.Has("skip_verify") && !useTLS {
-		return nil, errors.New("redis-cluster parameter skip_verify needs tls=true")
-	}
-
-	// go-redis's form: the first node is the host, the others addr=.
-	g := url.URL{Scheme: "redis", User: u.User, Host: addrs[0]}
-	if useTLS {
-		g.Scheme = "rediss"
-	}
-	gq := url.Values{}
-	for _, a := range addrs[1:] {
-		gq.Add("addr", a)
-	}
-	for k, vs := range q {
-		if k != "tls" {
-			gq[k] = vs
-		}
-	}
-	g.RawQuery = gq.Encode()
-	o, err := redis.ParseClusterURL(g.String())
+	o, err := redis.ParseClusterURL(g)
 	if err != nil {
 		return nil, errors.New(clusterFault(err))
 	}
@@ -117,6 +90,50 @@ func (o ClusterOpt) MakeRedisClient() any {
 	opt := *o.Options
 	opt.Addrs = append([]string(nil), o.Options.Addrs...)
 	return redis.NewClusterClient(&opt)
+}
+
+// goRedisForm rewrites a redis-sentinel or redis-cluster URL u (of
+// scheme kind, whose query q was checked against its known parameters) in
+// the form go-redis's ParseFailoverURL and ParseClusterURL read:
+// redis[s]://userinfo@host1/path?addr=host2&addr=host3&…, with every
+// parameter but tls passed on, under the names rename gives (go-redis's
+// names where ours differ). what names an address in errors ("sentinel",
+// "node"). TLS is the scheme rediss-… or tls=true; skip_verify needs it.
+func goRedisForm(u *url.URL, q url.Values, kind, what string, rename map[string]string) (string, error) {
+	addrs, err := hostPorts(u.Host, what)
+	if err != nil {
+		return "", err
+	}
+	useTLS := u.Scheme == "rediss"+strings.TrimPrefix(kind, "redis")
+	if v := q.Get("tls"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", fmt.Errorf("%s parameter tls is not true or false", kind)
+		}
+		useTLS = useTLS || b
+	}
+	if q.Has("skip_verify") && !useTLS {
+		return "", fmt.Errorf("%s parameter skip_verify needs tls=true", kind)
+	}
+	g := url.URL{Scheme: "redis", User: u.User, Host: addrs[0], Path: u.Path}
+	if useTLS {
+		g.Scheme = "rediss"
+	}
+	gq := url.Values{}
+	for _, a := range addrs[1:] {
+		gq.Add("addr", a)
+	}
+	for k, vs := range q {
+		if k == "tls" {
+			continue
+		}
+		if n, ok := rename[k]; ok {
+			k = n
+		}
+		gq[k] = vs
+	}
+	g.RawQuery = gq.Encode()
+	return g.String(), nil
 }
 
 // hostPorts splits the comma-separated host:port list of a sentinel or

@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -100,19 +99,7 @@ func TestClusterURLErrors(t *testing.T) {
 		{"bad timeout", "redis-cluster://:hunter2@h1:6379?read_timeout=hunter2", "read_timeout has an invalid value"},
 		{"bad redirects", "redis-cluster://:hunter2@h1:6379?max_redirects=hunter2", "max_redirects has an invalid value"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := config.LoadRefresher(env(map[string]string{"REDIS_URL": tt.url}))
-			require.Error(t, err)
-			var se *config.SettingError
-			require.True(t, errors.As(err, &se), "%v", err)
-			assert.Equal(t, "REDIS_URL", se.Name)
-			assert.Contains(t, err.Error(), tt.want)
-			assert.NotContains(t, err.Error(), "hunter2")
-			assert.False(t, strings.Contains(err.Error(), "\n"), "one line")
-		})
-	}
+	redisURLErrors(t, tests)
 }
 
 // TestQueueShardsSetting: REFRESH_QUEUE_SHARDS is 1 on one Redis unless

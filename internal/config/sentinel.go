@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -52,41 +51,11 @@ func parseSentinelURL(u *url.URL) (asynq.RedisConnOpt, error) {
 	if master == "" {
 		return nil, errors.New("a redis-sentinel URL needs the master name (?master=NAME)")
 	}
-	addrs, err := hostPorts(u.Host, "sentinel")
+	g, err := goRedisForm(u, q, "redis-sentinel", "sentinel", map[string]string{"master": "master_name"})
 	if err != nil {
 		return nil, err
 	}
-	useTLS := u.Scheme == "rediss-sentinel"
-	if v := q.Get("tls"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, errors.New("redis-sentinel parameter tls is not true or false")
-		}
-		useTLS = useTLS || b
-	}
-	if q.Has("skip_verify") && !useTLS {
-		return nil, errors.New("redis-sentinel parameter skip_verify needs tls=true")
-	}
-
-	// go-redis's form: the first sentinel is the host, the others addr=.
-	g := url.URL{Scheme: "redis", User: u.User, Host: addrs[0], Path: u.Path}
-	if useTLS {
-		g.Scheme = "rediss"
-	}
-	gq := url.Values{}
-	for _, a := range addrs[1:] {
-		gq.Add("addr", a)
-	}
-	for k, vs := range q {
-		switch k {
-		case "master", "tls":
-		default:
-			gq[k] = vs
-		}
-	}
-	gq.Set("master_name", master)
-	g.RawQuery = gq.Encode()
-	o, err := redis.ParseFailoverURL(g.String())
+	o, err := redis.ParseFailoverURL(g)
 	if err != nil {
 		// go-redis's message may quote a value; say only which kind of
 		// part is wrong.

@@ -84,6 +84,13 @@ func TestSentinelURLErrors(t *testing.T) {
 		{"skip_verify without tls", "redis-sentinel://h1:26379?master=m&skip_verify=true&password=hunter2", "needs tls=true"},
 		{"bad timeout", "redis-sentinel://h1:26379?master=m&password=hunter2&read_timeout=hunter2", "read_timeout has an invalid value"},
 	}
+	redisURLErrors(t, tests)
+}
+
+// redisURLErrors checks that each bad REDIS_URL stops start-up with one
+// line naming the setting and holding want, and never hunter2 (every
+// test URL's password).
+func redisURLErrors(t *testing.T, tests []struct{ name, url, want string }) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
