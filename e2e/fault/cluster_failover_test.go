@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eshopbox/token-refresher/internal/task"
-	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
 // pendingPerMaster counts the tasks pending in each of queues (LLEN of
@@ -172,22 +170,7 @@ func TestRedisClusterFailover(t *testing.T) {
 	}
 	queues := task.ShardNames(s.env.Queue, shards)
 	now := time.Now().UTC()
-	users := make(map[int64]string, n)
-	var rows []testenv.Row
-	for i := range n {
-		// The first generation comes due within 20s; the next one the test
-		// brings due itself (dueNow).
-		expires := now.Add(before + time.Second + time.Duration(rand.Int64N(int64(20*time.Second))))
-		r, u := sellerRow(int64(i+1), expires, s.env.Queue)
-		r.IntegrationType = "16"
-		rows = append(rows, r)
-		users[r.ID] = u
-	}
-	s.env.Insert(t, rows...)
-	ids := make([]int64, 0, n)
-	for id := range users {
-		ids = append(ids, id)
-	}
+	users, ids := seedFailoverSellers(t, s, n, now, before)
 
 	w := s.watch(users, before)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))

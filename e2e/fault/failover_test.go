@@ -210,6 +210,29 @@ func firstRefreshAfter(t time.Time, ps ...*proc) time.Time {
 	return first
 }
 
+// seedFailoverSellers inserts n Ajio connections (type 16) whose first
+// generation comes due within 20s of now (expiry before + 1..21s); the
+// next ones the failover tests bring due themselves (dueNow), so they stay
+// short. It returns each connection's seller and the ids.
+func seedFailoverSellers(t testing.TB, s *system, n int, now time.Time, before time.Duration) (map[int64]string, []int64) {
+	t.Helper()
+	users := make(map[int64]string, n)
+	var rows []testenv.Row
+	for i := range n {
+		expires := now.Add(before + time.Second + time.Duration(rand.Int64N(int64(20*time.Second))))
+		r, u := sellerRow(int64(i+1), expires, s.env.Queue)
+		r.IntegrationType = "16"
+		rows = append(rows, r)
+		users[r.ID] = u
+	}
+	s.env.Insert(t, rows...)
+	ids := make([]int64, 0, n)
+	for id := range users {
+		ids = append(ids, id)
+	}
+	return users, ids
+}
+
 // pendingIDs are the task ids in the queue's pending list on one node.
 func (top *topology) pendingIDs(n *redisNode, queue string) []string {
 	c := top.client(n)
@@ -258,22 +281,7 @@ func TestRedisFailover(t *testing.T) {
 	s := newSystem(t, kind{IntegrationType: "16", Kind: "ajio", TokenTTL: ttl, RefreshBefore: before, Timeout: time.Second})
 	s.redisURL = top.URL()
 	now := time.Now().UTC()
-	users := make(map[int64]string, n)
-	var rows []testenv.Row
-	for i := range n {
-		// The first generation comes due within 20s; the next ones the
-		// test brings due itself (dueNow), so it stays short.
-		expires := now.Add(before + time.Second + time.Duration(rand.Int64N(int64(20*time.Second))))
-		r, u := sellerRow(int64(i+1), expires, s.env.Queue)
-		r.IntegrationType = "16"
-		rows = append(rows, r)
-		users[r.ID] = u
-	}
-	s.env.Insert(t, rows...)
-	ids := make([]int64, 0, n)
-	for id := range users {
-		ids = append(ids, id)
-	}
+	users, ids := seedFailoverSellers(t, s, n, now, before)
 
 	w := s.watch(users, before)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
