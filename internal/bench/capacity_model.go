@@ -86,7 +86,8 @@ type Prediction struct {
 	MariaDBCores   float64
 
 	PeakPending    float64 // tasks waiting at once: one SCAN_INTERVAL of refreshes
-	RedisPeakBytes float64 // PeakPending × BytesPerTask + Connections × BytesPerConn
+	RedisPeakBytes float64 // PeakPending × BytesPerTask
+	RedisKeptBytes float64 // Connections × BytesPerConn
 	Lapses         int     // tokens expired before their renewal: 0 while the rates are sustained
 }
 
@@ -148,7 +149,8 @@ func (m CapacityModel) Predict(connections int, ttl, before time.Duration) Predi
 	p.ScannerCores = r*u.ScannerCPU + bg.ScannerCPU + full*u.FullPassCPU
 	p.MariaDBCores = r*u.MariaDBCPU + bg.MariaDBCPU
 	p.PeakPending = r * m.scanInterval().Seconds()
-	p.RedisPeakBytes = p.PeakPending*u.BytesPerTask + n*u.BytesPerConn
+	p.RedisPeakBytes = p.PeakPending * u.BytesPerTask
+	p.RedisKeptBytes = n * u.BytesPerConn
 	return p
 }
 
