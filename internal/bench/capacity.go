@@ -332,7 +332,6 @@ func unitCosts(p CapacityPhase) UnitCosts {
 		FullPassQueries: p.FirstPass.ScanQueries / conns,
 		FullPassRows:    p.FirstPass.ScanRows / conns,
 		FullPassCPU:     p.FirstPass.ScannerCPU / conns,
-		BytesPerConn:    float64(p.EndMemKept-p.BaseMemKept) / conns,
 		Background:      bg,
 	}
 	if p.ProbeEnqueued > 0 {

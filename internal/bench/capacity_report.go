@@ -139,8 +139,8 @@ func (r *Report) capacityBody(w writer) {
 		count(p1.Connections), num(u.FullPassRows), num(u.FullPassQueries), num(u.FullPassCPU*1e6))
 	w("| Redis memory per pending task (`used_memory` − `mem_clients_normal`: the processes stopped, %s connections made due, `scanner --once` enqueued %s tasks; %s ÷ %s) | %s |\n",
 		count(min(cc.ProbeTasks, p1.Connections)), count(int(p1.ProbeEnqueued)), count(int(p1.ProbeBytes)), count(int(p1.ProbeEnqueued)), bytesStr(u.BytesPerTask))
-	w("| Redis memory kept per connection (the same figure once the queue was empty after the window, less at its start, ÷ %s) | %s |\n\n",
-		count(p1.Connections), bytesStr(u.BytesPerConn))
+	w("| Redis memory kept after the window, the queue empty, above its start (not modelled: it does not grow with the connections) | %s |\n\n",
+		bytesStr(float64(p1.EndMemKept-p1.BaseMemKept)))
 	w("Idle background (one scanner, one refresher, nothing due; %.1f s):\n\n", p1.Idle.Seconds)
 	w("| Redis commands/s | Redis cores | scanner statements/s | scanner rows/s | refresher statements/s | refresher rows/s | refresher cores | scanner cores | mariadbd cores |\n")
 	w("|---|---|---|---|---|---|---|---|---|\n")
@@ -177,8 +177,8 @@ func (r *Report) capacityBody(w writer) {
 	w("| Redis memory at the peak, above the window's start (`used_memory` − `mem_clients_normal`; model: peak pending tasks × bytes a task) | %s | %s | %s |\n",
 		bytesStr(pr.RedisPeakBytes), bytesStr(peak), pct(ModelError(pr.RedisPeakBytes, peak)))
 	kept := float64(p2.EndMemKept - p2.BaseMemKept)
-	w("| Redis memory kept after the window, the queue empty, above its start (model: connections × bytes kept per connection) | %s | %s | %s |\n",
-		bytesStr(pr.RedisKeptBytes), bytesStr(kept), pct(ModelError(pr.RedisKeptBytes, kept)))
+	w("| Redis memory kept after the window, the queue empty, above its start (not modelled) | – | %s | |\n",
+		bytesStr(kept))
 	w("| lapses (rows expired and not renewed, most at one sample) | %d | %d | |\n\n", pr.Lapses, p2.LapsedMax)
 	w("Full passes: the model amortizes %s per generation; the scanner made %d in the window (its first pass, at its start,\n",
 		num(pr.Generation.Seconds()/cc.FullScanInterval.Seconds()), p2.FullPasses)
@@ -198,9 +198,9 @@ func (r *Report) capacityExamples(w writer) {
 	w("`CapacityModel.Predict` with this run's phase 1 unit costs, the default SCAN_INTERVAL (1m) and FULL_SCAN_INTERVAL\n")
 	w("(10m), the sandbox at 0 ms (CPU per refresh; a slower marketplace needs REFRESH_CONCURRENCY ≥ R × its latency across the\n")
 	w("replicas). Replicas: `ReplicasFor(p, %d, %.1f)`, refresher processes of %d cores each busy at most %.0f%%, each with its idle\n", cores, util, cores, util*100)
-	w("background. Redis memory at the peak: peak pending tasks × the bytes of one; kept: connections × the bytes kept per connection.\n\n")
-	w("| tokens | connections | refreshes/s | Redis commands/s | Redis cores | MariaDB statements/s | MariaDB rows read/s | refresher cores | refresher replicas of %d cores at %.0f%% CPU | scanner cores | peak pending tasks | Redis memory at the peak | Redis memory kept |\n", cores, util*100)
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("background. Redis memory at the peak: peak pending tasks × the bytes of one.\n\n")
+	w("| tokens | connections | refreshes/s | Redis commands/s | Redis cores | MariaDB statements/s | MariaDB rows read/s | refresher cores | refresher replicas of %d cores at %.0f%% CPU | scanner cores | peak pending tasks | Redis memory at the peak |\n", cores, util*100)
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	kinds := []struct {
 		name        string
 		ttl, before time.Duration
@@ -222,8 +222,8 @@ func (r *Report) capacityExamples(w writer) {
 			if reps == 0 {
 				repl = "–"
 			}
-			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k.name, count(n), num(p.Refreshes), num(p.RedisCommands), num(p.RedisCores),
-				num(p.Queries()), num(p.Rows()), num(p.RefresherCores), repl, num(p.ScannerCores), count(int(p.PeakPending)), bytesStr(p.RedisPeakBytes), bytesStr(p.RedisKeptBytes))
+			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k.name, count(n), num(p.Refreshes), num(p.RedisCommands), num(p.RedisCores),
+				num(p.Queries()), num(p.Rows()), num(p.RefresherCores), repl, num(p.ScannerCores), count(int(p.PeakPending)), bytesStr(p.RedisPeakBytes))
 		}
 	}
 	m := c.Model()
