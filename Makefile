@@ -147,5 +147,14 @@ bench-overload: build services
 bench-costs: build services
 	$(BIN)/bench -bin $(BIN) -only costs -out docs/benchmarks-costs.md -splice docs/benchmarks.md $(BENCH_FLAGS) >/dev/null
 
+## bench-capacity: figure 10 alone (unit costs on 20,000 connections, the model's prediction for 1,000,000, then
+##                 1,000,000 simulated over one 22-minute generation beside it, on a private MariaDB and Redis; about
+##                 35 minutes); writes docs/benchmarks-capacity.md (BENCH_QUICK=1: a one-minute smoke run into bin/;
+##                 BENCH_FLAGS=-capacity-n=N for another fleet)
+CAPACITY_OUT = $(if $(filter-out 0,$(BENCH_QUICK)),$(BIN)/benchmarks-capacity-quick.md,docs/benchmarks-capacity.md)
+.PHONY: bench-capacity
+bench-capacity: build services
+	$(BIN)/bench -bin $(BIN) -only capacity -out $(CAPACITY_OUT) $(if $(filter-out 0,$(BENCH_QUICK)),-quick) $(BENCH_FLAGS) >/dev/null
+
 clean:
 	rm -rf $(BIN)

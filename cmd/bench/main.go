@@ -40,7 +40,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"smoke run: tiny fleets, one run per figure (BENCH_QUICK=1)")
 	fs.BoolVar(&cfg.Million, "million", false, "add N = 1,000,000 to the scan figures (several minutes more)")
 	fs.IntVar(&cfg.Runs, "runs", 0, "runs per figure (default 3, quick 1)")
-	only := fs.String("only", "", "comma-separated figures to run ("+strings.Join(bench.Figures, ",")+"); default all")
+	only := fs.String("only", "", "comma-separated figures to run ("+strings.Join(bench.Figures, ",")+"); default all but "+
+		strings.Join(bench.OptIn, ",")+", which only -only runs (make bench-capacity)")
+	fs.IntVar(&cfg.CapacityN, "capacity-n", 0, "connections of the capacity figure's simulation (default 1,000,000, quick 6,000)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the scan + enqueue figures to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -111,6 +111,47 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
+// TestQuickCapacity runs figure 10 alone in quick mode (about a minute):
+// both phases on private servers, the prediction beside the measurement,
+// the worked examples, and no lapse.
+func TestQuickCapacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries and simulates a fleet")
+	}
+	bin := t.TempDir()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	build := exec.Command(goBin, "build", "-trimpath", "-o", bin+string(filepath.Separator), "../scanner", "../refresher")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build the product binaries: %s", out)
+
+	report := filepath.Join(t.TempDir(), "benchmarks-capacity.md")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env := map[string]string{"BENCH_MYSQL_DSN": testenv.MySQLDSN(), "BENCH_REDIS_ADDR": testenv.RedisAddr()}
+	code := run(ctx, []string{"-bin", bin, "-quick", "-only", "capacity", "-out", report}, func(k string) string { return env[k] }, &stdout, &stderr)
+	require.Equal(t, 0, code, "bench failed: %s", stderr.String())
+	md, err := os.ReadFile(report)
+	require.NoError(t, err)
+	for _, want := range []string{
+		"# Capacity: a simulated fleet beside the model's prediction", "**Quick smoke run**", "## Machine", "## Settings",
+		"## Phase 1: unit costs", "## Phase 2: the prediction beside the simulation", "| figure | predicted | measured | error |",
+		"| refreshes/s |", "| Redis commands executed/s |", "| Redis CPU (cores) |", "| MariaDB rows read/s, scanner |",
+		"| refresher CPU (cores, 2 replicas) |", "| peak pending tasks |", "## Worked examples from the model",
+		"| Ajio, token_ttl 30m, refresh_before 10m | 10,000,000 |", "| OAuth, token_ttl 1h, refresh_before 10m | 1,000,000 |",
+		"When one Redis stops being enough",
+	} {
+		assert.Contains(t, string(md), want)
+	}
+	assert.NotContains(t, string(md), "## 1. Scan", "figure 10 alone renders its own report")
+	assert.NotContains(t, string(md), "NaN")
+	assert.Contains(t, string(md), "| lapses (rows expired and not renewed, most at one sample) | 0 | 0 | |", "the quick fleet is refreshed in time")
+	assert.Regexp(t, `(?m)^BENCH-CAPACITY n=6000 refreshes_per_s=[0-9.]+/[0-9.]+ `, stderr.String())
+}
+
 // TestNoTestingLinked: the bench is a program; the helpers it shares with
 // the tests (internal/sharedenv) leave the test framework out of it.
 func TestNoTestingLinked(t *testing.T) {

@@ -40,12 +40,19 @@ type Config struct {
 	CPUProfile string
 	// Only limits the run to these figures (names in Figures); empty: all.
 	Only []string
+	// CapacityN is the connections of figure 10's simulation (0: 1,000,000,
+	// quick 6,000).
+	CapacityN int
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
 }
 
 // Figures are the names of the measurements, in the order they run.
-var Figures = []string{"scan", "scanmem", "drain", "latency", "naive", "fresh", "limit", "overload", "costs"}
+var Figures = []string{"scan", "scanmem", "drain", "latency", "naive", "fresh", "limit", "overload", "costs", "capacity"}
+
+// OptIn are the figures a run makes only when -only names them: figure 10
+// (capacity) simulates a million connections for half an hour.
+var OptIn = []string{"capacity"}
 
 // sizes are the fleets and durations of a run.
 type sizes struct {
@@ -61,6 +68,7 @@ type sizes struct {
 	limit     limitCase
 	overload  overloadCase
 	costs     costsCase
+	capacity  capacityCase
 }
 
 type latencyCase struct {
@@ -75,7 +83,7 @@ type naiveCase struct {
 
 func sizesFor(cfg Config) sizes {
 	if cfg.Quick {
-		return sizes{
+		q := sizes{
 			scanNs: []int{100, 1000}, scanConc: 16,
 			drainN: 200, drainConc: 50,
 			latency: []latencyCase{{10, 20 * time.Millisecond}, {50, 20 * time.Millisecond}},
@@ -89,7 +97,14 @@ func sizesFor(cfg Config) sizes {
 			costs: costsCase{Fleet: 2000, Foreign: 200, Due: 100, ScanInterval: 3 * time.Second, FullScanInterval: 10 * time.Minute,
 				Warmup: 3 * time.Second, Settle: 2 * time.Second, BufferPool: "64M",
 				Variants: []costsVariant{{Window: 6 * time.Second}, {RateLimit: 100_000, Window: 6 * time.Second}}},
+			capacity: capacityCase{N1: 1000, N2: 6000, TTL1: 12 * time.Second, Before1: 4 * time.Second,
+				TTL2: 20 * time.Second, Before2: 6 * time.Second, ScanInterval: time.Second, FullScanInterval: 10 * time.Minute,
+				Concurrency: 64, Replicas: 2, Idle: 3 * time.Second, Lead: 8 * time.Second, ProbeTasks: 500, BufferPool: "128M"},
 		}
+		if cfg.CapacityN > 0 {
+			q.capacity.N2 = cfg.CapacityN
+		}
+		return q
 	}
 	s := sizes{
 		scanNs: []int{10_000, 100_000}, scanConc: 16,
@@ -123,6 +138,17 @@ func sizesFor(cfg Config) sizes {
 		costs: costsCase{Fleet: 200_000, Foreign: 20_000, Due: 2000, ScanInterval: 3 * time.Second, FullScanInterval: 10 * time.Minute,
 			Warmup: 20 * time.Second, Settle: 10 * time.Second, BufferPool: "256M",
 			Variants: []costsVariant{{Window: 2 * time.Minute}, {RateLimit: 100_000, Window: time.Minute}}},
+	}
+	// Figure 10: unit costs on 20,000 connections over one generation of
+	// 7m30s tokens due 2m before expiry (61 refreshes a second), then
+	// 1,000,000 connections over one generation of 30m tokens due 8m
+	// before expiry (758 a second), both at the default SCAN_INTERVAL
+	// (1m, at most half of refresh_before) and FULL_SCAN_INTERVAL.
+	s.capacity = capacityCase{N1: 20_000, N2: 1_000_000, TTL1: 7*time.Minute + 30*time.Second, Before1: 2 * time.Minute,
+		TTL2: 30 * time.Minute, Before2: 8 * time.Minute, ScanInterval: time.Minute, FullScanInterval: 10 * time.Minute,
+		Concurrency: 64, Replicas: 2, Idle: 20 * time.Second, Lead: 45 * time.Second, ProbeTasks: 10_000, BufferPool: "1G"}
+	if cfg.CapacityN > 0 {
+		s.capacity.N2 = cfg.CapacityN
 	}
 	if cfg.Million {
 		s.scanNs = append(s.scanNs, 1_000_000)
@@ -225,9 +251,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"limit", r.limitSection},
 		{"overload", r.overloadSection},
 		{"costs", r.costsSection},
+		{"capacity", r.capacitySection},
 	}
 	for _, s := range steps {
-		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, s.name) {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, s.name) || len(cfg.Only) == 0 && slices.Contains(OptIn, s.name) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -253,7 +280,7 @@ func (r *runner) needsSharedFleets() bool {
 		return true
 	}
 	for _, f := range r.cfg.Only {
-		if f != "overload" && f != "costs" {
+		if f != "overload" && f != "costs" && f != "capacity" {
 			return true
 		}
 	}

@@ -31,6 +31,7 @@ type Report struct {
 	Limit         LimitResult
 	Overload      OverloadResult
 	Costs         CostsResult
+	Capacity      CapacityResult
 }
 
 // Targets of the issue.
@@ -53,6 +54,9 @@ func verdict(ok bool) string {
 
 // Markdown renders the report as docs/benchmarks.md.
 func (r *Report) Markdown() string {
+	if len(r.Only) == 1 && r.Only[0] == "capacity" {
+		return r.CapacityMarkdown()
+	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Benchmarks\n\n")
@@ -93,6 +97,11 @@ func (r *Report) Markdown() string {
 	r.overloadSection(w)
 	if r.Costs.Ran() {
 		w("%s\n\n", r.CostsSection())
+	}
+	if r.Capacity.Ran() {
+		w("## 10. Capacity\n\n")
+		r.capacityBody(w)
+		w("\n")
 	}
 	r.howSection(w)
 	return b.String()
