@@ -15,11 +15,13 @@ have chromium || missing+=("chromium")
 
 cat >&2 <<MSG
 make test: go vet, then every test with -race against real MariaDB and Redis: about 8-9 minutes of
-  tests on a 2-core machine once compiled (905 tests in 533 s with other work running; the fault
+  tests on a 2-core machine once compiled (964 tests in 578 s with other work running; the fault
   suite e2e/fault sets the wall time, the other packages finish meanwhile), more on a loaded one;
   a first run compiles for a few minutes before that.
   It installs what is missing, system-wide, from Debian's packages (root, or sudo, needed):
-    mariadb-server, redis-server, redis-tools  the databases every integration test runs against (scripts/services.sh)
+    mariadb-server, redis-server, redis-tools  the databases every integration test runs against (scripts/services.sh),
+                                                and the fault suite's own Redis Sentinel and Redis Cluster
+                                                (redis-server --cluster-enabled, redis-cli --cluster create)
     docker-compose, prometheus, chromium        docker-compose.yml validation, promtool on the alert rules, the
                                                 headless-browser dashboard test (scripts/tools.sh; a test whose tool
                                                 cannot be installed SKIPS and says what it did not check)
