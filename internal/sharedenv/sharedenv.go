@@ -61,11 +61,27 @@ func DatabaseDSN(base, db string) (string, error) {
 	return cfg.FormatDSN(), nil
 }
 
-// DropQueueKeys deletes every Redis key of asynq queue q and its twins
-// (q_urgent, q_webhooks), and the product's own keys kept under q's name
-// (lifetimes, webhook notices, connection leases), in batches of SCAN and
-// UNLINK so the shared Redis is never blocked by one long command.
+// DropQueueKeys deletes every Redis key of asynq queue q, its shards (q.1,
+// q.2, …) and its twins (q_urgent, q_webhooks), and the product's own keys
+// kept under q's name (lifetimes, webhook notices, connection leases), in
+// batches of SCAN and UNLINK so the shared Redis is never blocked by one
+// long command. The queues leave asynq's list of queues first, so that a
+// dashboard listing every queue of the shared Redis (asynqmon) does not
+// read one while its keys go.
 func DropQueueKeys(ctx context.Context, rdb redis.UniversalClient, q string) error {
+	names := []any{q}
+	for _, pattern := range []string{q + ".*", q + "_*"} {
+		members, err := sscanAll(ctx, rdb, "asynq:queues", pattern)
+		if err != nil {
+			return err
+		}
+		for _, m := range members {
+			names = append(names, m)
+		}
+	}
+	if err := rdb.SRem(ctx, "asynq:queues", names...).Err(); err != nil {
+		return err
+	}
 	for _, pattern := range []string{"asynq:{" + q + "*", "token_refresher:{" + q + "}*", "token-refresher:{" + q + "}*"} {
 		var cursor uint64
 		for {
@@ -83,5 +99,21 @@ func DropQueueKeys(ctx context.Context, rdb redis.UniversalClient, q string) err
 			}
 		}
 	}
-	return rdb.SRem(ctx, "asynq:queues", q, q+"_urgent", q+"_webhooks").Err()
+	return nil
+}
+
+// sscanAll returns the members of set key that match pattern.
+func sscanAll(ctx context.Context, rdb redis.UniversalClient, key, pattern string) ([]string, error) {
+	var out []string
+	var cursor uint64
+	for {
+		members, next, err := rdb.SScan(ctx, key, cursor, pattern, 1000).Result()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, members...)
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
 }
