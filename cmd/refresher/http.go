@@ -36,7 +36,7 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, r 
 	gate := r.Gate
 	checks := []ops.Check{
 		{Name: "mysql", Fn: store.Ping},
-		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		{Name: "redis", Fn: func(ctx context.Context) error { return config.RedisReady(ctx, rdb) }},
 	}
 	if gate != nil {
 		// Not ready while the database refuses writes: no marketplace

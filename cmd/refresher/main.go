@@ -28,6 +28,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/task"
 )
 
 func main() {
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 1
 	}
 	queue := cfg.TaskQueue(rdb)
-	if err := config.CheckQueue(ctx, queue); err != nil {
+	if err := config.CheckQueue(ctx, queue, cfg.Redis); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
@@ -148,6 +149,28 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		tracked := dueset.New(store, targets, dueset.Options{FullInterval: cfg.FullScanInterval, Log: log})
 		census.New(tracked, queue, targets).
 			Lead(ctx, lease.New(rdb, cfg.Queue, 0), holderName("refresher"), cfg.CensusInterval, lease.DefaultTTL/3, metrics.NewCensus(reg), log)
+	}()
+	// The shard record, again every minute: written back when Redis lost
+	// it (its master restarted empty), so a scanner or refresher started
+	// later with another REFRESH_QUEUE_SHARDS is still refused; and said
+	// loudly if another number took its place meanwhile.
+	go func() {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			switch err := config.CheckQueue(ctx, queue, cfg.Redis); {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, task.ErrShardsDiffer):
+				log.Error("another process recorded another number of shards: this refresher may not serve the queues a scanner fills", zap.Error(err))
+			default:
+				log.Warn("shard check", zap.Error(err))
+			}
+		}
 	}()
 	// Once the dependencies answered, so that a failed start-up stays one
 	// line.

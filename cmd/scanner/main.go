@@ -106,12 +106,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 			return 1
 		}
 		tq := cfg.TaskQueue(rdb)
-		if err := config.CheckQueue(ctx, tq); err != nil {
+		if err := config.CheckQueue(ctx, tq, cfg.Redis); err != nil {
 			log.Error("cannot start", zap.Error(err))
 			return 1
 		}
 		queue = tq
-		checks = append(checks, ops.Check{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+		checks = append(checks, ops.Check{Name: "redis", Fn: func(ctx context.Context) error { return config.RedisReady(ctx, rdb) }})
 	}
 
 	reg := metrics.NewRegistry()
@@ -123,6 +123,9 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 
 	if *once || *dryRun {
 		if _, err := scanner.RunOnce(ctx); err != nil {
+			// A target's failure is logged by the scan; one before the
+			// targets (the set's sync, the archived list) is not.
+			log.Error("scan failed", zap.Error(err))
 			return 1
 		}
 		return 0

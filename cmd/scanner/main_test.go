@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
@@ -106,6 +107,12 @@ func TestShardedScanAndAMismatchedShardCount(t *testing.T) {
 		require.NoError(t, err, name)
 		assert.Equal(t, want, info.Pending, name)
 	}
+
+	// Redis lost the record (its master restarted empty): the next scan
+	// writes it back.
+	require.NoError(t, env.Redis.Del(context.Background(), task.ShardsKey(env.Queue)).Err())
+	require.Equal(t, 0, run(context.Background(), []string{"--once"}, getenv(vars), &stdout, &stderr), stderr.String())
+	assert.Equal(t, "2", env.Redis.Get(context.Background(), task.ShardsKey(env.Queue)).Val())
 
 	env.Insert(t, testenv.Row{ID: 14, InputFields: testenv.Str(`{}`)})
 	vars["REFRESH_QUEUE_SHARDS"] = "3"

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	backlogpkg "github.com/eshopbox/token-refresher/internal/backlog"
+	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/ratelimit"
@@ -126,6 +128,17 @@ func TestClusterEveryRedisPart(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, info.Size, "one delivery queued")
 
+	// A redis:// URL to one of its nodes is refused at start-up, naming
+	// the scheme to use; the cluster's own URL passes.
+	ms := c.Masters(ctx)
+	node, other := ms[0], c.client(ms[1].Addr)
+	direct := redis.NewClient(&redis.Options{Addr: node.Addr, Password: clusterPassword})
+	defer direct.Close()
+	err = config.PingRedis(ctx, direct, asynq.RedisClientOpt{Addr: node.Addr, Password: clusterPassword})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "is a node of a Redis Cluster: use redis-cluster://")
+	require.NoError(t, config.PingRedis(ctx, rdb, asynq.RedisClusterClientOpt{Addrs: c.Addrs(), Password: clusterPassword}))
+
 	// The fleet-wide keys share the queue's slot.
 	slot := func(key string) int64 {
 		s, err := rdb.ClusterKeySlot(ctx, key).Result()
@@ -137,4 +150,10 @@ func TestClusterEveryRedisPart(t *testing.T) {
 		backlogpkg.Key(queue, "16"), box.Key(), task.LifetimesKey(queue), task.ShardsKey(queue)} {
 		assert.Equal(t, want, slot(key), "%s is in the queue's slot", key)
 	}
+
+	// A master down: every other node still answers a PING, but the
+	// readiness check does not pass until the master is back.
+	c.Kill(node)
+	assert.Error(t, config.RedisReady(ctx, rdb), "a master down is not ready")
+	assert.NoError(t, other.Ping(ctx).Err(), "which a PING to another node would not tell")
 }

@@ -14,10 +14,10 @@ import (
 )
 
 // clusterParams are the query parameters a redis-cluster:// URL may carry:
-// tls and skip_verify as in a redis-sentinel URL, the rest go-redis's
-// ParseClusterURL names.
+// tls as in a redis-sentinel URL, the rest go-redis's ParseClusterURL
+// names (it has no skip_verify).
 var clusterParams = map[string]bool{
-	"tls": true, "skip_verify": true,
+	"tls":          true,
 	"dial_timeout": true, "read_timeout": true, "write_timeout": true, "max_redirects": true,
 }
 
@@ -45,7 +45,7 @@ func parseClusterURL(u *url.URL) (asynq.RedisConnOpt, error) {
 	q := u.Query()
 	for k, vs := range q {
 		if !clusterParams[k] {
-			return nil, fmt.Errorf("unknown redis-cluster parameter %q (known: tls, skip_verify, dial_timeout, read_timeout, write_timeout, max_redirects)", k)
+			return nil, fmt.Errorf("unknown redis-cluster parameter %q (known: tls, dial_timeout, read_timeout, write_timeout, max_redirects)", k)
 		}
 		if len(vs) > 1 {
 			return nil, fmt.Errorf("redis-cluster parameter %q is given more than once", k)
@@ -156,7 +156,7 @@ func hostPorts(hosts, what string) ([]string, error) {
 // clusterFault maps a ParseClusterURL error to a message without values.
 func clusterFault(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"dial_timeout", "read_timeout", "write_timeout", "max_redirects", "skip_verify"} {
+	for _, p := range []string{"dial_timeout", "read_timeout", "write_timeout", "max_redirects"} {
 		if strings.Contains(msg, p) {
 			return "redis-cluster parameter " + p + " has an invalid value"
 		}

@@ -95,7 +95,7 @@ func TestClusterURLErrors(t *testing.T) {
 		{"unknown parameter", "redis-cluster://h1:6379?password=hunter2", `unknown redis-cluster parameter "password"`},
 		{"repeated parameter", "redis-cluster://:hunter2@h1:6379?read_timeout=1s&read_timeout=2s", `"read_timeout" is given more than once`},
 		{"bad tls", "redis-cluster://:hunter2@h1:6379?tls=hunter2", "tls is not true or false"},
-		{"skip_verify without tls", "redis-cluster://:hunter2@h1:6379?skip_verify=true", "needs tls=true"},
+		{"skip_verify (go-redis has none for a cluster)", "rediss-cluster://:hunter2@h1:6379?skip_verify=true", `unknown redis-cluster parameter "skip_verify"`},
 		{"bad timeout", "redis-cluster://:hunter2@h1:6379?read_timeout=hunter2", "read_timeout has an invalid value"},
 		{"bad redirects", "redis-cluster://:hunter2@h1:6379?max_redirects=hunter2", "max_redirects has an invalid value"},
 	}

@@ -67,13 +67,32 @@ const redisPingTimeout = 10 * time.Second
 //
 // as mysql.Open names WMS_DB_DSN. The password of the URL never appears in
 // it, even if the server's answer were to quote it.
+//
+// A redis:// or redis-sentinel:// URL that reaches a node of a Redis
+// Cluster is refused too (it would answer MOVED for most keys): the line
+// says to use redis-cluster://.
 func PingRedis(ctx context.Context, rdb redis.UniversalClient, opt asynq.RedisConnOpt) error {
 	ctx, cancel := context.WithTimeout(ctx, redisPingTimeout)
 	defer cancel()
-	err := rdb.Ping(ctx).Err()
-	if err == nil {
-		return nil
+	if err := RedisReady(ctx, rdb); err != nil {
+		return RedisError(opt, err)
 	}
+	if _, cluster := rdb.(*redis.ClusterClient); !cluster {
+		info, err := rdb.Info(ctx, "cluster").Result()
+		if err != nil {
+			return RedisError(opt, err)
+		}
+		if strings.Contains(info, "cluster_enabled:1") {
+			return errors.New("REDIS_URL: " + RedisAddr(opt) + " is a node of a Redis Cluster: use redis-cluster://host1:port,host2:port,…")
+		}
+	}
+	return nil
+}
+
+// RedisError is err, met on asynq's Redis, as one line naming REDIS_URL and
+// the address, the URL's passwords blanked out even where the server's
+// answer quotes them.
+func RedisError(opt asynq.RedisConnOpt, err error) error {
 	reason := err.Error()
 	for _, p := range redisPasswords(opt) {
 		if p != "" {
@@ -81,4 +100,17 @@ func PingRedis(ctx context.Context, rdb redis.UniversalClient, opt asynq.RedisCo
 		}
 	}
 	return errors.New("REDIS_URL: cannot reach Redis at " + RedisAddr(opt) + ": " + reason)
+}
+
+// RedisReady is the readiness check of asynq's Redis (/readyz): a PING
+// answered by the server, or on a Redis Cluster by every master the client
+// knows of. Any live node answers a PING, but while a master is down its
+// slots (some of the scan queues, or the queue's leases and limiter) refuse
+// every command, until its replica is promoted and the client rereads the
+// slot map (ClusterStateReload).
+func RedisReady(ctx context.Context, rdb redis.UniversalClient) error {
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
+	}
+	return rdb.Ping(ctx).Err()
 }

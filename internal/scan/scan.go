@@ -37,6 +37,14 @@ type Queue interface {
 	ListArchived() (map[int64]task.Archived, error)
 }
 
+// ShardChecker is a Queue spread over shards (task.Queue): each scan first
+// checks that the number of shards recorded in Redis is its own, and
+// records it again when Redis lost it (a master restarted empty), so a
+// process started later with another number is still refused.
+type ShardChecker interface {
+	CheckShards(ctx context.Context) error
+}
+
 // Config of a scanner. Zero values take the defaults.
 type Config struct {
 	Targets []token.Target
@@ -143,6 +151,11 @@ func (s *Scanner) RunOnce(ctx context.Context) ([]Result, error) {
 	}
 	var archived map[int64]task.Archived
 	if !s.cfg.DryRun {
+		if sc, ok := s.queue.(ShardChecker); ok {
+			if err := sc.CheckShards(ctx); err != nil {
+				return nil, err
+			}
+		}
 		var err error
 		if archived, err = s.queue.ListArchived(); err != nil {
 			return nil, err
