@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -241,25 +239,12 @@ func (r *runner) capacitySection(ctx context.Context, rep *Report) error {
 func (r *runner) capacity(ctx context.Context, c capacityCase) (res CapacityResult, err error) {
 	res = CapacityResult{Case: c, Started: time.Now().UTC()}
 	defer func() { res.Took = time.Since(res.Started) }()
-	dir, err := os.MkdirTemp(r.env.tmp, "capacity-")
+	pair, err := startPrivatePair(ctx, r.env.tmp, "capacity", c.BufferPool, 2, r.logf)
 	if err != nil {
 		return res, err
 	}
-	db, err := startMariaDB(ctx, filepath.Join(dir, "mariadb"), c.BufferPool)
-	if err != nil {
-		return res, err
-	}
-	defer db.close()
-	rs, err := startRedis(ctx, filepath.Join(dir, "redis"))
-	if err != nil {
-		return res, err
-	}
-	defer rs.close()
-	r.logf("capacity: private mariadbd on %s, redis-server on %s", db.addr, rs.addr)
-	own := newCmdCounter()
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr, PoolSize: 2, ConnMaxIdleTime: -1, DisableIdentity: true})
-	rdb.AddHook(own)
-	defer rdb.Close()
+	defer pair.close()
+	db, rs, rdb, own := pair.db, pair.rs, pair.rdb, pair.own
 	ce := &capEnv{c: c, db: db, rs: rs, rdb: rdb}
 	if err := db.root.GetContext(ctx, &res.MariaDB, "SELECT VERSION()"); err != nil {
 		return res, err

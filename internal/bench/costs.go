@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -225,28 +224,14 @@ type costsEnv struct {
 // the end whatever happens.
 func (r *runner) costs(ctx context.Context, c costsCase) (res CostsResult, err error) {
 	res = CostsResult{Case: c, Started: time.Now().UTC()}
-	dir, err := os.MkdirTemp(r.env.tmp, "costs-")
-	if err != nil {
-		return res, err
-	}
-	db, err := startMariaDB(ctx, filepath.Join(dir, "mariadb"), c.BufferPool)
-	if err != nil {
-		return res, err
-	}
-	defer db.close()
-	rs, err := startRedis(ctx, filepath.Join(dir, "redis"))
-	if err != nil {
-		return res, err
-	}
-	defer rs.close()
-	r.logf("costs: private mariadbd on %s, redis-server on %s", db.addr, rs.addr)
-
 	// The bench's one Redis connection, its commands counted so they are
 	// taken out of the figures.
-	own := newCmdCounter()
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr, PoolSize: 1, ConnMaxIdleTime: -1, DisableIdentity: true})
-	rdb.AddHook(own)
-	defer rdb.Close()
+	pair, err := startPrivatePair(ctx, r.env.tmp, "costs", c.BufferPool, 1, r.logf)
+	if err != nil {
+		return res, err
+	}
+	defer pair.close()
+	db, rs, rdb, own := pair.db, pair.rs, pair.rdb, pair.own
 	ce := &costsEnv{c: c, db: db, rs: rs, rdb: rdb}
 	lua, err := startLuaMeter(rs.addr)
 	if err != nil {

@@ -305,3 +305,42 @@ func firstLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// privatePair is a private mariadbd and redis-server for one figure, and
+// the bench's own Redis connection to it, whose commands are counted so
+// that they can be taken out of the figures.
+type privatePair struct {
+	db  *privMariaDB
+	rs  *privRedis
+	rdb *redis.Client
+	own *cmdCounter
+}
+
+// startPrivatePair starts the pair of figure name under a new folder of
+// tmp; poolSize is the bench connection's pool. close stops both servers.
+func startPrivatePair(ctx context.Context, tmp, name, bufferPool string, poolSize int, logf func(string, ...any)) (*privatePair, error) {
+	dir, err := os.MkdirTemp(tmp, name+"-")
+	if err != nil {
+		return nil, err
+	}
+	db, err := startMariaDB(ctx, filepath.Join(dir, "mariadb"), bufferPool)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := startRedis(ctx, filepath.Join(dir, "redis"))
+	if err != nil {
+		db.close()
+		return nil, err
+	}
+	logf("%s: private mariadbd on %s, redis-server on %s", name, db.addr, rs.addr)
+	p := &privatePair{db: db, rs: rs, own: newCmdCounter(),
+		rdb: redis.NewClient(&redis.Options{Addr: rs.addr, PoolSize: poolSize, ConnMaxIdleTime: -1, DisableIdentity: true})}
+	p.rdb.AddHook(p.own)
+	return p, nil
+}
+
+func (p *privatePair) close() {
+	p.rdb.Close()
+	p.rs.close()
+	p.db.close()
+}
