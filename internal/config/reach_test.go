@@ -3,7 +3,9 @@ package config
 import (
 	"context"
 	"net"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -63,4 +65,30 @@ func TestPingRedisNeverShowsThePassword(t *testing.T) {
 		assert.Contains(t, err.Error(), "xxxxx", "the answer is quoted, less the password")
 		assert.NotContains(t, err.Error(), "hunter2")
 	}
+}
+
+// A Redis that refuses INFO (here renamed away, as some managed services
+// do; an ACL without +info alike) but answers PING still passes the
+// start-up check: the product needs no INFO.
+func TestPingRedisWithoutInfo(t *testing.T) {
+	t.Parallel()
+	server, err := exec.LookPath("redis-server")
+	require.NoError(t, err, "redis-server (make test installs it)")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	ln.Close()
+	cmd := exec.Command(server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--rename-command", "INFO", "")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	opt, err := parseRedisURL("redis://" + addr + "/0")
+	require.NoError(t, err)
+	rdb := opt.MakeRedisClient().(redis.UniversalClient)
+	defer rdb.Close()
+	require.Eventually(t, func() bool { return rdb.Ping(context.Background()).Err() == nil }, 10*time.Second, 50*time.Millisecond)
+	require.Error(t, rdb.Info(context.Background(), "cluster").Err(), "INFO is refused")
+	assert.NoError(t, PingRedis(context.Background(), rdb, opt))
 }
