@@ -1,6 +1,6 @@
 // Command sandbox runs the project's marketplace stand-in: the Ajio,
-// OAuth2 and Unicommerce token flows with fault switches. It never talks to
-// a real marketplace.
+// Unicommerce, OAuth2 refresh_token, OAuth2 client credentials and Shopzone
+// token flows with fault switches. It never talks to a real marketplace.
 package main
 
 import (

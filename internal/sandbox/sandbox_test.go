@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -266,41 +267,31 @@ func TestUnicommerce(t *testing.T) {
 	assert.Equal(t, 1, s.Stats().Rejected)
 }
 
-// TestFaultsApplyToEveryFlow: the switches answer all three flows alike.
+// TestFaultsApplyToEveryFlow: the switches answer all five flows alike.
 func TestFaultsApplyToEveryFlow(t *testing.T) {
 	t.Parallel()
 	s, srv, _ := start(t)
-	ajio := func() *http.Request {
-		r, _ := http.NewRequest(http.MethodPost, srv.URL+"/authToken", strings.NewReader(`{"username":"abc@itc.com","password":"abc123"}`))
-		return r
-	}
-	uc := func() *http.Request {
-		r, _ := http.NewRequest(http.MethodGet, srv.URL+"/authToken?username=abc%40itc.com&password=abc123", nil)
-		return r
-	}
-	oauth := func() *http.Request {
-		v := url.Values{"grant_type": {"refresh_token"}, "client_id": {DefaultClientID},
-			"client_secret": {DefaultClientSecret}, "refresh_token": {RefreshToken("s")}}
-		r, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader(v.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return r
-	}
-	for name, req := range map[string]func() *http.Request{"ajio": ajio, "unicommerce": uc, "oauth2_refresh": oauth} {
+	for _, fc := range everyFlow() {
+		req := func() *http.Request { return fc.req(context.Background(), srv.URL) }
 		s.SetFaults(Faults{ErrorRate: 1})
-		assert.Equal(t, 500, do(t, req()).status, name)
+		assert.Equal(t, 500, do(t, req()).status, fc.flow)
 		s.SetFaults(Faults{RateLimitRate: 1, RetryAfterSeconds: 3})
 		a := do(t, req())
-		assert.Equal(t, 429, a.status, name)
-		assert.Equal(t, "3", a.header.Get("Retry-After"), name)
+		assert.Equal(t, 429, a.status, fc.flow)
+		assert.Equal(t, "3", a.header.Get("Retry-After"), fc.flow)
 		s.SetFaults(Faults{RejectAll: true})
-		assert.Empty(t, issued(do(t, req())), name)
+		assert.Empty(t, accessToken(do(t, req())), fc.flow)
 		s.SetFaults(Faults{})
-		assert.NotEmpty(t, issued(do(t, req())), name)
+		assert.NotEmpty(t, accessToken(do(t, req())), fc.flow)
 	}
-	assert.Equal(t, 6, s.Stats().Faulted)
+	st := s.Stats()
+	assert.Equal(t, 10, st.Faulted)
+	assert.Equal(t, 5, st.Rejected)
+	assert.Equal(t, 5, st.Issued)
 }
 
-// issued is the access token of an answer of any of the three flows.
+// issued is the access token of an answer of Ajio, Unicommerce or OAuth
+// (accessToken knows Shopzone too).
 func issued(a answer) string {
 	if r, ok := a.body["result"].(map[string]any); ok {
 		s, _ := r["accessToken"].(string)
