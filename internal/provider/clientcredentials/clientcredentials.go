@@ -11,11 +11,10 @@ package clientcredentials
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
-
-	"net/http"
 
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -83,9 +82,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	g, err := oauth2refresh.New(oauth2refresh.Config{TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		BodyFormat: cfg.BodyFormat, TokenTTL: cfg.TokenTTL, Timeout: cfg.Timeout, Client: cfg.Client, Now: cfg.Now,
-		AllowInsecureHTTP: cfg.AllowInsecureHTTP})
+		AllowInsecureHTTP: cfg.AllowInsecureHTTP, Package: "clientcredentials", Grant: "the client_credentials grant"})
 	if err != nil {
-		return nil, errors.New(strings.Replace(err.Error(), "oauth2refresh", "clientcredentials", 1))
+		return nil, err
 	}
 	return &Provider{cfg: cfg, grant: g}, nil
 }
@@ -119,11 +118,5 @@ func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token
 	for _, k := range keys {
 		params = append(params, [2]string{k, p.cfg.ExtraParams[k]})
 	}
-	tok, err := p.grant.Exchange(ctx, params, basic, []string{secret, id})
-	var f *token.Failure
-	if errors.As(err, &f) {
-		// oauth2refresh words a refused grant as a refused refresh.
-		f.Reason = strings.Replace(f.Reason, "refused the refresh", "refused the client_credentials grant", 1)
-	}
-	return tok, err
+	return p.grant.Exchange(ctx, params, basic, []string{secret, id})
 }

@@ -55,6 +55,13 @@ type Config struct {
 	Client   *http.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Package names the package in New's errors: "oauth2refresh" when
+	// empty; a package building on this one gives its own name.
+	Package string
+	// Grant is how a refusal's reason names what was refused: "the
+	// refresh" when empty ("oauth2 token endpoint refused the refresh:
+	// invalid_grant (HTTP 400)"); another grant gives its own words.
+	Grant string
 }
 
 // Provider is the OAuth2 refresh_token grant client.
@@ -66,21 +73,27 @@ var _ token.Provider = (*Provider)(nil)
 
 // New returns a client.
 func New(cfg Config) (*Provider, error) {
+	if cfg.Package == "" {
+		cfg.Package = "oauth2refresh"
+	}
+	if cfg.Grant == "" {
+		cfg.Grant = "the refresh"
+	}
 	if cfg.Client == nil {
-		return nil, errors.New("oauth2refresh: an HTTP client is required")
+		return nil, errors.New(cfg.Package + ": an HTTP client is required")
 	}
 	u, err := httpurl.Absolute(cfg.TokenURL)
 	if err != nil {
-		return nil, fmt.Errorf("oauth2refresh: token URL %w", err)
+		return nil, fmt.Errorf("%s: token URL %w", cfg.Package, err)
 	}
 	if err := httpurl.Secure(u, cfg.AllowInsecureHTTP); err != nil {
-		return nil, fmt.Errorf("oauth2refresh: token URL %w", err)
+		return nil, fmt.Errorf("%s: token URL %w", cfg.Package, err)
 	}
 	if cfg.BodyFormat == "" {
 		cfg.BodyFormat = FormatForm
 	}
 	if cfg.BodyFormat != FormatForm && cfg.BodyFormat != FormatJSON {
-		return nil, fmt.Errorf("oauth2refresh: body format must be %s or %s", FormatForm, FormatJSON)
+		return nil, fmt.Errorf("%s: body format must be %s or %s", cfg.Package, FormatForm, FormatJSON)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
@@ -115,6 +128,8 @@ type answer struct {
 	// usable).
 	lifetime time.Duration
 	bad      string
+	// grant is Config.Grant: what a refusal refused.
+	grant string
 }
 
 func (a *answer) errorSuffix() string {
@@ -146,7 +161,7 @@ var Verdicts = []provider.Row[answer]{
 	provider.Rule("error invalid_grant, invalid_client, unauthorized_client, unsupported_grant_type, invalid_request, invalid_scope, access_denied (any HTTP status)", provider.Permanent,
 		func(a *answer) bool { return permanentCodes[a.code] },
 		func(a *answer) string {
-			return fmt.Sprintf("%s refused the refresh: %s (HTTP %d)", name, a.code, a.Status)
+			return fmt.Sprintf("%s refused %s: %s (HTTP %d)", name, a.grant, a.code, a.Status)
 		}),
 	provider.Rule("HTTP 408, 429, 5xx (any other body)", provider.Transient,
 		func(a *answer) bool { return a.ServerTrouble() },
@@ -154,7 +169,7 @@ var Verdicts = []provider.Row[answer]{
 	provider.Rule("error with an unknown code under 2xx or 4xx", provider.Permanent,
 		func(a *answer) bool { return a.code != "" },
 		func(a *answer) string {
-			return fmt.Sprintf("%s refused the refresh with an unrecognised error code%s (HTTP %d)", name, a.errorSuffix(), a.Status)
+			return fmt.Sprintf("%s refused %s with an unrecognised error code%s (HTTP %d)", name, a.grant, a.errorSuffix(), a.Status)
 		}),
 	provider.Rule("HTTP 401, 403, other 4xx without an error member", provider.Permanent,
 		func(a *answer) bool { return a.Status >= 400 },
@@ -179,7 +194,7 @@ var Verdicts = []provider.Row[answer]{
 
 // read parses an answer, JSON or form (as golang.org/x/oauth2 does).
 func (p *Provider) read(resp *provider.Response, secrets []string) *answer {
-	a := &answer{}
+	a := &answer{grant: p.cfg.Grant}
 	a.Answer = provider.Read(resp, &a.body)
 	if a.Body == provider.Form {
 		f := a.Form
