@@ -26,6 +26,104 @@ import (
 // name is how reasons refer to the marketplace.
 const name = "oauth2 token endpoint"
 
+// KindName is the kind: of an OAuth 2.0 refresh_token entry of the
+// providers file.
+const KindName = "oauth2_refresh"
+
+// Kind is the oauth2_refresh entry of the providers file: token_url
+// (required), client_id and client_secret or client_secret_env (the
+// fallback when a connection's inputFields carry none), body_format (form,
+// the default, or json), token_ttl (the lifetime assumed when an answer
+// has no expires_in; none by default) and refresh_before (default 10
+// minutes). The call spends the connection's refresh token.
+var Kind = provider.Kind{
+	Name:               KindName,
+	Keys:               []string{"token_url", "client_id", "client_secret", "client_secret_env", "body_format"},
+	SpendsRefreshToken: func(*provider.Settings) bool { return true },
+	Defaults: func(s *provider.Settings) {
+		if s.RefreshBefore == 0 {
+			s.RefreshBefore = 10 * time.Minute
+		}
+		if s.BodyFormat == "" {
+			s.BodyFormat = FormatForm
+		}
+	},
+	Check: func(s *provider.Settings, getenv func(string) string) []string {
+		return provider.First(
+			provider.CheckURL("token_url", s.TokenURL, s.AllowInsecureHTTP),
+			CheckBodyFormat(s.BodyFormat),
+			CheckAssumedTTL(s),
+			CheckClientSecret(s, getenv))
+	},
+	New: func(s provider.Settings, client *http.Client, getenv func(string) string) (token.Provider, error) {
+		secret, err := ClientSecret(&s, getenv)
+		if err != nil {
+			return nil, err
+		}
+		return New(Config{TokenURL: s.TokenURL, ClientID: s.ClientID, ClientSecret: secret,
+			BodyFormat: s.BodyFormat, TokenTTL: s.TokenTTL, Timeout: s.Timeout, Client: client,
+			AllowInsecureHTTP: s.AllowInsecureHTTP})
+	},
+}
+
+// CheckBodyFormat returns the mistake in an entry's body_format, or "".
+func CheckBodyFormat(format string) string {
+	if format != FormatForm && format != FormatJSON {
+		return fmt.Sprintf("body_format must be form or json, not %q", format)
+	}
+	return ""
+}
+
+// CheckAssumedTTL returns the mistake in an entry's token_ttl, the
+// lifetime assumed when an answer has no expires_in, or "": when set, it
+// must be longer than refresh_before.
+func CheckAssumedTTL(s *provider.Settings) string {
+	if s.TokenTTL != 0 && s.RefreshBefore >= s.TokenTTL {
+		return fmt.Sprintf("refresh_before (%s) must be shorter than token_ttl (%s)", s.RefreshBefore, s.TokenTTL)
+	}
+	return ""
+}
+
+// CheckClientSecret returns the mistake in an entry's client secret, or
+// "": client_secret and client_secret_env both set; a client_secret
+// written in the file without allow_inline_secrets (the file is read by
+// more people, and kept longer, than the secret should be); or a
+// client_secret_env naming a variable that getenv finds unset.
+func CheckClientSecret(s *provider.Settings, getenv func(string) string) string {
+	if s.ClientSecret != "" && s.ClientSecretEnv != "" {
+		return "set client_secret or client_secret_env, not both"
+	}
+	if s.ClientSecret != "" && !s.AllowInlineSecrets {
+		return "client_secret is written in the providers file, which more people read than should " +
+			"see the secret; put it in an environment variable (from a Secret) and name that with client_secret_env, " +
+			"or set allow_inline_secrets: true on the entry"
+	}
+	_, problem := clientSecret(s, getenv)
+	return problem
+}
+
+// ClientSecret returns an entry's client secret: the variable its
+// client_secret_env names, read with getenv, else its client_secret
+// (possibly ""). The error, naming the entry and the variable, says the
+// variable is unset.
+func ClientSecret(s *provider.Settings, getenv func(string) string) (string, error) {
+	secret, problem := clientSecret(s, getenv)
+	if problem != "" {
+		return "", fmt.Errorf("%s: %s", s.Label(), problem)
+	}
+	return secret, nil
+}
+
+func clientSecret(s *provider.Settings, getenv func(string) string) (secret, problem string) {
+	if s.ClientSecretEnv == "" {
+		return s.ClientSecret, ""
+	}
+	if secret = getenv(s.ClientSecretEnv); secret == "" {
+		return "", fmt.Sprintf("client_secret_env names %s, which is not set", s.ClientSecretEnv)
+	}
+	return secret, ""
+}
+
 // The request body formats.
 const (
 	// FormatForm is application/x-www-form-urlencoded, as RFC 6749 §3.2
