@@ -428,7 +428,7 @@ func LoadScanner(get Getenv) (Scanner, error) {
 			// window, or a token can lapse between two scans plus a retry.
 			if s.Interval > e.Before()/2 {
 				r.fail("SCAN_INTERVAL", fmt.Errorf("%s is not well under refresh_before %s of %s (at most half of it)",
-					s.Interval, e.Before(), e.Name()))
+					s.Interval, e.Before(), e.Label()))
 				break
 			}
 		}

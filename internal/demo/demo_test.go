@@ -36,8 +36,8 @@ func TestKinds(t *testing.T) {
 	for _, k := range Kinds() {
 		e := k.Entry("http://127.0.0.1:1", timing)
 		_, err := registry.Build(e, provider.NewHTTPClient(1), os.Getenv)
-		require.NoError(t, err, "%s", e.Name())
-		assert.Equal(t, timing.RefreshBefore, e.Before(), "%s uses the demo's timing", e.Name())
+		require.NoError(t, err, "%s", e.Label())
+		assert.Equal(t, timing.RefreshBefore, e.Before(), "%s uses the demo's timing", e.Label())
 		cases := map[string]int{}
 		for _, r := range k.Rows(timing) {
 			assert.False(t, seen[r.ID], "connection %d listed twice", r.ID)
@@ -54,7 +54,7 @@ func TestKinds(t *testing.T) {
 			}
 		}
 		for _, c := range []string{"due now", "second wave", string(WantRejected), string(WantMalformed)} {
-			assert.Positive(t, cases[c], "%s has a connection %s", e.Name(), c)
+			assert.Positive(t, cases[c], "%s has a connection %s", e.Label(), c)
 		}
 	}
 	for _, kind := range []string{registry.KindAjio, registry.KindOAuth2Refresh, registry.KindUnicommerce,

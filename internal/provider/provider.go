@@ -3,7 +3,9 @@
 // Decide) that turns an answer into a stored token or a token.Failure
 // (permanent, transient or unusable) with a reason that never quotes a
 // credential, a token, a query string or a response body. The clients of the
-// three token flows live in its sub-packages.
+// token flows live in its sub-packages, each exporting its providers-file
+// kind whole as one Kind value (keys, defaults, checks, constructor), which
+// the registry lists.
 package provider
 
 import (

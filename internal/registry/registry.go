@@ -16,25 +16,29 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/eshopbox/token-refresher/internal/httpurl"
+	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
+	"github.com/eshopbox/token-refresher/internal/provider/clientcredentials"
 	"github.com/eshopbox/token-refresher/internal/provider/httptoken"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
 	"github.com/eshopbox/token-refresher/internal/provider/unicommerce"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// The provider kinds, one per token flow.
+// The names of the built-in provider kinds, one per token flow, for
+// callers that write an entry in Go. Each kind is whole in its package
+// (ajio.Kind, ...); the registry lists them in one table (kinds), and a new
+// kind needs no name here.
 const (
-	KindAjio          = "ajio"
-	KindOAuth2Refresh = "oauth2_refresh"
-	KindUnicommerce   = "unicommerce"
+	KindAjio          = ajio.KindName
+	KindOAuth2Refresh = oauth2refresh.KindName
+	KindUnicommerce   = unicommerce.KindName
 	// KindHTTPToken is a login-style token API declared in the entry
 	// (package httptoken).
-	KindHTTPToken = "http_token"
+	KindHTTPToken = httptoken.KindName
 	// KindClientCredentials is the OAuth 2.0 client credentials grant
 	// (RFC 6749 §4.4, package clientcredentials).
-	KindClientCredentials = "oauth2_client_credentials"
+	KindClientCredentials = clientcredentials.KindName
 )
 
 // Duration is a time.Duration written as "30m" in YAML.
@@ -72,8 +76,9 @@ type Entry struct {
 	// or "json".
 	BodyFormat string `yaml:"body_format"`
 
-	// Marketplace (key name) is how an http_token entry's reasons and logs name the
-	// marketplace (a short word; default the kind and integration type).
+	// Marketplace is the file's name: key: how an http_token entry's
+	// reasons and logs name the marketplace (a short word; default
+	// "integration type N marketplace"). Label is how errors name the entry.
 	Marketplace string `yaml:"name"`
 	// Request and Response are an http_token entry's declaration
 	// (httptoken.Spec), decoded strictly by validate into Spec.
@@ -127,22 +132,33 @@ func (e Entry) Target() token.Target {
 // product's: losing it before it is stored costs one more call, not the
 // connection.
 func (e Entry) IgnoresRefreshToken() bool {
-	switch e.Kind {
-	case KindAjio, KindUnicommerce, KindClientCredentials:
-		return true
-	case KindHTTPToken:
-		return e.Spec != nil && !e.Spec.Request.SpendsRefreshToken()
+	k, ok := kindOf(e.Kind)
+	return ok && !spends(k, e)
+}
+
+// SpendsRefreshToken reports whether the entry's call sends the
+// connection's refresh token (oauth2_refresh, or an http_token entry that
+// maps refresh_token): a server that rotates refresh tokens retires the one
+// sent, so a call whose answer is not stored loses the connection's grant.
+func (e Entry) SpendsRefreshToken() bool {
+	k, ok := kindOf(e.Kind)
+	return ok && spends(k, e)
+}
+
+func spends(k provider.Kind, e Entry) bool {
+	if k.SpendsRefreshToken == nil {
+		return false
 	}
-	return false
+	s := e.settings()
+	return k.SpendsRefreshToken(&s)
 }
 
 // fixedLifetime is the lifetime of every token of a kind whose answers
-// carry none (ajio, unicommerce: the token expires token_ttl after it was
-// obtained); zero for the kinds whose answers may say (expires_in), where
-// token_ttl is only a fallback.
+// carry none (provider.Kind.FixedLifetime: ajio, unicommerce; the token
+// expires token_ttl after it was obtained); zero for the kinds whose
+// answers may say (expires_in), where token_ttl is only a fallback.
 func (e Entry) fixedLifetime() time.Duration {
-	switch e.Kind {
-	case KindAjio, KindUnicommerce:
+	if k, ok := kindOf(e.Kind); ok && k.FixedLifetime {
 		return e.TTL()
 	}
 	return 0
@@ -157,10 +173,9 @@ func Targets(entries []Entry) []token.Target {
 	return out
 }
 
-// Name is how errors and logs refer to the entry.
-func (e Entry) Name() string {
-	return fmt.Sprintf("provider %q (integration_type %q)", e.Kind, e.IntegrationType)
-}
+// Label is how errors and logs name the entry: provider "ajio"
+// (integration_type "16"). (The file's name: key is Marketplace.)
+func (e Entry) Label() string { return provider.Label(e.Kind, e.IntegrationType) }
 
 type file struct {
 	Providers []Entry `yaml:"providers"`
@@ -369,183 +384,87 @@ func editDistance(a, b string) int {
 	return d[len(ra)][len(rb)]
 }
 
+// entryError prefixes every line of an entry's error with its index: an
+// http_token entry reports each of its mistakes on a line of its own.
+func entryError(i int, err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for j, l := range lines {
+		lines[j] = fmt.Sprintf("providers[%d]: %s", i, l)
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
 // decodeError makes a YAML syntax error one line.
 func decodeError(err error) error {
 	return fmt.Errorf("not a valid providers file: %s", strings.ReplaceAll(err.Error(), "\n", " "))
 }
 
+// applyDefaults fills what the entry leaves out: its kind's Defaults, then
+// a timeout of 10 s.
 func (e *Entry) applyDefaults() {
-	switch e.Kind {
-	case KindAjio:
-		if e.BaseURL == "" {
-			e.BaseURL = ajio.DefaultBaseURL
-		}
-		if e.TokenTTL == 0 {
-			e.TokenTTL = Duration(ajio.DefaultTokenTTL)
-		}
-		if e.RefreshBefore == 0 {
-			e.RefreshBefore = Duration(10 * time.Minute)
-		}
-	case KindUnicommerce:
-		if e.TokenTTL == 0 {
-			e.TokenTTL = Duration(unicommerce.DefaultTokenTTL)
-		}
-		if e.RefreshBefore == 0 {
-			e.RefreshBefore = Duration(2 * time.Hour)
-		}
-	case KindOAuth2Refresh:
-		if e.RefreshBefore == 0 {
-			e.RefreshBefore = Duration(10 * time.Minute)
-		}
-		if e.BodyFormat == "" {
-			e.BodyFormat = oauth2refresh.FormatForm
-		}
-	case KindHTTPToken, KindClientCredentials:
-		e.declarativeDefaults()
+	if k, ok := kindOf(e.Kind); ok {
+		s := e.settings()
+		k.Defaults(&s)
+		e.take(s)
 	}
 	if e.Timeout == 0 {
 		e.Timeout = Duration(10 * time.Second)
 	}
 }
 
+// validate checks the entry after applyDefaults: the keys every entry has,
+// the keys its kind does not take, then its kind's Check (each line of
+// which names the entry).
 func (e *Entry) validate(getenv func(string) string) error {
 	if e.IntegrationType == "" {
 		return errors.New("integration_type is missing")
 	}
-	check := func(field, raw string) error {
-		if raw == "" {
-			return fmt.Errorf("%s: %s is missing", e.Name(), field)
-		}
-		u, err := httpurl.Plain(raw)
-		if err != nil {
-			return fmt.Errorf("%s: %s %w", e.Name(), field, err)
-		}
-		if err := httpurl.Secure(u, e.insecureHTTP()); err != nil {
-			return fmt.Errorf("%s: %s %w, or set allow_insecure_http: true on the entry", e.Name(), field, err)
-		}
-		return nil
+	k, ok := kindOf(e.Kind)
+	switch {
+	case e.Kind == "":
+		return fmt.Errorf("integration_type %q: kind is missing (%s)", e.IntegrationType, kindList)
+	case !ok:
+		return fmt.Errorf("integration_type %q: unknown kind %q (%s)", e.IntegrationType, e.Kind, kindList)
 	}
-	if err := e.foreignKeys(); err != nil {
-		return err
+	if key := e.foreignKey(k); key != "" {
+		return fmt.Errorf("%s: %s does not apply to kind %s", e.Label(), key, e.Kind)
 	}
-	if err := e.declarativeKeys(); err != nil {
-		return err
-	}
-	switch e.Kind {
-	case KindAjio, KindUnicommerce:
-		if err := check("base_url", e.BaseURL); err != nil {
-			return err
+	s := e.settings()
+	if lines := k.Check(&s, getenv); len(lines) > 0 {
+		for i, l := range lines {
+			lines[i] = e.Label() + ": " + l
 		}
+		return errors.New(strings.Join(lines, "\n"))
+	}
+	e.take(s)
+	if k.FixedLifetime {
 		if e.TokenTTL <= 0 {
-			return fmt.Errorf("%s: token_ttl must be positive", e.Name())
+			return fmt.Errorf("%s: token_ttl must be positive", e.Label())
 		}
 		if e.RefreshBefore >= e.TokenTTL {
 			return fmt.Errorf("%s: refresh_before (%s) must be shorter than token_ttl (%s), or every token is due on every scan",
-				e.Name(), e.Before(), e.TTL())
+				e.Label(), e.Before(), e.TTL())
 		}
-	case KindOAuth2Refresh:
-		if err := check("token_url", e.TokenURL); err != nil {
-			return err
-		}
-		if e.BodyFormat != oauth2refresh.FormatForm && e.BodyFormat != oauth2refresh.FormatJSON {
-			return fmt.Errorf("%s: body_format must be form or json, not %q", e.Name(), e.BodyFormat)
-		}
-		if e.TokenTTL != 0 && e.RefreshBefore >= e.TokenTTL {
-			return fmt.Errorf("%s: refresh_before (%s) must be shorter than token_ttl (%s)", e.Name(), e.Before(), e.TTL())
-		}
-		if e.ClientSecret != "" && e.ClientSecretEnv != "" {
-			return fmt.Errorf("%s: set client_secret or client_secret_env, not both", e.Name())
-		}
-		if err := e.inlineSecret(e.Name()); err != nil {
-			return err
-		}
-		if e.ClientSecretEnv != "" && getenv(e.ClientSecretEnv) == "" {
-			return fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
-		}
-	case KindHTTPToken:
-		if err := check("base_url", e.BaseURL); err != nil {
-			return err
-		}
-		if err := e.validateHTTPToken(); err != nil {
-			return err
-		}
-	case KindClientCredentials:
-		if err := check("token_url", e.TokenURL); err != nil {
-			return err
-		}
-		if err := e.validateClientCredentials(getenv); err != nil {
-			return err
-		}
-	case "":
-		return fmt.Errorf("integration_type %q: kind is missing (%s)", e.IntegrationType, kindList)
-	default:
-		return fmt.Errorf("integration_type %q: unknown kind %q (%s)", e.IntegrationType, e.Kind, kindList)
 	}
 	if e.RefreshBefore <= 0 {
-		return fmt.Errorf("%s: refresh_before must be positive", e.Name())
+		return fmt.Errorf("%s: refresh_before must be positive", e.Label())
 	}
 	if e.Timeout <= 0 {
-		return fmt.Errorf("%s: timeout must be positive", e.Name())
+		return fmt.Errorf("%s: timeout must be positive", e.Label())
 	}
 	if e.RateLimitPerSecond < 0 {
-		return fmt.Errorf("%s: rate_limit_per_second must not be negative", e.Name())
+		return fmt.Errorf("%s: rate_limit_per_second must not be negative", e.Label())
 	}
 	return nil
 }
 
-// foreignKeys rejects keys that mean nothing to the entry's kind: a
-// token_url on a unicommerce entry, or a client_secret on an ajio one, is a
-// mistake that would otherwise be silently ignored.
-func (e *Entry) foreignKeys() error {
-	if e.Kind != KindAjio && e.Kind != KindUnicommerce && e.Kind != KindOAuth2Refresh {
-		return nil // the kind itself is reported
-	}
-	oauth := e.Kind == KindOAuth2Refresh
-	for _, k := range []struct {
-		key   string
-		set   bool
-		oauth bool // the key belongs to oauth2_refresh (else to the others)
-	}{
-		{"base_url", e.BaseURL != "", false},
-		{"token_url", e.TokenURL != "", true},
-		{"client_id", e.ClientID != "", true},
-		{"client_secret", e.ClientSecret != "", true},
-		{"client_secret_env", e.ClientSecretEnv != "", true},
-		{"body_format", e.BodyFormat != "", true},
-	} {
-		if k.set && k.oauth != oauth {
-			return fmt.Errorf("%s: %s does not apply to kind %s", e.Name(), k.key, e.Kind)
-		}
-	}
-	return nil
-}
-
-// Build returns the client of an entry, sharing client for HTTP. An
-// entry's client_secret_env is read here with getenv (os.Getenv in cmd/), so
-// the secret is only ever held by the client.
+// Build returns the client of an entry, sharing client for HTTP: its
+// kind's New. An entry's client_secret_env is read there with getenv
+// (os.Getenv in cmd/), so the secret is only ever held by the client.
 func Build(e Entry, client *http.Client, getenv func(string) string) (token.Provider, error) {
-	timeout := time.Duration(e.Timeout)
-	switch e.Kind {
-	case KindAjio:
-		return ajio.New(ajio.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
-	case KindUnicommerce:
-		return unicommerce.New(unicommerce.Config{BaseURL: e.BaseURL, TokenTTL: e.TTL(), Timeout: timeout, Client: client, AllowInsecureHTTP: e.insecureHTTP()})
-	case KindOAuth2Refresh:
-		secret := e.ClientSecret
-		if e.ClientSecretEnv != "" {
-			secret = getenv(e.ClientSecretEnv)
-			if secret == "" {
-				return nil, fmt.Errorf("%s: client_secret_env names %s, which is not set", e.Name(), e.ClientSecretEnv)
-			}
-		}
-		return oauth2refresh.New(oauth2refresh.Config{
-			TokenURL: e.TokenURL, ClientID: e.ClientID, ClientSecret: secret,
-			BodyFormat: e.BodyFormat, TokenTTL: e.TTL(), Timeout: timeout, Client: client,
-			AllowInsecureHTTP: e.insecureHTTP(),
-		})
-	case KindHTTPToken, KindClientCredentials:
-		return buildDeclarative(e, client, getenv)
-	default:
-		return nil, fmt.Errorf("%s: unknown kind", e.Name())
+	k, ok := kindOf(e.Kind)
+	if !ok {
+		return nil, fmt.Errorf("%s: unknown kind", e.Label())
 	}
+	return k.New(e.settings(), client, getenv)
 }

@@ -230,11 +230,11 @@ providers:
 	wantTypes := []any{&ajio.Provider{}, &oauth2refresh.Provider{}, &oauth2refresh.Provider{}, &unicommerce.Provider{}}
 	for i, e := range entries {
 		p, err := registry.Build(e, client, os.Getenv)
-		require.NoError(t, err, e.Name())
-		assert.IsType(t, wantTypes[i], p, e.Name())
+		require.NoError(t, err, e.Label())
+		assert.IsType(t, wantTypes[i], p, e.Label())
 		c := token.Connection{ID: 1, InputFields: []byte(`{"username":"u","password":"p"}`), RefreshToken: "rt"}
 		_, err = p.Refresh(context.Background(), c)
-		assert.NoError(t, err, e.Name())
+		assert.NoError(t, err, e.Label())
 	}
 	assert.Equal(t, []string{
 		"POST /authToken ",

@@ -9,20 +9,6 @@ import (
 	"github.com/eshopbox/token-refresher/internal/provider/httptoken"
 )
 
-// inlineSecret refuses a client_secret written in the providers file
-// unless the entry says allow_inline_secrets: true. The file is a
-// ConfigMap, a file in git, a line in a review: read by more people, and
-// kept longer, than the secret should be; client_secret_env takes it from
-// the environment (a Kubernetes Secret) instead, at no cost.
-func (e *Entry) inlineSecret(name string) error {
-	if e.ClientSecret == "" || e.AllowInlineSecrets {
-		return nil
-	}
-	return fmt.Errorf("%s: client_secret is written in the providers file, which more people read than should "+
-		"see the secret; put it in an environment variable (from a Secret) and name that with client_secret_env, "+
-		"or set allow_inline_secrets: true on the entry", name)
-}
-
 // secretName matches header and parameter names that usually carry a
 // secret: Authorization, X-Api-Key, api_key, client_secret, access_token,
 // password, a cookie, a signature.
@@ -60,7 +46,7 @@ func InlineSecrets(entries []Entry) []string {
 			out = append(out, fmt.Sprintf("%s: %s look like secrets written in the providers file, which more people "+
 				"read than should see them; move them out of the file when the marketplace allows (a per-seller "+
 				"value belongs in inputFields), or set allow_inline_secrets: true on the entry to silence this",
-				e.Name(), strings.Join(names, ", ")))
+				e.Label(), strings.Join(names, ", ")))
 		}
 	}
 	return out

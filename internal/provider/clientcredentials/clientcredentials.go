@@ -11,12 +11,13 @@ package clientcredentials
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
 
-	"net/http"
-
+	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/provider/oauth2refresh"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -28,6 +29,77 @@ const (
 	// AuthBasic sends them with HTTP Basic; the body holds neither.
 	AuthBasic = "basic"
 )
+
+// KindName is the kind: of a client credentials entry of the providers
+// file.
+const KindName = "oauth2_client_credentials"
+
+// Kind is the oauth2_client_credentials entry of the providers file:
+// token_url (required), client_id and client_secret or client_secret_env
+// (the fallback when a connection's inputFields carry none), client_auth
+// (body, the default, or basic), scope, audience, extra_params (not the
+// Reserved ones), body_format (form, the default, or json; basic goes with
+// form), token_ttl (the lifetime assumed when an answer has no
+// expires_in; none by default) and refresh_before (default 10 minutes).
+// The call never sends the connection's refresh token.
+var Kind = provider.Kind{
+	Name: KindName,
+	Keys: []string{"token_url", "client_id", "client_secret", "client_secret_env", "body_format",
+		"client_auth", "scope", "audience", "extra_params"},
+	Defaults: func(s *provider.Settings) {
+		if s.RefreshBefore == 0 {
+			s.RefreshBefore = 10 * time.Minute
+		}
+		if s.BodyFormat == "" {
+			s.BodyFormat = oauth2refresh.FormatForm
+		}
+		if s.ClientAuth == "" {
+			s.ClientAuth = AuthBody
+		}
+	},
+	Check: func(s *provider.Settings, getenv func(string) string) []string {
+		return provider.First(
+			provider.CheckURL("token_url", s.TokenURL, s.AllowInsecureHTTP),
+			oauth2refresh.CheckBodyFormat(s.BodyFormat),
+			checkRequest(s),
+			oauth2refresh.CheckAssumedTTL(s),
+			oauth2refresh.CheckClientSecret(s, getenv))
+	},
+	New: func(s provider.Settings, client *http.Client, getenv func(string) string) (token.Provider, error) {
+		secret, err := oauth2refresh.ClientSecret(&s, getenv)
+		if err != nil {
+			return nil, err
+		}
+		return New(Config{TokenURL: s.TokenURL, ClientID: s.ClientID, ClientSecret: secret,
+			ClientAuth: s.ClientAuth, Scope: s.Scope, Audience: s.Audience, ExtraParams: s.ExtraParams,
+			BodyFormat: s.BodyFormat, TokenTTL: s.TokenTTL, Timeout: s.Timeout, Client: client,
+			AllowInsecureHTTP: s.AllowInsecureHTTP})
+	},
+}
+
+// checkRequest returns the mistake in an entry's client_auth,
+// extra_params or token_ttl, or "".
+func checkRequest(s *provider.Settings) string {
+	if s.ClientAuth != AuthBody && s.ClientAuth != AuthBasic {
+		return fmt.Sprintf("client_auth must be body or basic, not %q", s.ClientAuth)
+	}
+	if s.ClientAuth == AuthBasic && s.BodyFormat == oauth2refresh.FormatJSON {
+		// Not contradictory in itself, but RFC 6749 §2.3.1 Basic goes
+		// with a form body; keep to what servers implement.
+		return "client_auth basic goes with body_format form (RFC 6749 §2.3.1)"
+	}
+	for k := range s.ExtraParams {
+		for _, r := range Reserved {
+			if strings.EqualFold(k, r) {
+				return fmt.Sprintf("extra_params may not set %s (the grant sets it)", r)
+			}
+		}
+	}
+	if s.TokenTTL < 0 {
+		return "token_ttl must be positive"
+	}
+	return ""
+}
 
 // Config of one client-credentials provider.
 type Config struct {
@@ -83,9 +155,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	g, err := oauth2refresh.New(oauth2refresh.Config{TokenURL: cfg.TokenURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		BodyFormat: cfg.BodyFormat, TokenTTL: cfg.TokenTTL, Timeout: cfg.Timeout, Client: cfg.Client, Now: cfg.Now,
-		AllowInsecureHTTP: cfg.AllowInsecureHTTP})
+		AllowInsecureHTTP: cfg.AllowInsecureHTTP, Package: "clientcredentials", Grant: "the client_credentials grant"})
 	if err != nil {
-		return nil, errors.New(strings.Replace(err.Error(), "oauth2refresh", "clientcredentials", 1))
+		return nil, err
 	}
 	return &Provider{cfg: cfg, grant: g}, nil
 }
@@ -119,11 +191,5 @@ func (p *Provider) Refresh(ctx context.Context, c token.Connection) (token.Token
 	for _, k := range keys {
 		params = append(params, [2]string{k, p.cfg.ExtraParams[k]})
 	}
-	tok, err := p.grant.Exchange(ctx, params, basic, []string{secret, id})
-	var f *token.Failure
-	if errors.As(err, &f) {
-		// oauth2refresh words a refused grant as a refused refresh.
-		f.Reason = strings.Replace(f.Reason, "refused the refresh", "refused the client_credentials grant", 1)
-	}
-	return tok, err
+	return p.grant.Exchange(ctx, params, basic, []string{secret, id})
 }

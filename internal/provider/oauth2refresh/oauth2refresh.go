@@ -26,6 +26,104 @@ import (
 // name is how reasons refer to the marketplace.
 const name = "oauth2 token endpoint"
 
+// KindName is the kind: of an OAuth 2.0 refresh_token entry of the
+// providers file.
+const KindName = "oauth2_refresh"
+
+// Kind is the oauth2_refresh entry of the providers file: token_url
+// (required), client_id and client_secret or client_secret_env (the
+// fallback when a connection's inputFields carry none), body_format (form,
+// the default, or json), token_ttl (the lifetime assumed when an answer
+// has no expires_in; none by default) and refresh_before (default 10
+// minutes). The call spends the connection's refresh token.
+var Kind = provider.Kind{
+	Name:               KindName,
+	Keys:               []string{"token_url", "client_id", "client_secret", "client_secret_env", "body_format"},
+	SpendsRefreshToken: func(*provider.Settings) bool { return true },
+	Defaults: func(s *provider.Settings) {
+		if s.RefreshBefore == 0 {
+			s.RefreshBefore = 10 * time.Minute
+		}
+		if s.BodyFormat == "" {
+			s.BodyFormat = FormatForm
+		}
+	},
+	Check: func(s *provider.Settings, getenv func(string) string) []string {
+		return provider.First(
+			provider.CheckURL("token_url", s.TokenURL, s.AllowInsecureHTTP),
+			CheckBodyFormat(s.BodyFormat),
+			CheckAssumedTTL(s),
+			CheckClientSecret(s, getenv))
+	},
+	New: func(s provider.Settings, client *http.Client, getenv func(string) string) (token.Provider, error) {
+		secret, err := ClientSecret(&s, getenv)
+		if err != nil {
+			return nil, err
+		}
+		return New(Config{TokenURL: s.TokenURL, ClientID: s.ClientID, ClientSecret: secret,
+			BodyFormat: s.BodyFormat, TokenTTL: s.TokenTTL, Timeout: s.Timeout, Client: client,
+			AllowInsecureHTTP: s.AllowInsecureHTTP})
+	},
+}
+
+// CheckBodyFormat returns the mistake in an entry's body_format, or "".
+func CheckBodyFormat(format string) string {
+	if format != FormatForm && format != FormatJSON {
+		return fmt.Sprintf("body_format must be form or json, not %q", format)
+	}
+	return ""
+}
+
+// CheckAssumedTTL returns the mistake in an entry's token_ttl, the
+// lifetime assumed when an answer has no expires_in, or "": when set, it
+// must be longer than refresh_before.
+func CheckAssumedTTL(s *provider.Settings) string {
+	if s.TokenTTL != 0 && s.RefreshBefore >= s.TokenTTL {
+		return fmt.Sprintf("refresh_before (%s) must be shorter than token_ttl (%s)", s.RefreshBefore, s.TokenTTL)
+	}
+	return ""
+}
+
+// CheckClientSecret returns the mistake in an entry's client secret, or
+// "": client_secret and client_secret_env both set; a client_secret
+// written in the file without allow_inline_secrets (the file is read by
+// more people, and kept longer, than the secret should be); or a
+// client_secret_env naming a variable that getenv finds unset.
+func CheckClientSecret(s *provider.Settings, getenv func(string) string) string {
+	if s.ClientSecret != "" && s.ClientSecretEnv != "" {
+		return "set client_secret or client_secret_env, not both"
+	}
+	if s.ClientSecret != "" && !s.AllowInlineSecrets {
+		return "client_secret is written in the providers file, which more people read than should " +
+			"see the secret; put it in an environment variable (from a Secret) and name that with client_secret_env, " +
+			"or set allow_inline_secrets: true on the entry"
+	}
+	_, problem := clientSecret(s, getenv)
+	return problem
+}
+
+// ClientSecret returns an entry's client secret: the variable its
+// client_secret_env names, read with getenv, else its client_secret
+// (possibly ""). The error, naming the entry and the variable, says the
+// variable is unset.
+func ClientSecret(s *provider.Settings, getenv func(string) string) (string, error) {
+	secret, problem := clientSecret(s, getenv)
+	if problem != "" {
+		return "", fmt.Errorf("%s: %s", s.Label(), problem)
+	}
+	return secret, nil
+}
+
+func clientSecret(s *provider.Settings, getenv func(string) string) (secret, problem string) {
+	if s.ClientSecretEnv == "" {
+		return s.ClientSecret, ""
+	}
+	if secret = getenv(s.ClientSecretEnv); secret == "" {
+		return "", fmt.Sprintf("client_secret_env names %s, which is not set", s.ClientSecretEnv)
+	}
+	return secret, ""
+}
+
 // The request body formats.
 const (
 	// FormatForm is application/x-www-form-urlencoded, as RFC 6749 §3.2
@@ -55,6 +153,13 @@ type Config struct {
 	Client   *http.Client
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Package names the package in New's errors: "oauth2refresh" when
+	// empty; a package building on this one gives its own name.
+	Package string
+	// Grant is how a refusal's reason names what was refused: "the
+	// refresh" when empty ("oauth2 token endpoint refused the refresh:
+	// invalid_grant (HTTP 400)"); another grant gives its own words.
+	Grant string
 }
 
 // Provider is the OAuth2 refresh_token grant client.
@@ -66,21 +171,27 @@ var _ token.Provider = (*Provider)(nil)
 
 // New returns a client.
 func New(cfg Config) (*Provider, error) {
+	if cfg.Package == "" {
+		cfg.Package = "oauth2refresh"
+	}
+	if cfg.Grant == "" {
+		cfg.Grant = "the refresh"
+	}
 	if cfg.Client == nil {
-		return nil, errors.New("oauth2refresh: an HTTP client is required")
+		return nil, errors.New(cfg.Package + ": an HTTP client is required")
 	}
 	u, err := httpurl.Absolute(cfg.TokenURL)
 	if err != nil {
-		return nil, fmt.Errorf("oauth2refresh: token URL %w", err)
+		return nil, fmt.Errorf("%s: token URL %w", cfg.Package, err)
 	}
 	if err := httpurl.Secure(u, cfg.AllowInsecureHTTP); err != nil {
-		return nil, fmt.Errorf("oauth2refresh: token URL %w", err)
+		return nil, fmt.Errorf("%s: token URL %w", cfg.Package, err)
 	}
 	if cfg.BodyFormat == "" {
 		cfg.BodyFormat = FormatForm
 	}
 	if cfg.BodyFormat != FormatForm && cfg.BodyFormat != FormatJSON {
-		return nil, fmt.Errorf("oauth2refresh: body format must be %s or %s", FormatForm, FormatJSON)
+		return nil, fmt.Errorf("%s: body format must be %s or %s", cfg.Package, FormatForm, FormatJSON)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
@@ -115,6 +226,8 @@ type answer struct {
 	// usable).
 	lifetime time.Duration
 	bad      string
+	// grant is Config.Grant: what a refusal refused.
+	grant string
 }
 
 func (a *answer) errorSuffix() string {
@@ -146,7 +259,7 @@ var Verdicts = []provider.Row[answer]{
 	provider.Rule("error invalid_grant, invalid_client, unauthorized_client, unsupported_grant_type, invalid_request, invalid_scope, access_denied (any HTTP status)", provider.Permanent,
 		func(a *answer) bool { return permanentCodes[a.code] },
 		func(a *answer) string {
-			return fmt.Sprintf("%s refused the refresh: %s (HTTP %d)", name, a.code, a.Status)
+			return fmt.Sprintf("%s refused %s: %s (HTTP %d)", name, a.grant, a.code, a.Status)
 		}),
 	provider.Rule("HTTP 408, 429, 5xx (any other body)", provider.Transient,
 		func(a *answer) bool { return a.ServerTrouble() },
@@ -154,7 +267,7 @@ var Verdicts = []provider.Row[answer]{
 	provider.Rule("error with an unknown code under 2xx or 4xx", provider.Permanent,
 		func(a *answer) bool { return a.code != "" },
 		func(a *answer) string {
-			return fmt.Sprintf("%s refused the refresh with an unrecognised error code%s (HTTP %d)", name, a.errorSuffix(), a.Status)
+			return fmt.Sprintf("%s refused %s with an unrecognised error code%s (HTTP %d)", name, a.grant, a.errorSuffix(), a.Status)
 		}),
 	provider.Rule("HTTP 401, 403, other 4xx without an error member", provider.Permanent,
 		func(a *answer) bool { return a.Status >= 400 },
@@ -179,7 +292,7 @@ var Verdicts = []provider.Row[answer]{
 
 // read parses an answer, JSON or form (as golang.org/x/oauth2 does).
 func (p *Provider) read(resp *provider.Response, secrets []string) *answer {
-	a := &answer{}
+	a := &answer{grant: p.cfg.Grant}
 	a.Answer = provider.Read(resp, &a.body)
 	if a.Body == provider.Form {
 		f := a.Form
