@@ -14,6 +14,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -36,7 +37,7 @@ func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, r 
 	gate := r.Gate
 	checks := []ops.Check{
 		{Name: "mysql", Fn: store.Ping},
-		{Name: "redis", Fn: func(ctx context.Context) error { return config.RedisReady(ctx, rdb) }},
+		{Name: "redis", Fn: func(ctx context.Context) error { return redisconn.Ready(ctx, rdb) }},
 	}
 	if gate != nil {
 		// Not ready while the database refuses writes: no marketplace

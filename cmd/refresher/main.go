@@ -28,6 +28,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
@@ -95,12 +96,12 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 2
 	}
 	defer rdb.Close()
-	if err := config.PingRedis(ctx, rdb, cfg.Redis); err != nil {
+	if err := startup.PingRedis(ctx, rdb, cfg.Redis); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	queue := cfg.TaskQueue(rdb)
-	if err := config.CheckQueue(ctx, queue, cfg.Redis); err != nil {
+	queue := startup.TaskQueue(rdb, cfg.Common)
+	if err := startup.CheckQueue(ctx, queue, cfg.Redis); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
@@ -163,7 +164,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 				return
 			case <-tick.C:
 			}
-			switch err := config.CheckQueue(ctx, queue, cfg.Redis); {
+			switch err := startup.CheckQueue(ctx, queue, cfg.Redis); {
 			case err == nil || ctx.Err() != nil:
 			case errors.Is(err, task.ErrShardsDiffer):
 				log.Error("another process recorded another number of shards: this refresher may not serve the queues a scanner fills", zap.Error(err))

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/outbox"
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
@@ -256,7 +256,7 @@ func (r *reader) common() Common {
 	c.IEDSN = r.dsn("IE_DB_DSN", loc, c.DBTLS)
 
 	redisURL := r.str("REDIS_URL")
-	opt, err := parseRedisURL(redisURL)
+	opt, err := redisconn.ParseURL(redisURL)
 	if err != nil {
 		r.fail("REDIS_URL", err)
 	}
@@ -283,7 +283,7 @@ func (r *reader) common() Common {
 
 	c.Queue = r.str("REFRESH_QUEUE")
 	c.QueueShards = 1
-	if _, cluster := opt.(ClusterOpt); cluster {
+	if _, cluster := opt.(redisconn.ClusterOpt); cluster {
 		c.QueueShards = task.DefaultClusterShards
 	}
 	if v := strings.TrimSpace(r.env("REFRESH_QUEUE_SHARDS")); v != "" {
@@ -387,31 +387,6 @@ func (r *reader) dbTLS() mysql.TLS {
 	}
 	t.Registered = true
 	return t
-}
-
-// parseRedisURL accepts redis://, rediss://, redis-sentinel://,
-// rediss-sentinel://, redis-cluster:// and rediss-cluster:// URLs
-// (sentinel.go and cluster.go read the last four). Its errors
-// never repeat the URL, which may hold a password.
-func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, errors.New("not a valid URL (redis://[:password@]host:port/db)")
-	}
-	switch u.Scheme {
-	case "redis", "rediss":
-	case "redis-sentinel", "rediss-sentinel":
-		return parseSentinelURL(u)
-	case "redis-cluster", "rediss-cluster":
-		return parseClusterURL(u)
-	default:
-		return nil, fmt.Errorf("scheme %q is not redis, rediss, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster", u.Scheme)
-	}
-	opt, err := asynq.ParseRedisURI(s)
-	if err != nil {
-		return nil, errors.New("not a usable Redis URL (redis://[:password@]host:port/db)")
-	}
-	return opt, nil
 }
 
 // LoadScanner reads the scanner's settings.
