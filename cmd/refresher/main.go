@@ -107,8 +107,8 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 
 	reg := metrics.NewRegistry()
-	r, err := refresher.New(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)},
-		cfg.Providers, refresher.FromConfig(cfg, getenv))
+	r, err := startup.NewRefresher(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)},
+		cfg.Providers, startup.RefresherSettings(cfg, getenv))
 	if err != nil {
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2

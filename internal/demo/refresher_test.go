@@ -12,12 +12,13 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
 // TestDemoRunsTheProductionRefresher holds the demo to "the demo runs the
 // refresher": the refresher the demo assembles is the one cmd/refresher
-// assembles from its environment (refresher.FromConfig) for the same
+// assembles from its environment (internal/startup) for the same
 // providers, in everything but intervals and sizes: queues and their
 // weights, IsFailure, the retry delay, the task types, the scheduling of
 // the next refresh, webhooks, and each marketplace's client, breaker and
@@ -50,7 +51,7 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	require.NoError(t, err)
 	defer store.Close()
 	prod, err := refresher.New(refresher.Engines{Store: store, Redis: env.Redis, Log: zap.NewNop()}, entries,
-		refresher.FromConfig(prodCfg, noEnv))
+		startup.RefresherSettings(prodCfg, noEnv))
 	require.NoError(t, err)
 	want := prod.Assembly()
 
