@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		fmt.Fprintf(stderr, "refresher: unexpected argument %q; usage: %s (refresher --help lists the flags and settings)\n", fs.Arg(0), usage)
 		return 2
 	}
-	cfg, err := config.LoadRefresher(getenv)
+	cfg, err := startup.LoadRefresher(getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2
@@ -77,10 +77,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	defer log.Sync()
 	logging.RouteRedis(log)
 
-	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
-		FingerprintKey: cfg.FingerprintKey,
-	})
+	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, cfg.MySQL)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
@@ -107,8 +104,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 
 	reg := metrics.NewRegistry()
-	r, err := startup.NewRefresher(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)},
-		cfg.Providers, startup.RefresherSettings(cfg, getenv))
+	r, err := startup.NewRefresher(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)}, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		fmt.Fprintf(stderr, "scanner: unexpected argument %q; usage: %s (scanner --help lists the flags and settings)\n", fs.Arg(0), usage)
 		return 2
 	}
-	cfg, err := config.LoadScanner(getenv)
+	cfg, err := startup.LoadScanner(getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "scanner:", err)
 		return 2
@@ -76,10 +76,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	defer log.Sync()
 	logging.RouteRedis(log)
 
-	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, ChunkSize: cfg.ChunkSize, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
-		FingerprintKey: cfg.FingerprintKey,
-	})
+	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, cfg.MySQL)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1

@@ -12,7 +12,6 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/redisconn"
-	"github.com/eshopbox/token-refresher/internal/task"
 )
 
 // TestClusterURL: a redis-cluster URL becomes go-redis's cluster options,
@@ -20,7 +19,7 @@ import (
 // cluster by, the same for the scanner, the refresher and the dashboard,
 // with the slot map reread every redisconn.ClusterStateReload; its scan tasks
 // are spread over
-// task.DefaultClusterShards queues unless REFRESH_QUEUE_SHARDS says
+// config.DefaultClusterQueueShards queues unless REFRESH_QUEUE_SHARDS says
 // otherwise.
 func TestClusterURL(t *testing.T) {
 	t.Parallel()
@@ -54,8 +53,8 @@ func TestClusterURL(t *testing.T) {
 			require.NoError(t, err)
 			d, err := config.LoadDashboard(env(map[string]string{"REDIS_URL": tt.url, "DASHBOARD_USER": "u", "DASHBOARD_PASSWORD": "p-0123456789"}))
 			require.NoError(t, err)
-			assert.Equal(t, task.DefaultClusterShards, s.QueueShards)
-			assert.Equal(t, task.DefaultClusterShards, r.QueueShards)
+			assert.Equal(t, config.DefaultClusterQueueShards, s.QueueShards)
+			assert.Equal(t, config.DefaultClusterQueueShards, r.QueueShards)
 			for _, opt := range []asynq.RedisConnOpt{s.Redis, r.Redis, d.Redis} {
 				co, ok := opt.(redisconn.ClusterOpt)
 				require.True(t, ok, "%T", opt)

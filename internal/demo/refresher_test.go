@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/refresher"
@@ -35,7 +34,7 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, demo.Marketplaces, "the demo reported its refresher")
 
-	prodCfg, err := config.LoadRefresher(func(k string) string {
+	prodCfg, err := startup.LoadRefresher(func(k string) string {
 		return map[string]string{
 			"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
 			"REFRESH_QUEUE": env.Queue,
@@ -51,7 +50,7 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	require.NoError(t, err)
 	defer store.Close()
 	prod, err := refresher.New(refresher.Engines{Store: store, Redis: env.Redis, Log: zap.NewNop()}, entries,
-		startup.RefresherSettings(prodCfg, noEnv))
+		prodCfg.Settings)
 	require.NoError(t, err)
 	want := prod.Assembly()
 

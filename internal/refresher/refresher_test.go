@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/startup"
@@ -41,12 +40,12 @@ providers:
 `), "", noEnv)
 	require.NoError(t, err)
 	eng := refresher.Engines{Redis: env.Redis, Log: zap.NewNop()}
-	cfg, err := config.LoadRefresher(func(k string) string {
+	cfg, err := startup.LoadRefresher(func(k string) string {
 		return map[string]string{"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
 			"REFRESH_QUEUE": env.Queue, "BREAKER_FAILURES": "3"}[k]
 	})
 	require.NoError(t, err)
-	s := startup.RefresherSettings(cfg, noEnv)
+	s := cfg.Settings
 	assert.Equal(t, 3, s.Breaker.Failures)
 	assert.Equal(t, env.Queue, s.Queue)
 
