@@ -2,13 +2,15 @@
 // into one plain struct per binary, fills the defaults in one place and
 // checks what can be checked without the packages that use them (a
 // duration, a number in range, a setting that needs another), so a bad
-// setting stops start-up with one line naming it. It imports no package of
-// this module but redisconn (REDIS_URL's forms), and nothing of the
-// packages the settings are for: internal/startup turns these structs into
-// their options (the providers file into registry entries, the DSNs and
-// DB_TLS_* into mysql.Options, the webhook and outbox settings into
+// setting stops start-up with one line naming it. It imports nothing of
+// the packages the settings are for: internal/startup turns these structs
+// into their options (the providers file into registry entries, the DSNs
+// and DB_TLS_* into mysql.Options, the webhook and outbox settings into
 // refresher.Settings) and checks the rest there, naming the setting as
-// this package does. Only cmd/ and internal/startup use it.
+// this package does. Its one import of this module is redisconn, a leaf
+// over asynq and go-redis, so that REDIS_URL is read into asynq's option
+// (and a bad URL is its one line) here, like every other setting. Only
+// cmd/, internal/startup and the tests of what they build use it.
 package config
 
 import (
