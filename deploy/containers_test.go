@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
@@ -136,9 +137,9 @@ func TestDockerComposeConfig(t *testing.T) {
 		vars := c.Services[name].Environment
 		return func(k string) string { return vars[k] }
 	}
-	_, err := config.LoadScanner(env("scanner"))
+	_, err := startup.LoadScanner(env("scanner"))
 	assert.NoError(t, err, "the scanner's compose environment")
-	r, err := config.LoadRefresher(env("refresher"))
+	r, err := startup.LoadRefresher(env("refresher"))
 	require.NoError(t, err, "the refresher's compose environment")
 	assert.NotEmpty(t, r.APIToken)
 	assert.NotEmpty(t, r.DashboardUser)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/startup"
 )
 
 // The parts of the Kubernetes objects the checks read. Decoding is
@@ -321,14 +322,14 @@ func TestKubernetesManifests(t *testing.T) {
 	assert.Equal(t, 1, *scanner.Spec.Replicas, "one scanner is enough")
 	sc := checkPod(scanner, "scanner")
 	scEnv := env(sc)
-	_, err = config.LoadScanner(scEnv)
+	_, err = startup.LoadScanner(scEnv)
 	assert.NoError(t, err, "the scanner starts with this environment")
 	assertHTTPAddrMatchesPort(t, sc, scEnv)
 
 	refresher := find(t, m, "Deployment", "token-refresher-refresher")
 	rc := checkPod(refresher, "refresher")
 	rcEnv := env(rc)
-	cfg, err := config.LoadRefresher(rcEnv)
+	cfg, err := startup.LoadRefresher(rcEnv)
 	require.NoError(t, err, "the refresher starts with this environment")
 	assertHTTPAddrMatchesPort(t, rc, rcEnv)
 	assert.NotEmpty(t, cfg.APIToken, "the API is on")

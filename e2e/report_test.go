@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eshopbox/token-refresher/internal/api"
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
@@ -228,7 +227,7 @@ func TestRejectedRefreshReports(t *testing.T) {
 	eps, err := webhook.ParseURLs(hook.URL + "/events")
 	require.NoError(t, err)
 	b.webhooks = refresher.Webhooks{
-		Webhooks:  config.Webhooks{Endpoints: eps, Secret: rcv.key, Timeout: 5 * time.Second},
+		Endpoints: eps, Secret: rcv.key, Timeout: 5 * time.Second,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	}
 	b.sandbox.SetFaults(sandbox.Faults{Latency: time.Second})

@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
@@ -78,7 +77,7 @@ func TestWebhookOnFailureAndRecovery(t *testing.T) {
 	eps, err := webhook.ParseURLs(hook.URL + "/events?key=url-held-secret")
 	require.NoError(t, err)
 	b.webhooks = refresher.Webhooks{
-		Webhooks:  config.Webhooks{Endpoints: eps, Secret: rcv.key, Timeout: 5 * time.Second},
+		Endpoints: eps, Secret: rcv.key, Timeout: 5 * time.Second,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	}
 

@@ -18,6 +18,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/startup"
 )
 
 func main() {
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		fmt.Fprintln(stderr, "dashboard: unsupported REDIS_URL")
 		return 2
 	}
-	err = config.PingRedis(ctx, rdb, cfg.Redis)
+	err = startup.PingRedis(ctx, rdb, cfg.Redis)
 	rdb.Close()
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))

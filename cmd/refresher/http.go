@@ -10,12 +10,13 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/api"
 	"github.com/eshopbox/token-refresher/internal/census"
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
@@ -31,12 +32,12 @@ var (
 // dashboard at /monitoring when DASHBOARD_USER is set and the API at /v1/
 // when API_TOKEN is set. It stops when ctx ends; the returned func releases
 // the dashboard's Redis connections.
-func serveHTTP(ctx context.Context, cfg config.Refresher, store *mysql.Store, r *refresher.Refresher, rdb redis.UniversalClient,
+func serveHTTP(ctx context.Context, cfg startup.Refresher, store *mysql.Store, r *refresher.Refresher, rdb redis.UniversalClient,
 	queue *task.Queue, reg *prometheus.Registry, log *zap.Logger) (func(), error) {
 	gate := r.Gate
 	checks := []ops.Check{
 		{Name: "mysql", Fn: store.Ping},
-		{Name: "redis", Fn: func(ctx context.Context) error { return config.RedisReady(ctx, rdb) }},
+		{Name: "redis", Fn: func(ctx context.Context) error { return redisconn.Ready(ctx, rdb) }},
 	}
 	if gate != nil {
 		// Not ready while the database refuses writes: no marketplace

@@ -28,6 +28,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/refresh"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		fmt.Fprintf(stderr, "refresher: unexpected argument %q; usage: %s (refresher --help lists the flags and settings)\n", fs.Arg(0), usage)
 		return 2
 	}
-	cfg, err := config.LoadRefresher(getenv)
+	cfg, err := startup.LoadRefresher(getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2
@@ -76,10 +77,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	defer log.Sync()
 	logging.RouteRedis(log)
 
-	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
-		FingerprintKey: cfg.FingerprintKey,
-	})
+	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, cfg.MySQL)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
@@ -95,19 +93,18 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 2
 	}
 	defer rdb.Close()
-	if err := config.PingRedis(ctx, rdb, cfg.Redis); err != nil {
+	if err := startup.PingRedis(ctx, rdb, cfg.Redis); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	queue := cfg.TaskQueue(rdb)
-	if err := config.CheckQueue(ctx, queue, cfg.Redis); err != nil {
+	queue := startup.TaskQueue(rdb, cfg.Common)
+	if err := startup.CheckQueue(ctx, queue, cfg.Redis); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
 
 	reg := metrics.NewRegistry()
-	r, err := refresher.New(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)},
-		cfg.Providers, refresher.FromConfig(cfg, getenv))
+	r, err := startup.NewRefresher(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)}, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2
@@ -163,7 +160,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 				return
 			case <-tick.C:
 			}
-			switch err := config.CheckQueue(ctx, queue, cfg.Redis); {
+			switch err := startup.CheckQueue(ctx, queue, cfg.Redis); {
 			case err == nil || ctx.Err() != nil:
 			case errors.Is(err, task.ErrShardsDiffer):
 				log.Error("another process recorded another number of shards: this refresher may not serve the queues a scanner fills", zap.Error(err))

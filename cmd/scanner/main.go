@@ -23,8 +23,10 @@ import (
 	"github.com/eshopbox/token-refresher/internal/metrics"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/scan"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
 
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		fmt.Fprintf(stderr, "scanner: unexpected argument %q; usage: %s (scanner --help lists the flags and settings)\n", fs.Arg(0), usage)
 		return 2
 	}
-	cfg, err := config.LoadScanner(getenv)
+	cfg, err := startup.LoadScanner(getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "scanner:", err)
 		return 2
@@ -74,10 +76,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	defer log.Sync()
 	logging.RouteRedis(log)
 
-	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{
-		Location: cfg.Location, ChunkSize: cfg.ChunkSize, MaxOpenConns: cfg.DBMaxOpenConns, TLS: cfg.DBTLS,
-		FingerprintKey: cfg.FingerprintKey,
-	})
+	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, cfg.MySQL)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
@@ -101,17 +100,17 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 			return 2
 		}
 		defer rdb.Close()
-		if err := config.PingRedis(ctx, rdb, cfg.Redis); err != nil {
+		if err := startup.PingRedis(ctx, rdb, cfg.Redis); err != nil {
 			log.Error("cannot start", zap.Error(err))
 			return 1
 		}
-		tq := cfg.TaskQueue(rdb)
-		if err := config.CheckQueue(ctx, tq, cfg.Redis); err != nil {
+		tq := startup.TaskQueue(rdb, cfg.Common)
+		if err := startup.CheckQueue(ctx, tq, cfg.Redis); err != nil {
 			log.Error("cannot start", zap.Error(err))
 			return 1
 		}
 		queue = tq
-		checks = append(checks, ops.Check{Name: "redis", Fn: func(ctx context.Context) error { return config.RedisReady(ctx, rdb) }})
+		checks = append(checks, ops.Check{Name: "redis", Fn: func(ctx context.Context) error { return redisconn.Ready(ctx, rdb) }})
 	}
 
 	reg := metrics.NewRegistry()

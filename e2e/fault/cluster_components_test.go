@@ -12,10 +12,10 @@ import (
 	"go.uber.org/zap"
 
 	backlogpkg "github.com/eshopbox/token-refresher/internal/backlog"
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/ratelimit"
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
 	"github.com/eshopbox/token-refresher/internal/webhook"
@@ -134,10 +134,10 @@ func TestClusterEveryRedisPart(t *testing.T) {
 	node, other := ms[0], c.client(ms[1].Addr)
 	direct := redis.NewClient(&redis.Options{Addr: node.Addr, Password: clusterPassword})
 	defer direct.Close()
-	err = config.PingRedis(ctx, direct, asynq.RedisClientOpt{Addr: node.Addr, Password: clusterPassword})
+	err = redisconn.Ping(ctx, direct, asynq.RedisClientOpt{Addr: node.Addr, Password: clusterPassword})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "is a node of a Redis Cluster: use redis-cluster://")
-	require.NoError(t, config.PingRedis(ctx, rdb, asynq.RedisClusterClientOpt{Addrs: c.Addrs(), Password: clusterPassword}))
+	require.NoError(t, redisconn.Ping(ctx, rdb, asynq.RedisClusterClientOpt{Addrs: c.Addrs(), Password: clusterPassword}))
 
 	// The fleet-wide keys share the queue's slot.
 	slot := func(key string) int64 {
@@ -154,6 +154,6 @@ func TestClusterEveryRedisPart(t *testing.T) {
 	// A master down: every other node still answers a PING, but the
 	// readiness check does not pass until the master is back.
 	c.Kill(node)
-	assert.Error(t, config.RedisReady(ctx, rdb), "a master down is not ready")
+	assert.Error(t, redisconn.Ready(ctx, rdb), "a master down is not ready")
 	assert.NoError(t, other.Ping(ctx).Err(), "which a PING to another node would not tell")
 }

@@ -11,15 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eshopbox/token-refresher/internal/config"
-	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 )
 
 // TestClusterURL: a redis-cluster URL becomes go-redis's cluster options,
 // whose client is the *redis.ClusterClient asynq and asynqmon know a
 // cluster by, the same for the scanner, the refresher and the dashboard,
-// with the slot map reread every config.ClusterStateReload; its scan tasks
+// with the slot map reread every redisconn.ClusterStateReload; its scan tasks
 // are spread over
-// task.DefaultClusterShards queues unless REFRESH_QUEUE_SHARDS says
+// config.DefaultClusterQueueShards queues unless REFRESH_QUEUE_SHARDS says
 // otherwise.
 func TestClusterURL(t *testing.T) {
 	t.Parallel()
@@ -53,16 +53,16 @@ func TestClusterURL(t *testing.T) {
 			require.NoError(t, err)
 			d, err := config.LoadDashboard(env(map[string]string{"REDIS_URL": tt.url, "DASHBOARD_USER": "u", "DASHBOARD_PASSWORD": "p-0123456789"}))
 			require.NoError(t, err)
-			assert.Equal(t, task.DefaultClusterShards, s.QueueShards)
-			assert.Equal(t, task.DefaultClusterShards, r.QueueShards)
+			assert.Equal(t, config.DefaultClusterQueueShards, s.QueueShards)
+			assert.Equal(t, config.DefaultClusterQueueShards, r.QueueShards)
 			for _, opt := range []asynq.RedisConnOpt{s.Redis, r.Redis, d.Redis} {
-				co, ok := opt.(config.ClusterOpt)
+				co, ok := opt.(redisconn.ClusterOpt)
 				require.True(t, ok, "%T", opt)
 				client := opt.MakeRedisClient()
 				assert.IsType(t, &redis.ClusterClient{}, client)
 				client.(*redis.ClusterClient).Close()
 				got := *co.Options
-				assert.Equal(t, config.ClusterStateReload, got.ClusterStateReloadInterval)
+				assert.Equal(t, redisconn.ClusterStateReload, got.ClusterStateReloadInterval)
 				if tt.tls == "" {
 					assert.Nil(t, got.TLSConfig)
 				} else {

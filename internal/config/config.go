@@ -1,29 +1,28 @@
 // Package config reads the settings of the binaries from the environment
-// into one struct per component, fills the defaults in one place and
-// validates them, so a bad setting stops start-up with one line naming it.
-// Only cmd/ calls it.
+// into one plain struct per binary, fills the defaults in one place and
+// checks what can be checked without the packages that use them (a
+// duration, a number in range, a setting that needs another), so a bad
+// setting stops start-up with one line naming it. It imports nothing of
+// the packages the settings are for: internal/startup turns these structs
+// into their options (the providers file into registry entries, the DSNs
+// and DB_TLS_* into mysql.Options, the webhook and outbox settings into
+// refresher.Settings) and checks the rest there, naming the setting as
+// this package does. Its one import of this module is redisconn, a leaf
+// over asynq and go-redis, so that REDIS_URL is read into asynq's option
+// (and a bad URL is its one line) here, like every other setting. Only
+// cmd/, internal/startup and the tests of what they build use it.
 package config
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
-	"github.com/eshopbox/token-refresher/internal/httpurl"
-	"github.com/eshopbox/token-refresher/internal/logging"
-	"github.com/eshopbox/token-refresher/internal/mysql"
-	"github.com/eshopbox/token-refresher/internal/ops"
-	"github.com/eshopbox/token-refresher/internal/outbox"
-	"github.com/eshopbox/token-refresher/internal/registry"
-	"github.com/eshopbox/token-refresher/internal/task"
-	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 )
 
 // SettingError names the setting that stopped start-up.
@@ -41,32 +40,34 @@ type Getenv func(string) string
 
 // Common holds the settings both binaries share.
 type Common struct {
-	WMSDSN    string // WMS_DB_DSN
-	IEDSN     string // IE_DB_DSN
-	Redis     asynq.RedisConnOpt
-	Providers []registry.Entry
-	Location  *time.Location // DB_TIME_ZONE
-	Queue     string         // REFRESH_QUEUE
+	WMSDSN string // WMS_DB_DSN, as given (startup parses it)
+	IEDSN  string // IE_DB_DSN, as given (startup parses it)
+	Redis  asynq.RedisConnOpt
+	// ProvidersFile is PROVIDERS_FILE's path ("": the default ajio entry).
+	ProvidersFile string
+	// AjioBaseURL is AJIO_BASE_URL ("": ajio's own), for ajio providers
+	// that name none; AjioAllowInsecureHTTP is AJIO_ALLOW_INSECURE_HTTP.
+	AjioBaseURL           string
+	AjioAllowInsecureHTTP bool
+	Location              *time.Location // DB_TIME_ZONE
+	Queue                 string         // REFRESH_QUEUE
 	// QueueShards is REFRESH_QUEUE_SHARDS: how many asynq queues the scan
 	// tasks are spread over (task.Shard); unset, 1 on one Redis and
-	// task.DefaultClusterShards on a Redis Cluster.
+	// DefaultClusterQueueShards on a Redis Cluster.
 	QueueShards int
-	LogLevel    string // LOG_LEVEL
+	LogLevel    string // LOG_LEVEL (startup checks it)
 	LogFormat   string // LOG_FORMAT
 	HTTPAddr    string // HTTP_ADDR
 	// PprofAddr is where the Go runtime's profiles are served (PPROF_ADDR,
-	// a loopback host:port; empty: not served).
+	// a loopback host:port that startup checks; empty: not served).
 	PprofAddr string
 	// DBMaxOpenConns caps each database pool (DB_MAX_OPEN_CONNS).
 	DBMaxOpenConns int
 	// TaskTimeout bounds one attempt of a refresh task (REFRESH_TIMEOUT).
 	TaskTimeout time.Duration
-	// DBTLS is how the DSNs use TLS: Registered when DB_TLS_CA_FILE is set
-	// (its CA, and DB_TLS_CERT_FILE and DB_TLS_KEY_FILE, are registered
-	// with go-sql-driver as mysql.TLSConfigName while the settings are
-	// read), AllowInsecure from DB_TLS_ALLOW_INSECURE. Pass it to
-	// mysql.Open.
-	DBTLS mysql.TLS
+	// DBTLS are the files of the database's TLS, as given; startup reads
+	// them and registers them with go-sql-driver (mysql.TLS).
+	DBTLS DBTLS
 	// FingerprintKey is FINGERPRINT_KEY: the HMAC key of the credentials'
 	// fingerprints kept with permanent failures (token.Fingerprinter),
 	// the same in the scanner and the refresher; nil when unset (the
@@ -78,21 +79,21 @@ type Common struct {
 	FullScanInterval time.Duration
 }
 
-// Warnings are what start-up logs about the settings: choices that work
-// but weaken a defence, each with the setting that changes it.
-func (c Common) Warnings() []string {
-	var w []string
-	if c.FingerprintKey == nil {
-		w = append(w, "FINGERPRINT_KEY is not set: the credentials' fingerprint kept with a permanent failure is "+
-			"an unkeyed SHA-256, against which anyone who reads Redis can test password guesses offline; "+
-			"set it (the same in the scanner and the refresher) to make it an HMAC")
-	}
-	w = append(w, registry.InlineSecrets(c.Providers)...)
-	if c.DBTLS.AllowInsecure {
-		w = append(w, "DB_TLS_ALLOW_INSECURE=true: a DSN may connect without verifying the database server's certificate")
-	}
-	return w
+// DBTLS are the database TLS settings as given.
+type DBTLS struct {
+	CAFile        string // DB_TLS_CA_FILE
+	CertFile      string // DB_TLS_CERT_FILE
+	KeyFile       string // DB_TLS_KEY_FILE
+	AllowInsecure bool   // DB_TLS_ALLOW_INSECURE
 }
+
+// MaxQueueShards is the largest REFRESH_QUEUE_SHARDS, and
+// DefaultClusterQueueShards its default on a Redis Cluster: task.MaxShards
+// and task.DefaultClusterShards, which startup's tests hold them to.
+const (
+	MaxQueueShards            = 256
+	DefaultClusterQueueShards = 16
+)
 
 // Scanner holds the scanner's settings.
 type Scanner struct {
@@ -124,20 +125,22 @@ type Refresher struct {
 	// CensusInterval is how often the replica holding the census lease
 	// counts connections for the gauges (CENSUS_INTERVAL).
 	CensusInterval time.Duration
-	// OutboxKey is OUTBOX_KEY: 32 bytes, given as base64 or 64 hex
-	// characters, sealing (AES-256-GCM) the tokens kept in Redis while the
-	// database refuses their write; nil when unset (kept in memory only).
-	OutboxKey []byte
+	// OutboxKey is OUTBOX_KEY as given ("": unset): 32 bytes, as base64
+	// or 64 hex characters, sealing (AES-256-GCM) the tokens kept in Redis
+	// while the database refuses their write; startup parses it.
+	OutboxKey string
 }
 
-// Webhooks are the failure notifications' settings (off without URLs).
+// Webhooks are the failure notifications' settings (off without URLs), as
+// given; startup parses the URLs and the secret and checks the events.
 type Webhooks struct {
-	Endpoints   []webhook.Endpoint // WEBHOOK_URLS, comma-separated
-	Secret      []byte             // WEBHOOK_SECRET: bytes as given, or whsec_ + base64
-	Events      []string           // WEBHOOK_EVENTS: connection.failed, connection.recovered (default both)
-	Concurrency int                // WEBHOOK_CONCURRENCY: deliveries at once (default 4)
-	Timeout     time.Duration      // WEBHOOK_TIMEOUT: one POST (default 10s)
-	MaxRetry    int                // WEBHOOK_MAX_RETRY: retries before a delivery is archived (default 25)
+	URLs              string        // WEBHOOK_URLS, comma-separated
+	AllowInsecureHTTP bool          // WEBHOOK_ALLOW_INSECURE_HTTP
+	Secret            string        // WEBHOOK_SECRET: bytes as given, or whsec_ + base64
+	Events            []string      // WEBHOOK_EVENTS: connection.failed, connection.recovered (default both)
+	Concurrency       int           // WEBHOOK_CONCURRENCY: deliveries at once (default 4)
+	Timeout           time.Duration // WEBHOOK_TIMEOUT: one POST (default 10s)
+	MaxRetry          int           // WEBHOOK_MAX_RETRY: retries before a delivery is archived (default 25)
 }
 
 // reader reads one binary's settings. Every name it reads must be one of
@@ -235,9 +238,6 @@ func (r *reader) boolean(name string) bool {
 func (r *reader) common() Common {
 	var c Common
 	c.LogLevel = r.str("LOG_LEVEL")
-	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
-		r.fail("LOG_LEVEL", err)
-	}
 	c.LogFormat = r.str("LOG_FORMAT")
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		r.fail("LOG_FORMAT", fmt.Errorf("%q is not json or console", c.LogFormat))
@@ -251,58 +251,41 @@ func (r *reader) common() Common {
 	c.Location = loc
 
 	c.FullScanInterval = r.duration("FULL_SCAN_INTERVAL")
-	c.DBTLS = r.dbTLS()
-	c.WMSDSN = r.dsn("WMS_DB_DSN", loc, c.DBTLS)
-	c.IEDSN = r.dsn("IE_DB_DSN", loc, c.DBTLS)
+	c.DBTLS = DBTLS{
+		AllowInsecure: r.boolean("DB_TLS_ALLOW_INSECURE"),
+		CAFile:        r.str("DB_TLS_CA_FILE"), CertFile: r.str("DB_TLS_CERT_FILE"), KeyFile: r.str("DB_TLS_KEY_FILE"),
+	}
+	c.WMSDSN = r.dsn("WMS_DB_DSN")
+	c.IEDSN = r.dsn("IE_DB_DSN")
 
-	redisURL := r.str("REDIS_URL")
-	opt, err := parseRedisURL(redisURL)
+	opt, err := redisconn.ParseURL(r.str("REDIS_URL"))
 	if err != nil {
 		r.fail("REDIS_URL", err)
 	}
 	c.Redis = opt
 
-	ajioBase := r.str("AJIO_BASE_URL")
-	allowAjioHTTP := r.boolean("AJIO_ALLOW_INSECURE_HTTP")
-	if ajioBase != "" {
-		if u, err := httpurl.Absolute(ajioBase); err != nil {
-			r.fail("AJIO_BASE_URL", err)
-		} else if err := httpurl.Secure(u, allowAjioHTTP); err != nil {
-			r.fail("AJIO_BASE_URL", fmt.Errorf("%w, or set AJIO_ALLOW_INSECURE_HTTP=true", err))
-		}
-	}
-	if path := r.str("PROVIDERS_FILE"); path != "" {
-		entries, err := registry.Load(path, ajioBase, r.get)
-		if err != nil {
-			r.fail("PROVIDERS_FILE", fmt.Errorf("%s: %w", path, err))
-		}
-		c.Providers = entries
-	} else {
-		c.Providers = registry.Defaults(ajioBase)
-	}
+	c.AjioBaseURL = r.str("AJIO_BASE_URL")
+	c.AjioAllowInsecureHTTP = r.boolean("AJIO_ALLOW_INSECURE_HTTP")
+	c.ProvidersFile = r.str("PROVIDERS_FILE")
 
 	c.Queue = r.str("REFRESH_QUEUE")
 	c.QueueShards = 1
-	if _, cluster := opt.(ClusterOpt); cluster {
-		c.QueueShards = task.DefaultClusterShards
+	if _, cluster := opt.(redisconn.ClusterOpt); cluster {
+		c.QueueShards = DefaultClusterQueueShards
 	}
 	if v := strings.TrimSpace(r.env("REFRESH_QUEUE_SHARDS")); v != "" {
 		n, err := strconv.Atoi(v)
 		switch {
 		case err != nil:
 			r.fail("REFRESH_QUEUE_SHARDS", fmt.Errorf("%q is not a whole number", v))
-		case n < 1 || n > task.MaxShards:
-			r.fail("REFRESH_QUEUE_SHARDS", fmt.Errorf("%d is outside 1..%d", n, task.MaxShards))
+		case n < 1 || n > MaxQueueShards:
+			r.fail("REFRESH_QUEUE_SHARDS", fmt.Errorf("%d is outside 1..%d", n, MaxQueueShards))
 		default:
 			c.QueueShards = n
 		}
 	}
 	c.HTTPAddr = r.str("HTTP_ADDR")
-	if c.PprofAddr = r.str("PPROF_ADDR"); c.PprofAddr != "" {
-		if err := ops.CheckProfilingAddr(c.PprofAddr); err != nil {
-			r.fail("PPROF_ADDR", err)
-		}
-	}
+	c.PprofAddr = r.str("PPROF_ADDR")
 	if v := strings.TrimSpace(r.env("FINGERPRINT_KEY")); v != "" {
 		if len(v) < 32 {
 			r.fail("FINGERPRINT_KEY", errors.New("shorter than 32 characters (openssl rand -base64 32 makes one)"))
@@ -314,104 +297,13 @@ func (r *reader) common() Common {
 	return c
 }
 
-func (r *reader) dsn(name string, loc *time.Location, t mysql.TLS) string {
+// dsn is a DSN setting, which must be set; startup parses it.
+func (r *reader) dsn(name string) string {
 	v := strings.TrimSpace(r.env(name))
 	if v == "" {
 		r.fail(name, errors.New("is not set (a go-sql-driver DSN such as user:password@tcp(127.0.0.1:3306)/dbname)"))
-		return ""
-	}
-	if _, err := mysql.ParseDSNWith(v, loc, t); err != nil {
-		r.fail(name, err)
 	}
 	return v
-}
-
-// dbTLS reads DB_TLS_CA_FILE, DB_TLS_CERT_FILE, DB_TLS_KEY_FILE and
-// DB_TLS_ALLOW_INSECURE. The files are read now, and a fault names the
-// setting (and the path), never a byte of the file.
-func (r *reader) dbTLS() mysql.TLS {
-	t := mysql.TLS{AllowInsecure: r.boolean("DB_TLS_ALLOW_INSECURE")}
-	ca := r.str("DB_TLS_CA_FILE")
-	cert := r.str("DB_TLS_CERT_FILE")
-	key := r.str("DB_TLS_KEY_FILE")
-	if ca == "" {
-		if cert != "" || key != "" {
-			name := "DB_TLS_CERT_FILE"
-			if cert == "" {
-				name = "DB_TLS_KEY_FILE"
-			}
-			r.fail(name, errors.New("needs DB_TLS_CA_FILE (the CA that signs the database server's certificate)"))
-		}
-		return t
-	}
-	b, err := os.ReadFile(ca)
-	if err != nil {
-		r.fail("DB_TLS_CA_FILE", err)
-		return t
-	}
-	roots, err := mysql.CertPool(b)
-	if err != nil {
-		r.fail("DB_TLS_CA_FILE", fmt.Errorf("%s %w", ca, err))
-		return t
-	}
-	var certs []tls.Certificate
-	switch {
-	case cert == "" && key != "":
-		r.fail("DB_TLS_CERT_FILE", errors.New("is not set; DB_TLS_KEY_FILE needs it"))
-		return t
-	case cert != "" && key == "":
-		r.fail("DB_TLS_KEY_FILE", errors.New("is not set; DB_TLS_CERT_FILE needs it"))
-		return t
-	case cert != "":
-		certPEM, err := os.ReadFile(cert)
-		if err != nil {
-			r.fail("DB_TLS_CERT_FILE", err)
-			return t
-		}
-		keyPEM, err := os.ReadFile(key)
-		if err != nil {
-			r.fail("DB_TLS_KEY_FILE", err)
-			return t
-		}
-		// crypto/tls's errors say what is wrong, never what the files hold.
-		pair, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			r.fail("DB_TLS_KEY_FILE", fmt.Errorf("%s with DB_TLS_CERT_FILE %s is not a usable key pair: %w", key, cert, err))
-			return t
-		}
-		certs = []tls.Certificate{pair}
-	}
-	if err := mysql.RegisterTLS(roots, certs); err != nil {
-		r.fail("DB_TLS_CA_FILE", err)
-		return t
-	}
-	t.Registered = true
-	return t
-}
-
-// parseRedisURL accepts redis://, rediss://, redis-sentinel://,
-// rediss-sentinel://, redis-cluster:// and rediss-cluster:// URLs
-// (sentinel.go and cluster.go read the last four). Its errors
-// never repeat the URL, which may hold a password.
-func parseRedisURL(s string) (asynq.RedisConnOpt, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, errors.New("not a valid URL (redis://[:password@]host:port/db)")
-	}
-	switch u.Scheme {
-	case "redis", "rediss":
-	case "redis-sentinel", "rediss-sentinel":
-		return parseSentinelURL(u)
-	case "redis-cluster", "rediss-cluster":
-		return parseClusterURL(u)
-	default:
-		return nil, fmt.Errorf("scheme %q is not redis, rediss, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster", u.Scheme)
-	}
-	opt, err := asynq.ParseRedisURI(s)
-	if err != nil {
-		return nil, errors.New("not a usable Redis URL (redis://[:password@]host:port/db)")
-	}
-	return opt, nil
 }
 
 // LoadScanner reads the scanner's settings.
@@ -422,17 +314,6 @@ func LoadScanner(get Getenv) (Scanner, error) {
 	s.Cooldown = r.duration("FAILURE_COOLDOWN")
 	s.Concurrency = r.integer("SCAN_CONCURRENCY", 1, 1024)
 	s.ChunkSize = r.integer("SCAN_CHUNK_SIZE", 1, 50000)
-	if r.err == nil {
-		for _, e := range s.Providers {
-			// A scan must come around at least twice inside the refresh
-			// window, or a token can lapse between two scans plus a retry.
-			if s.Interval > e.Before()/2 {
-				r.fail("SCAN_INTERVAL", fmt.Errorf("%s is not well under refresh_before %s of %s (at most half of it)",
-					s.Interval, e.Before(), e.Label()))
-				break
-			}
-		}
-	}
 	return s, r.err
 }
 
@@ -466,43 +347,19 @@ func LoadRefresher(get Getenv) (Refresher, error) {
 	}
 	s.Webhooks = r.webhooks()
 	s.CensusInterval = r.duration("CENSUS_INTERVAL")
-	if v := strings.TrimSpace(r.env("OUTBOX_KEY")); v != "" {
-		key, err := outbox.ParseKey(v)
-		if err != nil {
-			r.fail("OUTBOX_KEY", err)
-		}
-		s.OutboxKey = key
-	}
+	s.OutboxKey = strings.TrimSpace(r.env("OUTBOX_KEY"))
 	return s, r.err
 }
 
 func (r *reader) webhooks() Webhooks {
 	var w Webhooks
-	eps, err := webhook.ParseURLsWith(r.env("WEBHOOK_URLS"), r.boolean("WEBHOOK_ALLOW_INSECURE_HTTP"))
-	if err != nil {
-		r.fail("WEBHOOK_URLS", err)
-	}
-	w.Endpoints = eps
-	secret := strings.TrimSpace(r.env("WEBHOOK_SECRET"))
-	switch {
-	case len(eps) > 0 && secret == "":
-		r.fail("WEBHOOK_SECRET", errors.New("is not set; WEBHOOK_URLS needs it to sign events"))
-	case secret != "":
-		key, err := webhook.ParseSecret(secret)
-		if err != nil {
-			r.fail("WEBHOOK_SECRET", err)
-		}
-		w.Secret = key
-	}
+	w.URLs = r.env("WEBHOOK_URLS")
+	w.AllowInsecureHTTP = r.boolean("WEBHOOK_ALLOW_INSECURE_HTTP")
+	w.Secret = strings.TrimSpace(r.env("WEBHOOK_SECRET"))
 	for _, e := range strings.Split(r.str("WEBHOOK_EVENTS"), ",") {
-		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
+		if e = strings.TrimSpace(e); e != "" {
+			w.Events = append(w.Events, e)
 		}
-		if e != webhook.EventFailed && e != webhook.EventRecovered {
-			r.fail("WEBHOOK_EVENTS", fmt.Errorf("%q is not connection.failed or connection.recovered", e))
-		}
-		w.Events = append(w.Events, e)
 	}
 	w.Concurrency = r.integer("WEBHOOK_CONCURRENCY", 1, 1000)
 	w.Timeout = r.duration("WEBHOOK_TIMEOUT")

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/eshopbox/token-refresher/internal/redisconn"
 )
 
 // Dashboard holds the settings of the standalone dashboard (cmd/dashboard),
@@ -26,7 +28,7 @@ type Dashboard struct {
 func LoadDashboard(get Getenv) (Dashboard, error) {
 	r := &reader{bin: BinDashboard, get: get}
 	var d Dashboard
-	opt, err := parseRedisURL(r.str("REDIS_URL"))
+	opt, err := redisconn.ParseURL(r.str("REDIS_URL"))
 	if err != nil {
 		r.fail("REDIS_URL", err)
 	}

@@ -4,11 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
-
-	"github.com/eshopbox/token-refresher/internal/provider/ajio"
-	"github.com/eshopbox/token-refresher/internal/task"
-	"github.com/eshopbox/token-refresher/internal/webhook"
 )
 
 // Binary is a program that reads settings from the environment.
@@ -48,13 +43,16 @@ var (
 )
 
 // Settings are every environment variable the scanner, the refresher and
-// the dashboard read, in the order --help lists them.
+// the dashboard read, in the order --help lists them. The defaults that are
+// another package's constants (the queue's name, ajio's URL, the webhook
+// events) are written out, as this package imports none of them;
+// startup's tests hold them to those constants.
 var Settings = []Setting{
 	{Name: "WMS_DB_DSN", Bins: both, Unset: "(required)", Meaning: "go-sql-driver DSN of database A (channels)"},
 	{Name: "IE_DB_DSN", Bins: both, Unset: "(required)", Meaning: "go-sql-driver DSN of database B (ie_appinstall_connection); rejectReadOnly=true and clientFoundRows=true are added"},
 	{Name: "REDIS_URL", Bins: []Binary{BinScanner, BinRefresher, BinDashboard}, Default: "redis://127.0.0.1:6379/0", Meaning: "asynq's Redis: redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster://"},
 	{Name: "PROVIDERS_FILE", Bins: both, Unset: "(none: type 16 is ajio)", Meaning: "YAML file of providers, one entry per integration type (docs/settings.md#providers-file)"},
-	{Name: "AJIO_BASE_URL", Bins: both, Unset: "(" + ajio.DefaultBaseURL + ")", Meaning: "base URL of ajio providers that name none"},
+	{Name: "AJIO_BASE_URL", Bins: both, Unset: "(https://api-seller.services.ajio.com)", Meaning: "base URL of ajio providers that name none"},
 	{Name: "AJIO_ALLOW_INSECURE_HTTP", Bins: both, Default: "false", Meaning: "accept an http:// AJIO_BASE_URL to a host that is not loopback"},
 	{Name: "DB_TIME_ZONE", Bins: both, Default: "UTC", Meaning: "zone the DATETIME columns are stored in"},
 	{Name: "DB_TLS_CA_FILE", Bins: both, Unset: "(off)", Meaning: "PEM CA bundle that signs the database servers' certificates; DSNs then use verified TLS"},
@@ -62,8 +60,8 @@ var Settings = []Setting{
 	{Name: "DB_TLS_KEY_FILE", Bins: both, Unset: "(none)", Meaning: "key of DB_TLS_CERT_FILE"},
 	{Name: "DB_TLS_ALLOW_INSECURE", Bins: both, Default: "false", Meaning: "accept tls=preferred, tls=skip-verify and allowFallbackToPlaintext=true in a DSN"},
 	{Name: "DB_MAX_OPEN_CONNS", Bins: both, Default: "32", Meaning: "connection pool size per database"},
-	{Name: "REFRESH_QUEUE", Bins: both, Default: task.DefaultQueue, Meaning: "asynq queue name (on-demand refreshes use <name>_urgent)"},
-	{Name: "REFRESH_QUEUE_SHARDS", Bins: both, Unset: fmt.Sprintf("(1 on one Redis, %d on a Redis Cluster)", task.DefaultClusterShards), Meaning: "how many asynq queues the scan tasks are spread over (<name>, <name>.1, …), by connection id; the same in every scanner and refresher"},
+	{Name: "REFRESH_QUEUE", Bins: both, Default: "token_refresh", Meaning: "asynq queue name (on-demand refreshes use <name>_urgent)"},
+	{Name: "REFRESH_QUEUE_SHARDS", Bins: both, Unset: fmt.Sprintf("(1 on one Redis, %d on a Redis Cluster)", DefaultClusterQueueShards), Meaning: "how many asynq queues the scan tasks are spread over (<name>, <name>.1, …), by connection id; the same in every scanner and refresher"},
 	{Name: "REFRESH_TIMEOUT", Bins: both, Default: "2m", Meaning: "deadline of one refresh attempt"},
 	{Name: "HTTP_ADDR", Bins: both, Unset: "(off)", Meaning: "where /metrics, /healthz, /readyz are served (refresher: also the API and dashboard)"},
 	{Name: "HTTP_ADDR", Bins: onlyDashboard, Default: ":8080", Meaning: "where asynqmon, /healthz and /readyz are served"},
@@ -92,7 +90,7 @@ var Settings = []Setting{
 	{Name: "WEBHOOK_URLS", Bins: onlyRefresher, Unset: "(off)", Meaning: "comma-separated http(s) URLs that receive failure notifications"},
 	{Name: "WEBHOOK_ALLOW_INSECURE_HTTP", Bins: onlyRefresher, Default: "false", Meaning: "accept http:// webhook URLs to hosts that are not loopback"},
 	{Name: "WEBHOOK_SECRET", Bins: onlyRefresher, Unset: "(required with WEBHOOK_URLS)", Meaning: "signing key: whsec_<base64> or the bytes as given, 16 bytes or more"},
-	{Name: "WEBHOOK_EVENTS", Bins: onlyRefresher, Default: strings.Join(webhook.Events, ","), Meaning: "the events sent"},
+	{Name: "WEBHOOK_EVENTS", Bins: onlyRefresher, Default: "connection.failed,connection.recovered", Meaning: "the events sent"},
 	{Name: "WEBHOOK_CONCURRENCY", Bins: onlyRefresher, Default: "4", Meaning: "deliveries at once, on workers of their own"},
 	{Name: "WEBHOOK_TIMEOUT", Bins: onlyRefresher, Default: "10s", Meaning: "deadline of one delivery POST"},
 	{Name: "WEBHOOK_MAX_RETRY", Bins: onlyRefresher, Default: "25", Meaning: "retries of one delivery before it is archived"},

@@ -26,7 +26,6 @@ import (
 
 	"github.com/eshopbox/token-refresher/deploy"
 	"github.com/eshopbox/token-refresher/internal/breaker"
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/demo/embedded"
 	"github.com/eshopbox/token-refresher/internal/dueset"
@@ -339,9 +338,9 @@ func settings(cfg Config, hooks []webhook.Endpoint) refresher.Settings {
 		RetryBaseDelay: time.Second, RetryMaxDelay: 30 * time.Second, RetryCheck: time.Second,
 		TaskCheck: 100 * time.Millisecond, DrainTimeout: 5 * time.Second,
 		Breaker: breaker.Config{Failures: 5, Cooldown: 10 * time.Second},
-		Webhooks: refresher.Webhooks{Webhooks: config.Webhooks{
+		Webhooks: refresher.Webhooks{
 			Endpoints: hooks, Secret: demoWebhookKey, Concurrency: 2,
-		}},
+		},
 		// The durable outbox, as production runs it with OUTBOX_KEY: a
 		// key of this run's own (the demo's Redis lives as long as it).
 		OutboxKey: demoOutboxKey,

@@ -8,16 +8,16 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
 // TestDemoRunsTheProductionRefresher holds the demo to "the demo runs the
 // refresher": the refresher the demo assembles is the one cmd/refresher
-// assembles from its environment (refresher.FromConfig) for the same
+// assembles from its environment (internal/startup) for the same
 // providers, in everything but intervals and sizes: queues and their
 // weights, IsFailure, the retry delay, the task types, the scheduling of
 // the next refresh, webhooks, and each marketplace's client, breaker and
@@ -34,7 +34,7 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, demo.Marketplaces, "the demo reported its refresher")
 
-	prodCfg, err := config.LoadRefresher(func(k string) string {
+	prodCfg, err := startup.LoadRefresher(func(k string) string {
 		return map[string]string{
 			"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
 			"REFRESH_QUEUE": env.Queue,
@@ -50,7 +50,7 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	require.NoError(t, err)
 	defer store.Close()
 	prod, err := refresher.New(refresher.Engines{Store: store, Redis: env.Redis, Log: zap.NewNop()}, entries,
-		refresher.FromConfig(prodCfg, noEnv))
+		prodCfg.Settings)
 	require.NoError(t, err)
 	want := prod.Assembly()
 

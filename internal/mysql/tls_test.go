@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/mysql"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
@@ -89,19 +89,19 @@ func TestTLSToMariaDB(t *testing.T) {
 	_, err = m.Root().ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON *.* TO 'certified'@'%'")
 	require.NoError(t, err)
 
-	start := func(kv map[string]string) (config.Scanner, *mysql.Store, error) {
+	start := func(kv map[string]string) (startup.Scanner, *mysql.Store, error) {
 		t.Helper()
-		cfg, err := config.LoadScanner(func(k string) string { return kv[k] })
+		cfg, err := startup.LoadScanner(func(k string) string { return kv[k] })
 		require.NoError(t, err)
-		s, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{QueryTimeout: 10 * time.Second, TLS: cfg.DBTLS})
+		s, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{QueryTimeout: 10 * time.Second, TLS: cfg.MySQL.TLS})
 		if err == nil {
 			t.Cleanup(func() { s.Close() })
 		}
 		return cfg, s, err
 	}
-	cipher := func(cfg config.Scanner) string {
+	cipher := func(cfg startup.Scanner) string {
 		t.Helper()
-		dsn, err := mysql.ParseDSNWith(cfg.IEDSN, nil, cfg.DBTLS)
+		dsn, err := mysql.ParseDSNWith(cfg.IEDSN, nil, cfg.MySQL.TLS)
 		require.NoError(t, err)
 		db, err := sql.Open("mysql", dsn)
 		require.NoError(t, err)
@@ -119,7 +119,7 @@ func TestTLSToMariaDB(t *testing.T) {
 
 	good, _, err := start(map[string]string{"WMS_DB_DSN": m.AppDSN(wms), "IE_DB_DSN": m.AppDSN(ie), "DB_TLS_CA_FILE": ca.CAFile})
 	require.NoError(t, err)
-	assert.True(t, good.DBTLS.Registered)
+	assert.True(t, good.MySQL.TLS.Registered)
 	assert.NotEmpty(t, cipher(good), "the session is encrypted")
 
 	certified := strings.Replace(m.AppDSN(ie), "app:app-password@", "certified:cert-password@", 1)

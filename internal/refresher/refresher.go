@@ -23,7 +23,6 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/breaker"
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/logging"
 	"github.com/eshopbox/token-refresher/internal/outbox"
@@ -56,15 +55,15 @@ type WriteProber interface {
 	ProbeWrite(ctx context.Context) error
 }
 
-// Settings of a refresher: production's come from config.Refresher
-// (FromConfig); the demo and the tests give test-sized intervals.
+// Settings of a refresher: production's come from its environment
+// (internal/startup); the demo and the tests give test-sized intervals.
 type Settings struct {
-	Queue string // REFRESH_QUEUE
-	// QueueShards is REFRESH_QUEUE_SHARDS: the scan queues served
-	// (task.ServerQueues) and scheduled into (0: 1).
+	Queue string // the asynq queue's name
+	// QueueShards is how many scan queues are served (task.ServerQueues)
+	// and scheduled into (0: 1).
 	QueueShards int
-	Concurrency int           // REFRESH_CONCURRENCY: workers
-	TaskTimeout time.Duration // TASK_TIMEOUT of the tasks the refresher schedules
+	Concurrency int           // workers
+	TaskTimeout time.Duration // deadline of one attempt of the tasks the refresher schedules
 	// RetryBaseDelay and RetryMaxDelay shape refresh.RetryDelay.
 	RetryBaseDelay, RetryMaxDelay time.Duration
 	// RetryCheck is how often due retries and scheduled refreshes are
@@ -79,11 +78,11 @@ type Settings struct {
 	Breaker breaker.Config
 	// SaveRetryFor is refresh.Config.SaveRetryFor (0: its default).
 	SaveRetryFor time.Duration
-	// OutboxKey is OUTBOX_KEY, the AES-256 key (32 bytes) that seals the
+	// OutboxKey is the AES-256 key (32 bytes) that seals the
 	// durable outbox of tokens whose write the database refused; nil keeps
 	// them in the process's memory only (internal/refresh keep.go).
 	OutboxKey []byte
-	// FingerprintKey is FINGERPRINT_KEY, the key of the credentials'
+	// FingerprintKey is the key of the credentials'
 	// fingerprints a permanent failure records (token.Fingerprinter); nil:
 	// the legacy unkeyed digest. The store compares them with its own copy
 	// (mysql.Options.FingerprintKey).
@@ -101,28 +100,43 @@ type Settings struct {
 	Getenv func(string) string
 }
 
-// Webhooks are the failure notifications' settings: config.Webhooks, plus
-// the delivery backoff tests shorten.
+// Webhooks are the failure notifications' settings (off without
+// endpoints).
 type Webhooks struct {
-	config.Webhooks
+	Endpoints []webhook.Endpoint
+	// Secret is the signing key (webhook.ParseSecret reads its forms).
+	Secret []byte
+	// Events are the events sent (nil: webhook.Events).
+	Events      []string
+	Concurrency int           // deliveries at once
+	Timeout     time.Duration // deadline of one delivery POST
+	MaxRetry    int           // retries of one delivery before it is archived
 	// RetryBase and RetryMax shape the deliveries' backoff (0: webhook's
 	// defaults).
 	RetryBase, RetryMax time.Duration
 }
 
-// FromConfig is the refresher's settings from its environment.
-func FromConfig(cfg config.Refresher, getenv func(string) string) Settings {
-	return Settings{
-		Queue: cfg.Queue, QueueShards: cfg.QueueShards, Concurrency: cfg.Concurrency, TaskTimeout: cfg.TaskTimeout,
-		RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay, RetryCheck: cfg.RetryCheck,
-		DrainTimeout:   cfg.DrainTimeout,
-		Breaker:        breaker.Config{Failures: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown},
-		Webhooks:       Webhooks{Webhooks: cfg.Webhooks},
-		OutboxKey:      cfg.OutboxKey,
-		FingerprintKey: cfg.FingerprintKey,
-		Getenv:         getenv,
-	}
+// Option names an option of New that can be wrong.
+type Option string
+
+// The options New's errors name.
+const (
+	OptionProviders     Option = "providers"
+	OptionOutboxKey     Option = "outbox key"
+	OptionWebhookSecret Option = "webhook secret"
+)
+
+// OptionError is a start-up error of New naming the option that is wrong.
+// It names no environment variable: cmd/refresher tells which setting gave
+// the option (internal/startup).
+type OptionError struct {
+	Option Option
+	Err    error
 }
+
+func (e *OptionError) Error() string { return "invalid " + string(e.Option) + ": " + e.Err.Error() }
+
+func (e *OptionError) Unwrap() error { return e.Err }
 
 // Refresher is the assembled refresher: start it with Start, stop it with
 // Shutdown.
@@ -155,9 +169,9 @@ type Refresher struct {
 }
 
 // New assembles the refresher over its engines for the given providers
-// entries. Its errors name the setting: a *config.SettingError of
-// PROVIDERS_FILE (a client it cannot build), WEBHOOK_SECRET or
-// OUTBOX_KEY; nothing is started yet.
+// entries. Its errors name the option: an *OptionError of the providers (a
+// client it cannot build), the outbox key or the webhook secret; nothing
+// is started yet.
 func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) {
 	if s.TaskCheck <= 0 {
 		s.TaskCheck = 200 * time.Millisecond
@@ -166,7 +180,7 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 	status, _ := eng.Observer.(provider.StatusObserver)
 	markets, err := Marketplaces(entries, provider.NewHTTPClient(s.Concurrency), status, eng.Redis, s.Queue, s.Breaker, s.Getenv, log)
 	if err != nil {
-		return nil, &config.SettingError{Name: "PROVIDERS_FILE", Err: err}
+		return nil, &OptionError{Option: OptionProviders, Err: err}
 	}
 	r := &Refresher{Marketplaces: markets, log: log, settings: s}
 	for _, it := range slices.Sorted(maps.Keys(markets)) {
@@ -183,7 +197,7 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 	if s.OutboxKey != nil {
 		r.Outbox, err = outbox.NewRedis(eng.Redis, s.Queue, s.OutboxKey)
 		if err != nil {
-			return nil, &config.SettingError{Name: "OUTBOX_KEY", Err: err}
+			return nil, &OptionError{Option: OptionOutboxKey, Err: err}
 		}
 		rcfg.Outbox = r.Outbox
 	} else {
@@ -198,7 +212,7 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 	if w := s.Webhooks; len(w.Endpoints) > 0 {
 		r.deliver, err = webhook.NewDeliverer(w.Endpoints, w.Secret, w.Timeout, log)
 		if err != nil {
-			return nil, &config.SettingError{Name: "WEBHOOK_SECRET", Err: err}
+			return nil, &OptionError{Option: OptionWebhookSecret, Err: err}
 		}
 		r.hooks = webhook.NewServer(eng.Redis, s.Queue, webhook.ServerConfig{
 			Concurrency: w.Concurrency, RetryBase: w.RetryBase, RetryMax: w.RetryMax,

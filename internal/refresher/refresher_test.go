@@ -2,6 +2,7 @@ package refresher_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/webhook"
@@ -39,12 +40,12 @@ providers:
 `), "", noEnv)
 	require.NoError(t, err)
 	eng := refresher.Engines{Redis: env.Redis, Log: zap.NewNop()}
-	cfg, err := config.LoadRefresher(func(k string) string {
+	cfg, err := startup.LoadRefresher(func(k string) string {
 		return map[string]string{"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
 			"REFRESH_QUEUE": env.Queue, "BREAKER_FAILURES": "3"}[k]
 	})
 	require.NoError(t, err)
-	s := refresher.FromConfig(cfg, noEnv)
+	s := cfg.Settings
 	assert.Equal(t, 3, s.Breaker.Failures)
 	assert.Equal(t, env.Queue, s.Queue)
 
@@ -66,7 +67,7 @@ providers:
 	s.Unscheduled = true
 	eps, err := webhook.ParseURLs("https://hooks.example.com/events")
 	require.NoError(t, err)
-	s.Webhooks = refresher.Webhooks{Webhooks: config.Webhooks{Endpoints: eps, Secret: []byte("a-webhook-secret-of-32-bytes-000")}}
+	s.Webhooks = refresher.Webhooks{Endpoints: eps, Secret: []byte("a-webhook-secret-of-32-bytes-000")}
 	r, err = refresher.New(eng, entries, s)
 	require.NoError(t, err)
 	a = r.Assembly()
@@ -74,19 +75,22 @@ providers:
 	assert.True(t, a.Webhooks)
 }
 
-// TestNewNamesTheSetting: an entry New cannot build is a start-up error
-// naming the setting.
-func TestNewNamesTheSetting(t *testing.T) {
+// TestNewNamesTheOption: an entry New cannot build, or a bad outbox key, is
+// a start-up error naming the option, and no environment variable.
+func TestNewNamesTheOption(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
 	eng := refresher.Engines{Redis: env.Redis, Log: zap.NewNop()}
 	_, err := refresher.New(eng, []registry.Entry{{IntegrationType: "9", Kind: "amazon"}}, refresher.Settings{Queue: env.Queue, Getenv: noEnv})
-	var se *config.SettingError
-	require.True(t, errors.As(err, &se), "%v", err)
-	assert.Equal(t, "PROVIDERS_FILE", se.Name)
+	var oe *refresher.OptionError
+	require.True(t, errors.As(err, &oe), "%v", err)
+	assert.Equal(t, refresher.OptionProviders, oe.Option)
+	assert.True(t, strings.HasPrefix(err.Error(), "invalid providers: "), err.Error())
+	assert.NotContains(t, err.Error(), "PROVIDERS_FILE")
 
 	_, err = refresher.New(eng, nil, refresher.Settings{Queue: env.Queue, Getenv: noEnv, OutboxKey: []byte("short")})
-	require.True(t, errors.As(err, &se), "%v", err)
-	assert.Equal(t, "OUTBOX_KEY", se.Name)
+	require.True(t, errors.As(err, &oe), "%v", err)
+	assert.Equal(t, refresher.OptionOutboxKey, oe.Option)
 	assert.NotContains(t, err.Error(), "short")
+	assert.NotContains(t, err.Error(), "OUTBOX_KEY")
 }

@@ -1,4 +1,4 @@
-package config
+package redisconn
 
 import (
 	"errors"
@@ -73,7 +73,7 @@ func parseClusterURL(u *url.URL) (asynq.RedisConnOpt, error) {
 // use.
 const ClusterStateReload = 5 * time.Second
 
-// ClusterOpt is a Redis Cluster's REDIS_URL as go-redis's own cluster
+// ClusterOpt is a Redis Cluster's URL as go-redis's own cluster
 // options: an asynq.RedisConnOpt whose client is a *redis.ClusterClient,
 // the type asynq and asynqmon tell a cluster by. asynq's
 // RedisClusterClientOpt would leave ClusterStateReload at go-redis's

@@ -1,4 +1,4 @@
-package config
+package redisconn
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisAddr is where a REDIS_URL points, for messages: "host:port", or the
+// Addr is where a Redis URL points, for messages: "host:port", or the
 // sentinels and master name of a redis-sentinel URL, or the nodes of a
 // cluster. It never holds the password.
-func RedisAddr(opt asynq.RedisConnOpt) string {
+func Addr(opt asynq.RedisConnOpt) string {
 	switch o := opt.(type) {
 	case asynq.RedisClientOpt:
 		return o.Addr
@@ -60,22 +60,22 @@ func redisPasswords(opt asynq.RedisConnOpt) []string {
 // redisPingTimeout bounds the start-up ping, dial retries included.
 const redisPingTimeout = 10 * time.Second
 
-// PingRedis is the start-up check of REDIS_URL: nil when Redis answers a
-// PING, else one line naming the setting and the address, such as
+// Ping is the start-up check of rdb, a client of opt: nil when Redis
+// answers a PING, else one line naming the address, such as
 //
-//	REDIS_URL: cannot reach Redis at 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused
+//	cannot reach Redis at 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused
 //
-// as mysql.Open names WMS_DB_DSN. The password of the URL never appears in
-// it, even if the server's answer were to quote it.
+// The password of the URL never appears in it, even if the server's answer
+// were to quote it.
 //
 // A redis:// or redis-sentinel:// URL that reaches a node of a Redis
 // Cluster is refused too (it would answer MOVED for most keys): the line
 // says to use redis-cluster://.
-func PingRedis(ctx context.Context, rdb redis.UniversalClient, opt asynq.RedisConnOpt) error {
+func Ping(ctx context.Context, rdb redis.UniversalClient, opt asynq.RedisConnOpt) error {
 	ctx, cancel := context.WithTimeout(ctx, redisPingTimeout)
 	defer cancel()
-	if err := RedisReady(ctx, rdb); err != nil {
-		return RedisError(opt, err)
+	if err := Ready(ctx, rdb); err != nil {
+		return Unreachable(opt, err)
 	}
 	if _, cluster := rdb.(*redis.ClusterClient); !cluster {
 		// A server whose ACL or rename-command withholds INFO (some
@@ -83,32 +83,32 @@ func PingRedis(ctx context.Context, rdb redis.UniversalClient, opt asynq.RedisCo
 		// product needs no INFO, and must not stop starting for it.
 		info, err := rdb.Info(ctx, "cluster").Result()
 		if err == nil && strings.Contains(info, "cluster_enabled:1") {
-			return errors.New("REDIS_URL: " + RedisAddr(opt) + " is a node of a Redis Cluster: use redis-cluster://host1:port,host2:port,…")
+			return errors.New(Addr(opt) + " is a node of a Redis Cluster: use redis-cluster://host1:port,host2:port,…")
 		}
 	}
 	return nil
 }
 
-// RedisError is err, met on asynq's Redis, as one line naming REDIS_URL and
-// the address, the URL's passwords blanked out even where the server's
-// answer quotes them.
-func RedisError(opt asynq.RedisConnOpt, err error) error {
+// Unreachable is err, met on the Redis of opt, as one line naming the
+// address, the URL's passwords blanked out even where the server's answer
+// quotes them.
+func Unreachable(opt asynq.RedisConnOpt, err error) error {
 	reason := err.Error()
 	for _, p := range redisPasswords(opt) {
 		if p != "" {
 			reason = strings.ReplaceAll(reason, p, "xxxxx")
 		}
 	}
-	return errors.New("REDIS_URL: cannot reach Redis at " + RedisAddr(opt) + ": " + reason)
+	return errors.New("cannot reach Redis at " + Addr(opt) + ": " + reason)
 }
 
-// RedisReady is the readiness check of asynq's Redis (/readyz): a PING
+// Ready is the readiness check of asynq's Redis (/readyz): a PING
 // answered by the server, or on a Redis Cluster by every master the client
 // knows of. Any live node answers a PING, but while a master is down its
 // slots (some of the scan queues, or the queue's leases and limiter) refuse
 // every command, until its replica is promoted and the client rereads the
 // slot map (ClusterStateReload).
-func RedisReady(ctx context.Context, rdb redis.UniversalClient) error {
+func Ready(ctx context.Context, rdb redis.UniversalClient) error {
 	if c, ok := rdb.(*redis.ClusterClient); ok {
 		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
 	}

@@ -1,4 +1,4 @@
-package config
+package redisconn
 
 import (
 	"context"
@@ -13,21 +13,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestRedisAddr(t *testing.T) {
+func TestAddr(t *testing.T) {
 	t.Parallel()
-	opt, err := parseRedisURL("redis://:hunter2@10.0.0.5:6380/3")
+	opt, err := ParseURL("redis://:hunter2@10.0.0.5:6380/3")
 	require.NoError(t, err)
-	assert.Equal(t, "10.0.0.5:6380", RedisAddr(opt))
+	assert.Equal(t, "10.0.0.5:6380", Addr(opt))
 	assert.Equal(t, `master "mymaster" via sentinels s1:26379,s2:26379`,
-		RedisAddr(asynq.RedisFailoverClientOpt{MasterName: "mymaster", SentinelAddrs: []string{"s1:26379", "s2:26379"}, Password: "hunter2"}))
-	assert.Equal(t, "n1:7000,n2:7000", RedisAddr(asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000", "n2:7000"}}))
-	opt, err = parseRedisURL("redis-cluster://:hunter2@n1:7000,n2:7000")
+		Addr(asynq.RedisFailoverClientOpt{MasterName: "mymaster", SentinelAddrs: []string{"s1:26379", "s2:26379"}, Password: "hunter2"}))
+	assert.Equal(t, "n1:7000,n2:7000", Addr(asynq.RedisClusterClientOpt{Addrs: []string{"n1:7000", "n2:7000"}}))
+	opt, err = ParseURL("redis-cluster://:hunter2@n1:7000,n2:7000")
 	require.NoError(t, err)
-	assert.Equal(t, "cluster nodes n1:7000,n2:7000", RedisAddr(opt))
+	assert.Equal(t, "cluster nodes n1:7000,n2:7000", Addr(opt))
 }
 
 // A server whose answer quotes the password: the start-up line keeps
-// naming the setting and the address, and drops the password.
+// naming the address, and drops the password.
 func TestPingRedisNeverShowsThePassword(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,13 +55,13 @@ func TestPingRedisNeverShowsThePassword(t *testing.T) {
 		{"redis://:hunter2@" + ln.Addr().String() + "/0", ln.Addr().String()},
 		{"redis-cluster://:hunter2@" + ln.Addr().String(), "cluster nodes " + ln.Addr().String()},
 	} {
-		opt, err := parseRedisURL(tc.url)
+		opt, err := ParseURL(tc.url)
 		require.NoError(t, err)
 		rdb := opt.MakeRedisClient().(redis.UniversalClient)
-		err = PingRedis(context.Background(), rdb, opt)
+		err = Ping(context.Background(), rdb, opt)
 		rdb.Close()
 		require.Error(t, err)
-		assert.Contains(t, err.Error(), "REDIS_URL: cannot reach Redis at "+tc.at+": ")
+		assert.Contains(t, err.Error(), "cannot reach Redis at "+tc.at+": ")
 		assert.Contains(t, err.Error(), "xxxxx", "the answer is quoted, less the password")
 		assert.NotContains(t, err.Error(), "hunter2")
 	}
@@ -84,11 +84,11 @@ func TestPingRedisWithoutInfo(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 
-	opt, err := parseRedisURL("redis://" + addr + "/0")
+	opt, err := ParseURL("redis://" + addr + "/0")
 	require.NoError(t, err)
 	rdb := opt.MakeRedisClient().(redis.UniversalClient)
 	defer rdb.Close()
 	require.Eventually(t, func() bool { return rdb.Ping(context.Background()).Err() == nil }, 10*time.Second, 50*time.Millisecond)
 	require.Error(t, rdb.Info(context.Background(), "cluster").Err(), "INFO is refused")
-	assert.NoError(t, PingRedis(context.Background(), rdb, opt))
+	assert.NoError(t, Ping(context.Background(), rdb, opt))
 }

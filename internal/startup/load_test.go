@@ -1,4 +1,4 @@
-package config_test
+package startup_test
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/outbox"
+	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
 
@@ -29,7 +30,7 @@ func env(kv map[string]string) config.Getenv {
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	s, err := config.LoadScanner(env(nil))
+	s, err := startup.LoadScanner(env(nil))
 	require.NoError(t, err)
 	assert.Equal(t, time.Minute, s.Interval)
 	assert.Equal(t, time.Hour, s.Cooldown)
@@ -40,7 +41,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "token_refresh", s.Queue)
 	assert.Empty(t, s.PprofAddr, "profiles are not served unless asked for")
 
-	r, err := config.LoadRefresher(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
+	r, err := startup.LoadRefresher(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
 	require.NoError(t, err)
 	assert.Equal(t, 50, r.Concurrency)
 	assert.Equal(t, time.Minute, r.RetryMaxDelay)
@@ -82,7 +83,7 @@ func TestInvalidSettingNamesIt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := config.LoadScanner(env(tt.kv))
+			_, err := startup.LoadScanner(env(tt.kv))
 			require.Error(t, err)
 			var se *config.SettingError
 			require.True(t, errors.As(err, &se), "%v", err)
@@ -109,7 +110,7 @@ func TestRefresherSettings(t *testing.T) {
 		"short api token":          {map[string]string{"API_TOKEN": "short"}, "API_TOKEN"},
 		"bad dashboard read only":  {map[string]string{"DASHBOARD_READ_ONLY": "maybe"}, "DASHBOARD_READ_ONLY"},
 	} {
-		_, err := config.LoadRefresher(env(tt.kv))
+		_, err := startup.LoadRefresher(env(tt.kv))
 		var se *config.SettingError
 		require.True(t, errors.As(err, &se), "%s: %v", name, err)
 		assert.Equal(t, tt.setting, se.Name, name)
@@ -118,23 +119,23 @@ func TestRefresherSettings(t *testing.T) {
 
 func TestWebhookSettings(t *testing.T) {
 	t.Parallel()
-	r, err := config.LoadRefresher(env(nil))
+	r, err := startup.LoadRefresher(env(nil))
 	require.NoError(t, err)
-	assert.Empty(t, r.Webhooks.Endpoints, "off by default")
+	assert.Empty(t, r.Settings.Webhooks.Endpoints, "off by default")
 
-	r, err = config.LoadRefresher(env(map[string]string{
+	r, err = startup.LoadRefresher(env(map[string]string{
 		"WEBHOOK_URLS":   "https://hooks.example.com/a?token=url-secret , http://127.0.0.1:9000/b",
 		"WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		"WEBHOOK_EVENTS": "connection.failed",
 	}))
 	require.NoError(t, err)
-	require.Len(t, r.Webhooks.Endpoints, 2)
-	assert.Equal(t, "http://127.0.0.1:9000/b", r.Webhooks.Endpoints[1].URL)
-	assert.Len(t, r.Webhooks.Secret, 24, "whsec_ is base64 of the key")
-	assert.Equal(t, []string{"connection.failed"}, r.Webhooks.Events)
-	assert.Equal(t, 4, r.Webhooks.Concurrency)
-	assert.Equal(t, 25, r.Webhooks.MaxRetry)
-	assert.Equal(t, 10*time.Second, r.Webhooks.Timeout)
+	require.Len(t, r.Settings.Webhooks.Endpoints, 2)
+	assert.Equal(t, "http://127.0.0.1:9000/b", r.Settings.Webhooks.Endpoints[1].URL)
+	assert.Len(t, r.Settings.Webhooks.Secret, 24, "whsec_ is base64 of the key")
+	assert.Equal(t, []string{"connection.failed"}, r.Settings.Webhooks.Events)
+	assert.Equal(t, 4, r.Settings.Webhooks.Concurrency)
+	assert.Equal(t, 25, r.Settings.Webhooks.MaxRetry)
+	assert.Equal(t, 10*time.Second, r.Settings.Webhooks.Timeout)
 
 	for _, tc := range []struct {
 		kv      map[string]string
@@ -147,7 +148,7 @@ func TestWebhookSettings(t *testing.T) {
 		{map[string]string{"WEBHOOK_URLS": "https://u:url-secret@h/a"}, "WEBHOOK_URLS"},
 		{map[string]string{"WEBHOOK_EVENTS": "connection.deleted"}, "WEBHOOK_EVENTS"},
 	} {
-		_, err := config.LoadRefresher(env(tc.kv))
+		_, err := startup.LoadRefresher(env(tc.kv))
 		var se *config.SettingError
 		require.ErrorAs(t, err, &se, "%v", tc.kv)
 		assert.Equal(t, tc.setting, se.Name, "%v", tc.kv)
@@ -159,17 +160,17 @@ func TestWebhookSettings(t *testing.T) {
 
 func TestOutboxKey(t *testing.T) {
 	t.Parallel()
-	r, err := config.LoadRefresher(env(nil))
+	r, err := startup.LoadRefresher(env(nil))
 	require.NoError(t, err)
-	assert.Nil(t, r.OutboxKey, "unset: tokens in hand are kept in memory only")
+	assert.Nil(t, r.Settings.OutboxKey, "unset: tokens in hand are kept in memory only")
 
 	key := outbox.GenerateKey()
-	r, err = config.LoadRefresher(env(map[string]string{"OUTBOX_KEY": key}))
+	r, err = startup.LoadRefresher(env(map[string]string{"OUTBOX_KEY": key}))
 	require.NoError(t, err)
-	assert.Len(t, r.OutboxKey, 32)
+	assert.Len(t, r.Settings.OutboxKey, 32)
 
 	for _, bad := range []string{"c2hvcnQta2V5LXNlY3JldA==", "not base64 or hex: sekrit-value"} {
-		_, err := config.LoadRefresher(env(map[string]string{"OUTBOX_KEY": bad}))
+		_, err := startup.LoadRefresher(env(map[string]string{"OUTBOX_KEY": bad}))
 		var se *config.SettingError
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, "OUTBOX_KEY", se.Name)
@@ -206,7 +207,7 @@ func TestDBTLSSettings(t *testing.T) {
 		{"allow insecure not a bool", map[string]string{"DB_TLS_ALLOW_INSECURE": "yes please"}, "DB_TLS_ALLOW_INSECURE", "not true or false"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.LoadScanner(env(tt.kv))
+			_, err := startup.LoadScanner(env(tt.kv))
 			require.Error(t, err)
 			var se *config.SettingError
 			require.True(t, errors.As(err, &se), "%v", err)
@@ -217,39 +218,39 @@ func TestDBTLSSettings(t *testing.T) {
 		})
 	}
 
-	s, err := config.LoadRefresher(env(map[string]string{
+	s, err := startup.LoadRefresher(env(map[string]string{
 		"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms?tls=skip-verify", "DB_TLS_ALLOW_INSECURE": "true",
 	}))
 	require.NoError(t, err, "allowed explicitly")
-	assert.True(t, s.DBTLS.AllowInsecure)
-	assert.False(t, s.DBTLS.Registered)
+	assert.True(t, s.MySQL.TLS.AllowInsecure)
+	assert.False(t, s.MySQL.TLS.Registered)
 
-	s, err = config.LoadRefresher(env(map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": key}))
+	s, err = startup.LoadRefresher(env(map[string]string{"DB_TLS_CA_FILE": ca.CAFile, "DB_TLS_CERT_FILE": cert, "DB_TLS_KEY_FILE": key}))
 	require.NoError(t, err)
-	assert.True(t, s.DBTLS.Registered)
-	assert.False(t, s.DBTLS.AllowInsecure)
+	assert.True(t, s.MySQL.TLS.Registered)
+	assert.False(t, s.MySQL.TLS.AllowInsecure)
 }
 
 // TestFingerprintKey: FINGERPRINT_KEY is optional, at least 32 characters,
 // read by both binaries, and its absence is a start-up warning.
 func TestFingerprintKey(t *testing.T) {
 	t.Parallel()
-	s, err := config.LoadScanner(env(nil))
+	s, err := startup.LoadScanner(env(nil))
 	require.NoError(t, err)
 	assert.Nil(t, s.FingerprintKey)
 	require.NotEmpty(t, s.Warnings())
 	assert.Contains(t, s.Warnings()[0], "FINGERPRINT_KEY is not set")
 
 	key := "fingerprint-key-0123456789abcdef-hunter2"
-	s, err = config.LoadScanner(env(map[string]string{"FINGERPRINT_KEY": key}))
+	s, err = startup.LoadScanner(env(map[string]string{"FINGERPRINT_KEY": key}))
 	require.NoError(t, err)
 	assert.Equal(t, []byte(key), s.FingerprintKey)
 	assert.Empty(t, s.Warnings())
-	r, err := config.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": key}))
+	r, err := startup.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": key}))
 	require.NoError(t, err)
 	assert.Equal(t, []byte(key), r.FingerprintKey)
 
-	_, err = config.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": "hunter2"}))
+	_, err = startup.LoadRefresher(env(map[string]string{"FINGERPRINT_KEY": "hunter2"}))
 	require.Error(t, err)
 	assert.Equal(t, "invalid setting FINGERPRINT_KEY: shorter than 32 characters (openssl rand -base64 32 makes one)", err.Error())
 }
@@ -258,26 +259,26 @@ func TestFingerprintKey(t *testing.T) {
 // AJIO_BASE_URL and WEBHOOK_URLS unless their setting allows it.
 func TestInsecureHTTP(t *testing.T) {
 	t.Parallel()
-	_, err := config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089"}))
+	_, err := startup.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089"}))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "invalid setting AJIO_BASE_URL: is http:// to a host that is not loopback")
 	assert.Contains(t, err.Error(), "set AJIO_ALLOW_INSECURE_HTTP=true")
-	s, err := config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089", "AJIO_ALLOW_INSECURE_HTTP": "true"}))
+	s, err := startup.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://sandbox:8089", "AJIO_ALLOW_INSECURE_HTTP": "true"}))
 	require.NoError(t, err)
 	assert.Equal(t, "http://sandbox:8089", s.Providers[0].BaseURL)
-	_, err = config.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
+	_, err = startup.LoadScanner(env(map[string]string{"AJIO_BASE_URL": "http://127.0.0.1:8089"}))
 	require.NoError(t, err, "loopback")
 
 	hooks := map[string]string{"WEBHOOK_URLS": "https://a.example/h,http://hooks.example.com/h?token=hunter2", "WEBHOOK_SECRET": "0123456789abcdef0123"}
-	_, err = config.LoadRefresher(env(hooks))
+	_, err = startup.LoadRefresher(env(hooks))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "invalid setting WEBHOOK_URLS: entry 2 is http:// to a host that is not loopback")
 	assert.Contains(t, err.Error(), "set WEBHOOK_ALLOW_INSECURE_HTTP=true")
 	assert.NotContains(t, err.Error(), "hunter2")
 	hooks["WEBHOOK_ALLOW_INSECURE_HTTP"] = "true"
-	r, err := config.LoadRefresher(env(hooks))
+	r, err := startup.LoadRefresher(env(hooks))
 	require.NoError(t, err)
-	assert.Len(t, r.Webhooks.Endpoints, 2)
+	assert.Len(t, r.Settings.Webhooks.Endpoints, 2)
 }
 
 // TestInlineSecretWarnings: start-up warns about secret-looking static
@@ -299,7 +300,7 @@ providers:
       headers: {Authorization: "Bearer hunter2"}
     response: {access_token: token, expiry: {expires_in: expires_in}}
 `), 0o600))
-	s, err := config.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file, "FINGERPRINT_KEY": "0123456789abcdef0123456789abcdef"}))
+	s, err := startup.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file, "FINGERPRINT_KEY": "0123456789abcdef0123456789abcdef"}))
 	require.NoError(t, err)
 	require.Len(t, s.Warnings(), 1)
 	assert.Contains(t, s.Warnings()[0], "request.headers.Authorization")
@@ -309,7 +310,7 @@ providers:
 providers:
   - {integration_type: "42", kind: oauth2_refresh, token_url: "https://a.example/t", client_id: c, client_secret: hunter2}
 `), 0o600))
-	_, err = config.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file}))
+	_, err = startup.LoadScanner(env(map[string]string{"PROVIDERS_FILE": file}))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "invalid setting PROVIDERS_FILE")
 	assert.Contains(t, err.Error(), "client_secret_env")
@@ -323,7 +324,7 @@ func TestDashboardPasswordLength(t *testing.T) {
 	t.Parallel()
 	for _, pw := range []string{"elevenchars", "pässwörd-12"} {
 		kv := map[string]string{"DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": pw}
-		_, err := config.LoadRefresher(env(kv))
+		_, err := startup.LoadRefresher(env(kv))
 		require.Error(t, err, pw)
 		assert.Equal(t, "invalid setting DASHBOARD_PASSWORD: shorter than 12 characters", err.Error())
 		_, err = config.LoadDashboard(env(kv))
@@ -331,7 +332,7 @@ func TestDashboardPasswordLength(t *testing.T) {
 		assert.Equal(t, "invalid setting DASHBOARD_PASSWORD: shorter than 12 characters", err.Error())
 	}
 	kv := map[string]string{"DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": "twelve-chars"}
-	_, err := config.LoadRefresher(env(kv))
+	_, err := startup.LoadRefresher(env(kv))
 	assert.NoError(t, err)
 	_, err = config.LoadDashboard(env(kv))
 	assert.NoError(t, err)
