@@ -690,7 +690,7 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 		return breaker.Success
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		return breaker.Ignore
-	case errors.As(err, &f) && f.Permanent:
+	case errors.As(err, &f) && f.Class == token.ClassPermanent:
 		if f.Status != 0 {
 			return breaker.Success
 		}
