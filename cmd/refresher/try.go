@@ -74,15 +74,9 @@ func try(ctx context.Context, store tryStore, entries []registry.Entry, id int64
 	start := time.Now()
 	tok, err := client.Refresh(ctx, c)
 	if err != nil {
-		verdict := "transient"
+		verdict := token.ClassOf(err)
 		var f *token.Failure
 		if errors.As(err, &f) {
-			switch {
-			case f.Permanent:
-				verdict = "permanent"
-			case f.Unusable:
-				verdict = "unusable"
-			}
 			err = errors.New(f.Reason)
 		}
 		fmt.Fprintf(out, "%s: %s: %v; nothing was written\n", label, verdict, err)

@@ -192,21 +192,23 @@ func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, busy
 }
 
 // lastAttempt is the last failure a task holds: its permanent-failure record,
-// or asynq's last error split into outcome and reason.
+// or asynq's last error read back as a failure (its class is the outcome), a
+// deferral or another error.
 func lastAttempt(st task.Status) *Attempt {
-	if f := st.Failure; f != nil {
-		return &Attempt{At: f.At.UTC().Truncate(time.Second), Outcome: "permanent", Reason: strings.TrimPrefix(f.Reason, "permanent: ")}
+	if r := st.Failure; r != nil {
+		f := r.Err()
+		return &Attempt{At: r.At.UTC().Truncate(time.Second), Outcome: f.Class.String(), Reason: f.Reason}
 	}
 	if st.LastFailedAt.IsZero() || st.LastErr == "" {
 		return nil
 	}
-	msg := strings.TrimSuffix(st.LastErr, ": "+asynq.SkipRetry.Error())
-	outcome, reason, ok := strings.Cut(msg, ": ")
+	f, msg := task.LastFailure(st.LastErr)
+	outcome, reason := "error", msg
 	switch {
-	case !ok:
-		outcome, reason = "error", msg
-	case outcome != "permanent" && outcome != "transient" && outcome != "deferred":
-		outcome, reason = "error", msg
+	case f != nil:
+		outcome, reason = f.Class.String(), f.Reason
+	case strings.HasPrefix(msg, deferredPrefix):
+		outcome, reason = "deferred", strings.TrimPrefix(msg, deferredPrefix)
 	}
 	return &Attempt{At: st.LastFailedAt.UTC().Truncate(time.Second), Outcome: outcome, Reason: reason}
 }
@@ -375,11 +377,17 @@ func listFailing(archived map[int64]task.Archived, targets []token.Target, start
 		for _, id := range ids {
 			a := archived[id]
 			l := Listed{ConnectionID: id, IntegrationType: tg.IntegrationType, Provider: tg.Kind, State: token.StateFailing}
-			failedAt, reason := a.LastFailedAt.UTC(), strings.TrimSuffix(a.LastErr, ": "+asynq.SkipRetry.Error())
+			// A failing connection's reason is shown without its class
+			// when it is permanent, the class failing means.
+			f, reason := task.LastFailure(a.LastErr)
+			failedAt := a.LastFailedAt.UTC()
 			if a.Failure != nil {
-				failedAt, reason = a.Failure.At.UTC().Truncate(time.Second), a.Failure.Reason
+				f = a.Failure.Err()
+				failedAt = a.Failure.At.UTC().Truncate(time.Second)
 			}
-			reason = strings.TrimPrefix(reason, "permanent: ")
+			if f != nil && f.Class == token.ClassPermanent {
+				reason = f.Reason
+			}
 			l.FailedAt, l.Reason = &failedAt, reason
 			out = append(out, l)
 			if len(out) == limit {

@@ -313,7 +313,7 @@ func failure(statuses []task.Status) *failed {
 		if st.State != asynq.TaskStateArchived.String() {
 			continue
 		}
-		f := &failed{Attempt: Attempt{At: st.LastFailedAt.UTC().Truncate(time.Second), Outcome: "permanent", Reason: "the refresh was given up"}}
+		f := &failed{Attempt: Attempt{At: st.LastFailedAt.UTC().Truncate(time.Second), Outcome: token.ClassPermanent.String(), Reason: "the refresh was given up"}}
 		if at := lastAttempt(st); at != nil {
 			f.Attempt = *at
 		}

@@ -183,7 +183,7 @@ func FormatResult(_ string, result []byte) string {
 	if err != nil || f.Reason == "" {
 		return fmt.Sprintf("%d-byte result (not shown)", len(result))
 	}
-	s := "failed: " + strings.TrimSpace(f.Reason)
+	s := "failed: " + strings.TrimSpace(f.Err().Reason)
 	if !f.At.IsZero() {
 		s += " (at " + f.At.UTC().Format(time.RFC3339) + ")"
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/dashboard"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 func TestFormatPayload(t *testing.T) {
@@ -61,6 +62,12 @@ func TestFormatResult(t *testing.T) {
 	got := dashboard.FormatResult(task.TypeRefresh, f.Marshal())
 	assert.Equal(t, "failed: ajio rejected the credentials (success:false) (at 2026-01-02T03:04:05Z)", got)
 	assert.NotContains(t, got, "abcdef", "the fingerprint stays out of sight")
+	for _, record := range []string{
+		string(task.Record(token.Permanent("ajio rejected the credentials (success:false)"), at).Marshal()),
+		`{"reason":"permanent: ajio rejected the credentials (success:false)","at":"2026-01-02T03:04:05Z"}`, // before records held a class
+	} {
+		assert.Equal(t, "failed: ajio rejected the credentials (success:false) (at 2026-01-02T03:04:05Z)", dashboard.FormatResult(task.TypeRefresh, []byte(record)))
+	}
 
 	assert.Equal(t, "", dashboard.FormatResult("", nil))
 	assert.Equal(t, "22-byte result (not shown)", dashboard.FormatResult("", []byte(`{"token":"secret-tok"}`)))

@@ -239,7 +239,7 @@ func (t *tracker) poll(ctx context.Context, q *task.Queue, insp inspector, ie *s
 	for id, a := range archived {
 		reason := a.LastErr
 		if a.Failure != nil {
-			reason = a.Failure.Reason
+			reason = a.Failure.Err().Error()
 		}
 		t.archived[id] = reason
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -41,7 +43,7 @@ func TestFailCarriesRetryAfter(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
 		a := Answer{Status: status, Header: h}
 		f := a.Fail(Transient, "x")
-		assert.False(t, f.Permanent)
+		assert.Equal(t, token.ClassTransient, f.Class)
 		assert.Equal(t, 7*time.Second, f.RetryAfter, "HTTP %d", status)
 		assert.Equal(t, status, f.Status)
 	}

@@ -16,40 +16,49 @@ import (
 	"github.com/eshopbox/token-refresher/internal/token"
 )
 
-// Verdict is what a marketplace answer comes to.
-type Verdict int
+// Verdict is what a marketplace answer comes to: a token, stored, or a
+// failure of a class (token.Class). A failing verdict is its class, plus
+// one (Fails, Verdict.Class): the class a table decides is the one the
+// handler, the archive, the API, the webhooks and the metrics see. The
+// zero Verdict is Stored.
+type Verdict uint8
 
 // The four verdicts. Every row of a kind's table names one.
 const (
 	// Stored: the answer is a token; it is written to the connection.
-	Stored Verdict = iota
+	Stored Verdict = 0
 	// Permanent: an explicit refusal (rejected credentials, a refused
 	// grant, a refused request). Archived with its reason; tried again
 	// after FAILURE_COOLDOWN, when the credentials change, or by an
 	// operator. Never a retry loop.
-	Permanent
+	Permanent = Verdict(token.ClassPermanent) + 1
 	// Transient: the marketplace's or the network's trouble. Retried with
 	// capped exponential backoff, honouring Retry-After.
-	Transient
+	Transient = Verdict(token.ClassTransient) + 1
 	// Unusable: an answer the product cannot place (a 2xx of an unknown
 	// shape). Retried like a transient failure, but with a backoff that
 	// grows to hours (refresh.RetryDelay), and counted apart
 	// (outcome "unusable"), so an operator sees it and it never loops.
-	Unusable
+	Unusable = Verdict(token.ClassUnusable) + 1
 )
 
-func (v Verdict) String() string {
-	switch v {
-	case Stored:
-		return "stored"
-	case Permanent:
-		return "permanent"
-	case Transient:
-		return "transient"
-	case Unusable:
-		return "unusable"
+// Fails is the verdict of a failure of class c.
+func Fails(c token.Class) Verdict { return Verdict(c) + 1 }
+
+// Class is the class of the failure v stands for; ok is false for Stored.
+func (v Verdict) Class() (c token.Class, ok bool) {
+	if v == Stored {
+		return 0, false
 	}
-	return fmt.Sprintf("Verdict(%d)", int(v))
+	return token.Class(v - 1), true
+}
+
+// String is "stored" or the failure's class (token.Class.String).
+func (v Verdict) String() string {
+	if c, ok := v.Class(); ok {
+		return c.String()
+	}
+	return "stored"
 }
 
 // Body is the kind of body an answer has, as far as a verdict needs it.
@@ -197,21 +206,15 @@ func Decide[A any](table []Row[A], a *A) Row[A] {
 	panic("provider: verdict table without a catch-all row")
 }
 
-// Fail returns the *token.Failure of a row that is not Stored: its verdict,
-// reason, the answer's status, and its Retry-After (honoured for transient
-// and unusable verdicts).
+// Fail returns the *token.Failure of a row that is not Stored: its
+// verdict's class, reason, the answer's status, and its Retry-After
+// (honoured for transient and unusable verdicts). Stored has no class: a
+// row that fails with it fails transient.
 func (a *Answer) Fail(v Verdict, reason string) *token.Failure {
-	var f *token.Failure
-	switch v {
-	case Permanent:
-		f = token.Permanent("%s", reason)
-	case Unusable:
-		f = token.Unusable("%s", reason)
-	default:
-		f = token.Transient("%s", reason)
-	}
+	c, _ := v.Class()
+	f := token.Fail(c, "%s", reason)
 	f.Status = a.Status
-	if v != Permanent {
+	if c != token.ClassPermanent {
 		f.RetryAfter = RetryAfter(a.Header, time.Now())
 	}
 	return f

@@ -138,14 +138,19 @@ const (
 	Stale      Outcome = "stale"       // another path stored a newer token first (or rotated the refresh token refused)
 	Satisfied  Outcome = "satisfied"   // on demand: a refresh completed after the request; no call made
 	Busy       Outcome = "busy"        // another refresh of the connection holds its lease: put back, not a failure
-	Permanent  Outcome = "permanent"   // rejected credentials, malformed inputFields
-	Transient  Outcome = "transient"   // marketplace or network trouble; retried
-	Unusable   Outcome = "unusable"    // an answer the product cannot place; retried, backoff growing to hours
+	Permanent  Outcome = "permanent"   // a failure of class token.ClassPermanent: rejected credentials, malformed inputFields
+	Transient  Outcome = "transient"   // a failure of class token.ClassTransient: marketplace or network trouble; retried
+	Unusable   Outcome = "unusable"    // a failure of class token.ClassUnusable: an answer the product cannot place; retried, backoff growing to hours
 	StoreError Outcome = "store_error" // a row's own database trouble (a deadlock, a lock wait); retried
 	Deferred   Outcome = "deferred"    // breaker open, no rate slot, the row changed under the claim: put back, not a failure
 	Unwritable Outcome = "unwritable"  // the database refuses writes: no call made, put back, not a failure
 	Kept       Outcome = "kept"        // token obtained, its write refused: kept in the outbox until stored (keep.go)
 )
+
+// OutcomeOf is the outcome of a failure of class c: the class's word
+// (token.Class.String), so the three failure outcomes above are the classes
+// and a failure's outcome is never decided apart from its class.
+func OutcomeOf(c token.Class) Outcome { return Outcome(c.String()) }
 
 // Observer is told about every attempt (metrics). remaining is the stored
 // token's lifetime left when the refresh started (negative: expired; zero
@@ -154,8 +159,9 @@ type Observer interface {
 	Attempted(kind string, o Outcome, took time.Duration, remaining time.Duration, hadToken bool)
 }
 
-// Notifier hears of each permanent failure where it is recorded, and of
-// each stored token (internal/webhook turns them into events on state
+// Notifier hears of each permanent failure where it is recorded (with its
+// reason, token.Failure.Reason, the class being permanent), and of each
+// stored token (internal/webhook turns them into events on state
 // changes). Its calls must not fail the refresh: they log their own errors.
 type Notifier interface {
 	Failed(ctx context.Context, connectionID int64, integrationType, kind, reason string)
@@ -287,10 +293,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	)
 	prov, ok := h.markets[p.IntegrationType]
 	if !ok {
-		reason := fmt.Sprintf("no provider is configured for integration type %q", p.IntegrationType)
-		h.recordFailure(t, reason, nil)
-		log.Error("refresh failed", zap.String("outcome", string(Permanent)), zap.String("reason", reason))
-		return fmt.Errorf("%s: %w", reason, asynq.SkipRetry)
+		f := token.Permanent("no provider is configured for integration type %q", p.IntegrationType)
+		h.recordFailure(t, f, nil)
+		log.Error("refresh failed", zap.String("outcome", string(OutcomeOf(f.Class))), zap.String("reason", f.Reason))
+		return fmt.Errorf("%s: %w", f.Reason, asynq.SkipRetry)
 	}
 	log = log.With(zap.String("provider", prov.Kind))
 
@@ -308,7 +314,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		case Refreshed:
 			n.Refreshed(ctx, p.ConnectionID, p.IntegrationType, prov.Kind)
 		case Permanent:
-			n.Failed(ctx, p.ConnectionID, p.IntegrationType, prov.Kind, err.Error())
+			var f *token.Failure
+			if errors.As(err, &f) {
+				n.Failed(ctx, p.ConnectionID, p.IntegrationType, prov.Kind, f.Reason)
+			}
 		}
 	}
 	switch o {
@@ -413,26 +422,23 @@ func (h *Handler) refresh(ctx context.Context, t *asynq.Task, p task.Payload, pr
 	tok, err := prov.Client.Refresh(ctx, c)
 	report(breakerResult(ctx, err))
 	if err != nil {
-		if token.IsPermanent(err) {
+		var f *token.Failure
+		if !errors.As(err, &f) {
+			// A provider must classify; an unclassified error is treated
+			// as transient, and its text is not trusted to be secret-free.
+			f = token.Transient("%s call failed", prov.Kind)
+			err = f
+		}
+		if f.Class == token.ClassPermanent {
 			if h.changedSince(ctx, c) {
 				// The refusal is of credentials another path (a worker
 				// past an expired lease, the seller re-authorizing)
 				// replaced meanwhile: the connection is fine.
 				return Stale, remaining, hadToken, nil
 			}
-			h.recordFailure(t, err.Error(), &c)
-			return Permanent, remaining, hadToken, err
+			h.recordFailure(t, f, &c)
 		}
-		var f *token.Failure
-		if !errors.As(err, &f) {
-			// A provider must classify; an unclassified error is treated
-			// as transient, and its text is not trusted to be secret-free.
-			err = token.Transient("%s call failed", prov.Kind)
-		}
-		if token.IsUnusable(err) {
-			return Unusable, remaining, hadToken, err
-		}
-		return Transient, remaining, hadToken, err
+		return OutcomeOf(f.Class), remaining, hadToken, err
 	}
 	if tok.AccessToken == "" || tok.ExpiresAt.IsZero() {
 		return Transient, remaining, hadToken, token.Transient("%s returned no usable token", prov.Kind)
@@ -690,7 +696,7 @@ func breakerResult(ctx context.Context, err error) breaker.Result {
 		return breaker.Success
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		return breaker.Ignore
-	case errors.As(err, &f) && f.Permanent:
+	case errors.As(err, &f) && f.Class == token.ClassPermanent:
 		if f.Status != 0 {
 			return breaker.Success
 		}
@@ -764,11 +770,12 @@ func (h *Handler) save(ctx context.Context, read token.Connection, tok token.Tok
 	}
 }
 
-// recordFailure leaves the permanent failure's reason and the credentials'
-// fingerprint on the task, so the scanner can try again when they change.
-// c is nil when the failure is not the connection's (no provider).
-func (h *Handler) recordFailure(t *asynq.Task, reason string, c *token.Connection) {
-	f := task.Failure{Reason: reason, At: h.cfg.Now().UTC()}
+// recordFailure leaves the permanent failure (its class and reason) and the
+// credentials' fingerprint on the task, so the scanner can try again when
+// they change. c is nil when the failure is not the connection's (no
+// provider).
+func (h *Handler) recordFailure(t *asynq.Task, failure *token.Failure, c *token.Connection) {
+	f := task.Record(failure, h.cfg.Now().UTC())
 	if c != nil {
 		f.Credentials = h.cfg.Fingerprint.Of(c.InputFields, c.RefreshToken)
 	}

@@ -15,7 +15,7 @@ import (
 const MaxRetryAfter = time.Hour
 
 // UnusableMaxDelay caps the backoff of an answer the product cannot place
-// (token.Failure.Unusable): it keeps doubling past RETRY_MAX_DELAY up to
+// (token.ClassUnusable): it keeps doubling past RETRY_MAX_DELAY up to
 // this, so a marketplace that changed its answer's shape is asked about
 // once every few hours, not every minute.
 const UnusableMaxDelay = 6 * time.Hour
@@ -33,7 +33,7 @@ const LifetimeShare = 4
 // the stored token is live, the ceiling is also at most a quarter of its
 // remaining lifetime (never under base/4). A marketplace's Retry-After is
 // honoured when it asks for longer (up to MaxRetryAfter). An unusable
-// answer (token.Failure.Unusable) backs off the same way but its ceiling
+// answer (token.ClassUnusable) backs off the same way but its ceiling
 // keeps doubling up to UnusableMaxDelay (hours), with equal jitter (at
 // least half the ceiling). A deferred attempt (breaker open, no rate slot) comes back
 // after the time it named, with a little jitter (a quarter of it, at most

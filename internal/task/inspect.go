@@ -28,7 +28,7 @@ type Status struct {
 	NextProcessAt time.Time
 	LastFailedAt  time.Time
 	// LastErr is the handler's last error: a token.Failure's
-	// "permanent: <reason>" or "transient: <reason>", secret-free.
+	// "<class>: <reason>" (LastFailure reads it), secret-free.
 	LastErr string
 	// Failure is the record of a permanent failure (archived task).
 	Failure *Failure

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/eshopbox/token-refresher/internal/token"
 )
 
 // TypeRefresh is the asynq task type of a token refresh.
@@ -92,9 +94,15 @@ func Parse(t *asynq.Task) (Payload, error) {
 
 // Failure is the record a permanent failure writes as the task's result.
 // The scanner reads it from the archived task to decide when to try again:
-// after the cooldown, or at once when the credentials changed.
+// after the cooldown, or at once when the credentials changed. Its readers
+// take the failure's class and reason from Err.
 type Failure struct {
-	Reason string `json:"reason"`
+	// Class is the failure's class (token.ClassPermanent: the handler
+	// records no other), written as its word. It is nil in a record
+	// written before the class was: that record's Reason is the failure's
+	// text instead ("permanent: <reason>", token.Failure.Error).
+	Class  *token.Class `json:"class,omitempty"`
+	Reason string       `json:"reason"`
 	// Credentials is the fingerprint (token.Fingerprinter: keyed "h1:…"
 	// with FINGERPRINT_KEY, else the legacy digest) of the connection's
 	// inputFields and refresh token when it failed: a new password or a
@@ -102,6 +110,41 @@ type Failure struct {
 	// is kept so archived tasks already in Redis still read.
 	Credentials string    `json:"inputFields_fingerprint,omitempty"`
 	At          time.Time `json:"at"`
+}
+
+// Record is the record of failure f, failed at at (its Credentials are the
+// caller's to set).
+func Record(f *token.Failure, at time.Time) Failure {
+	c := f.Class
+	return Failure{Class: &c, Reason: f.Reason, At: at}
+}
+
+// Err is the recorded failure: its class and reason. A record that holds no
+// class (written before it did) holds the failure's text as its reason,
+// read back by token.ParseFailure; a reason that is no failure's text (the
+// record of an integration type without a provider) is a permanent
+// failure's, the only class ever recorded.
+func (f Failure) Err() *token.Failure {
+	if f.Class != nil {
+		return &token.Failure{Class: *f.Class, Reason: f.Reason}
+	}
+	if c, reason, ok := token.ParseFailure(f.Reason); ok {
+		return &token.Failure{Class: c, Reason: reason}
+	}
+	return &token.Failure{Class: token.ClassPermanent, Reason: f.Reason}
+}
+
+// LastFailure reads a task's last error (asynq's LastErr, the handler's
+// error) back: msg is that error without the ": skip retry for the task"
+// asynq adds when the handler gave up, and f the failure it is
+// (token.ParseFailure), or nil when it is none (a deferral, an unclassified
+// error).
+func LastFailure(lastErr string) (f *token.Failure, msg string) {
+	msg = strings.TrimSuffix(lastErr, ": "+asynq.SkipRetry.Error())
+	if c, reason, ok := token.ParseFailure(msg); ok {
+		return &token.Failure{Class: c, Reason: reason}, msg
+	}
+	return nil, msg
 }
 
 // Marshal encodes f for asynq.ResultWriter.

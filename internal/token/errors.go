@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,63 +25,152 @@ var ErrStale = errors.New("connection changed since it was read; newer token kep
 // be stored.
 var ErrUnwritable = errors.New("the database refuses writes")
 
+// Class is what a failure comes to: how the product treats it. It is the
+// one value every package passes around (the handler's outcome and metric
+// label, the archived record, the API, the webhooks); its String is the
+// word shown everywhere, and Failure.Error writes it first.
+type Class uint8
+
+// The classes of a failure. The zero Class is Transient: a failure nobody
+// classified is retried.
+const (
+	// ClassTransient failures (network, timeout, 5xx, 429, garbage) are
+	// retried with backoff until they heal.
+	ClassTransient Class = iota
+	// ClassPermanent failures (credentials rejected, malformed
+	// inputFields) are not retried in a loop: they are archived with
+	// their reason and tried again after FAILURE_COOLDOWN, when the
+	// credentials change, or by an operator.
+	ClassPermanent
+	// ClassUnusable failures are transient ones whose answer the product
+	// cannot place (a 2xx of an unknown shape): retried with a backoff that
+	// grows to hours, not seconds, and counted apart.
+	ClassUnusable
+)
+
+// Classes are the classes of a failure, in the order of their values.
+var Classes = []Class{ClassTransient, ClassPermanent, ClassUnusable}
+
+var classWords = [...]string{ClassTransient: "transient", ClassPermanent: "permanent", ClassUnusable: "unusable"}
+
+// String is the class's word: "transient", "permanent" or "unusable".
+func (c Class) String() string {
+	if int(c) < len(classWords) {
+		return classWords[c]
+	}
+	return fmt.Sprintf("Class(%d)", int(c))
+}
+
+// ParseClass returns the class whose word (String) is word.
+func ParseClass(word string) (Class, bool) {
+	for _, c := range Classes {
+		if c.String() == word {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// MarshalText writes the class's word, so a record holding a Class reads
+// "permanent", not a number.
+func (c Class) MarshalText() ([]byte, error) {
+	if int(c) >= len(classWords) {
+		return nil, fmt.Errorf("token: no failure class %d", int(c))
+	}
+	return []byte(c.String()), nil
+}
+
+// UnmarshalText reads a class's word.
+func (c *Class) UnmarshalText(b []byte) error {
+	v, ok := ParseClass(string(b))
+	if !ok {
+		return fmt.Errorf("token: %q is no failure class", b)
+	}
+	*c = v
+	return nil
+}
+
 // Failure is a refresh that did not produce a token. Reason is written for
 // operators and is shown in the dashboard: it never holds a secret, a full URL
 // with credentials, or a response body.
 type Failure struct {
-	// Permanent failures (credentials rejected, malformed inputFields) are not
-	// retried in a loop; transient ones (network, timeout, 5xx, 429, garbage)
-	// are retried with backoff until they heal.
-	Permanent bool
-	Reason    string
+	// Class says how the failure is treated: retried (transient, unusable)
+	// or archived (permanent).
+	Class  Class
+	Reason string
 	// Status is the marketplace's HTTP status, 0 when no answer was read.
 	Status int
 	// RetryAfter is the marketplace's Retry-After, 0 when it gave none.
 	RetryAfter time.Duration
-	// Unusable marks a transient failure whose answer the product cannot
-	// place (a 2xx of an unknown shape): it is retried with a backoff that
-	// grows to hours, not seconds, and counted apart. Never with Permanent.
-	Unusable bool
 }
 
+// Error is "<class>: <reason>" ("permanent: ajio rejected the credentials
+// (success:false, statusCode 401)"). It is what asynq keeps as a task's
+// last error; ParseFailure reads it back.
 func (f *Failure) Error() string {
-	kind := "transient"
-	switch {
-	case f.Permanent:
-		kind = "permanent"
-	case f.Unusable:
-		kind = "unusable"
+	return f.Class.String() + ": " + f.Reason
+}
+
+// ParseFailure reads back the text Failure.Error writes: the class and the
+// reason. ok is false when s does not start with a class's word and ": ".
+// It is the only reader of that text: a failure's class otherwise travels
+// as a Class. Its readers are the ones of failures already stored as text
+// (asynq's last error of a task, the records archived before they held a
+// class).
+func ParseFailure(s string) (c Class, reason string, ok bool) {
+	word, reason, found := strings.Cut(s, ": ")
+	if !found {
+		return 0, "", false
 	}
-	return kind + ": " + f.Reason
+	if c, ok = ParseClass(word); !ok {
+		return 0, "", false
+	}
+	return c, reason, true
+}
+
+// Fail returns a failure of class c.
+func Fail(c Class, format string, args ...any) *Failure {
+	return &Failure{Class: c, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Permanent returns a failure that must not be retried until something
 // changes (credentials, cooldown, an operator).
 func Permanent(format string, args ...any) *Failure {
-	return &Failure{Permanent: true, Reason: fmt.Sprintf(format, args...)}
+	return Fail(ClassPermanent, format, args...)
 }
 
 // Transient returns a failure that heals by retrying.
 func Transient(format string, args ...any) *Failure {
-	return &Failure{Reason: fmt.Sprintf(format, args...)}
+	return Fail(ClassTransient, format, args...)
 }
 
 // Unusable returns a transient failure of an answer the product cannot
 // place: retried, but with a backoff growing to hours.
 func Unusable(format string, args ...any) *Failure {
-	return &Failure{Unusable: true, Reason: fmt.Sprintf(format, args...)}
+	return Fail(ClassUnusable, format, args...)
+}
+
+// ClassOf is the class of the failure err is or wraps, and ClassTransient
+// for any other error: a provider must classify its errors, and an
+// unclassified one is retried.
+func ClassOf(err error) Class {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Class
+	}
+	return ClassTransient
 }
 
 // IsUnusable reports whether err is, or wraps, an unusable-answer failure.
 func IsUnusable(err error) bool {
 	var f *Failure
-	return errors.As(err, &f) && f.Unusable && !f.Permanent
+	return errors.As(err, &f) && f.Class == ClassUnusable
 }
 
 // IsPermanent reports whether err is, or wraps, a permanent failure.
 func IsPermanent(err error) bool {
 	var f *Failure
-	return errors.As(err, &f) && f.Permanent
+	return errors.As(err, &f) && f.Class == ClassPermanent
 }
 
 // RetryAfter returns the delay the marketplace asked for, if any.

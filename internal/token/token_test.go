@@ -1,6 +1,7 @@
 package token
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -144,6 +145,51 @@ func TestFailureClassification(t *testing.T) {
 	}
 	if p.Error() != "permanent: rejected" || tr.Error() != "transient: down" {
 		t.Errorf("texts: %q %q", p, tr)
+	}
+}
+
+// TestClassReadsBack: every class's word reads back as the class, through
+// ParseClass, its text form and ParseFailure of a failure's text, the form
+// asynq keeps and older archives hold ("permanent: <reason>").
+func TestClassReadsBack(t *testing.T) {
+	for _, c := range Classes {
+		got, ok := ParseClass(c.String())
+		if !ok || got != c {
+			t.Errorf("ParseClass(%q) = %v, %v", c, got, ok)
+		}
+		b, err := c.MarshalText()
+		var back Class
+		if err != nil || back.UnmarshalText(b) != nil || back != c {
+			t.Errorf("text of %v: %q, %v, read back %v", c, b, err, back)
+		}
+		f := Fail(c, "marketplace: answered HTTP %d", 503)
+		if got, reason, ok := ParseFailure(f.Error()); !ok || got != c || reason != f.Reason {
+			t.Errorf("ParseFailure(%q) = %v, %q, %v", f.Error(), got, reason, ok)
+		}
+		if ClassOf(fmt.Errorf("wrapped: %w", f)) != c {
+			t.Errorf("ClassOf must see through wrapping (%v)", c)
+		}
+	}
+	if got := []string{ClassTransient.String(), ClassPermanent.String(), ClassUnusable.String()}; strings.Join(got, " ") != "transient permanent unusable" {
+		t.Errorf("words: %q", got)
+	}
+	if c, reason, ok := ParseFailure("permanent: credentials rejected (401)"); !ok || c != ClassPermanent || reason != "credentials rejected (401)" {
+		t.Errorf("an archived failure's text: %v, %q, %v", c, reason, ok)
+	}
+	for _, s := range []string{"", "deferred: breaker open", "no provider is configured", "Permanent: x", "permanent:x"} {
+		if _, _, ok := ParseFailure(s); ok {
+			t.Errorf("ParseFailure(%q) read a class", s)
+		}
+	}
+	if ClassOf(errors.New("unclassified")) != ClassTransient || (&Failure{}).Class != ClassTransient {
+		t.Error("an unclassified error is transient")
+	}
+	if IsUnusable(Permanent("x")) || !IsUnusable(Unusable("x")) || IsPermanent(Unusable("x")) {
+		t.Error("IsUnusable/IsPermanent")
+	}
+	var bad Class
+	if _, err := Class(9).MarshalText(); err == nil || bad.UnmarshalText([]byte("fatal")) == nil {
+		t.Error("an unknown class must not be written or read")
 	}
 }
 

@@ -27,10 +27,10 @@ func BenchmarkReport(b *testing.B) {
 			n.Refreshed(ctx, int64(i%1000+1), "16", "ajio")
 		}
 	})
-	n.Failed(ctx, 5000, "16", "ajio", "permanent: rejected")
+	n.Failed(ctx, 5000, "16", "ajio", "rejected")
 	b.Run("failed, already notified", func(b *testing.B) {
 		for range b.N {
-			n.Failed(ctx, 5000, "16", "ajio", "permanent: rejected")
+			n.Failed(ctx, 5000, "16", "ajio", "rejected")
 		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -123,10 +122,10 @@ return 1
 const callTimeout = 5 * time.Second
 
 // Failed reports a permanent failure of a connection, with its secret-free
-// reason (a token.Failure's text). The first report after the connection
-// was fine sends connection.failed; the rest send nothing.
+// reason (token.Failure.Reason: the class is the event's, failed). The first
+// report after the connection was fine sends connection.failed; the rest send
+// nothing.
 func (n *Notifier) Failed(ctx context.Context, connectionID int64, integrationType, kind, reason string) {
-	reason = strings.TrimPrefix(reason, "permanent: ")
 	n.report(ctx, "failed", true, Event{Type: EventFailed, Data: Data{
 		ConnectionID: connectionID, IntegrationType: integrationType, Provider: kind, Reason: reason,
 	}})

@@ -168,7 +168,7 @@ func TestRetriesUntilTheReceiverIsUp(t *testing.T) {
 	eps, err := webhook.ParseURLs(s1.URL + "/hook?token=receiver-url-secret," + s2.URL + "/hook")
 	require.NoError(t, err)
 	n := webhook.NewNotifier(env.Redis, env.Queue, eps, webhook.NotifierConfig{}, zap.NewNop())
-	n.Failed(context.Background(), 7, "16", "ajio", "permanent: ajio rejected the credentials (success:false, statusCode 401)")
+	n.Failed(context.Background(), 7, "16", "ajio", "ajio rejected the credentials (success:false, statusCode 401)")
 	startDeliveries(t, env, eps)
 
 	testenv.Eventually(t, 30*time.Second, "the flaky receiver to accept", func() bool { return len(flaky.accepted(t)) == 1 })
@@ -250,11 +250,11 @@ func TestOneEventPerStateChange(t *testing.T) {
 	all(func(n *webhook.Notifier) { n.Refreshed(ctx, 8, "16", "ajio") })
 	assert.Empty(t, queued(), "never failed: nothing recovers")
 
-	all(func(n *webhook.Notifier) { n.Failed(ctx, 7, "16", "ajio", "permanent: rejected") })
+	all(func(n *webhook.Notifier) { n.Failed(ctx, 7, "16", "ajio", "rejected") })
 	assert.Equal(t, map[string]int{"connection.failed 7": 2}, queued(), "one event, one task per endpoint")
 	// A day of cooldowns: the same failure again and again.
 	for range 5 {
-		replicas[0].Failed(ctx, 7, "16", "ajio", "permanent: rejected")
+		replicas[0].Failed(ctx, 7, "16", "ajio", "rejected")
 	}
 	assert.Equal(t, map[string]int{"connection.failed 7": 2}, queued())
 
@@ -262,7 +262,7 @@ func TestOneEventPerStateChange(t *testing.T) {
 	all(func(n *webhook.Notifier) { n.Refreshed(ctx, 7, "16", "ajio") })
 	assert.Equal(t, map[string]int{"connection.failed 7": 2, "connection.recovered 7": 2}, queued())
 
-	all(func(n *webhook.Notifier) { n.Failed(ctx, 7, "16", "ajio", "permanent: rejected again") })
+	all(func(n *webhook.Notifier) { n.Failed(ctx, 7, "16", "ajio", "rejected again") })
 	assert.Equal(t, map[string]int{"connection.failed 7": 4, "connection.recovered 7": 2}, queued(),
 		"failing again is a new change")
 	assert.Empty(t, env.Redis.Keys(ctx, webhook.StateKeyPrefix(env.Queue)+"8").Val(), "no record for a connection that never failed")
@@ -286,8 +286,8 @@ func TestKilledBetweenChangeAndEnqueue(t *testing.T) {
 		"state", "failed", "event", string(body), "id", ev.ID, "queued", "0").Err())
 
 	n := webhook.NewNotifier(env.Redis, env.Queue, eps, webhook.NotifierConfig{}, zap.NewNop())
-	n.Failed(ctx, 9, "16", "ajio", "permanent: rejected")
-	n.Failed(ctx, 9, "16", "ajio", "permanent: rejected")
+	n.Failed(ctx, 9, "16", "ajio", "rejected")
+	n.Failed(ctx, 9, "16", "ajio", "rejected")
 	ins := asynq.NewInspectorFromRedisClient(env.Redis)
 	tasks, err := ins.ListPendingTasks(webhook.Queue(env.Queue))
 	require.NoError(t, err)

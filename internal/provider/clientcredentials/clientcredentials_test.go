@@ -165,13 +165,7 @@ func TestVerdictsAreOAuth2Refresh(t *testing.T) {
 		srv.Close()
 		var f *token.Failure
 		require.ErrorAs(t, err, &f)
-		got := "transient"
-		if f.Permanent {
-			got = "permanent"
-		} else if f.Unusable {
-			got = "unusable"
-		}
-		assert.Equal(t, c.want, got, "%d %s", c.status, c.body)
+		assert.Equal(t, c.want, f.Class.String(), "%d %s", c.status, c.body)
 	}
 	_, err := clientcredentials.New(clientcredentials.Config{TokenURL: "https://x.example/t", ExtraParams: map[string]string{"client_secret": "x"},
 		Client: provider.NewHTTPClient(2)})

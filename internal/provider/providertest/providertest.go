@@ -251,16 +251,8 @@ func runCase(t *testing.T, k Kind, c Case) {
 
 // VerdictOf is the verdict a provider's error stands for (Stored for nil).
 func VerdictOf(err error) provider.Verdict {
-	var f *token.Failure
-	switch {
-	case err == nil:
+	if err == nil {
 		return provider.Stored
-	case !errors.As(err, &f):
-		return provider.Transient
-	case f.Permanent:
-		return provider.Permanent
-	case f.Unusable:
-		return provider.Unusable
 	}
-	return provider.Transient
+	return provider.Fails(token.ClassOf(err))
 }
