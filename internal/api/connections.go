@@ -207,11 +207,7 @@ func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, life
 	case archived != nil && c.CredentialsChanged != nil && *c.CredentialsChanged:
 		return at(now), "next scan: the credentials changed since the failure"
 	case archived != nil:
-		failedAt := archived.LastFailedAt
-		if archived.Failure != nil {
-			failedAt = archived.Failure.At
-		}
-		return at(failedAt.Add(a.cfg.Cooldown)), "next scan after FAILURE_COOLDOWN, or once inputFields change, or POST …/retry"
+		return at(task.FailedAt(archived.Failure, archived.LastFailedAt).Add(a.cfg.Cooldown)), "next scan after FAILURE_COOLDOWN, or once inputFields change, or POST …/retry"
 	case d.ExpiresAt != nil && !token.Due(d.ExpiresAt, now, tg.RefreshBefore, lifetime):
 		next := token.RefreshAt(*d.ExpiresAt, tg.RefreshBefore, lifetime)
 		if lead := token.Lead(tg.RefreshBefore, lifetime); lead < tg.RefreshBefore {

@@ -51,7 +51,7 @@ type Config struct {
 	// Interval between scans in Run (default 1m).
 	Interval time.Duration
 	// Cooldown before a permanently failed connection is tried again with
-	// unchanged credentials (default 1h).
+	// unchanged credentials (default 1h), counted from task.FailedAt.
 	Cooldown time.Duration
 	// Concurrency is how many enqueues run at once (default 16): asynq has
 	// no batch enqueue, so parallel round trips are the lever.
@@ -340,7 +340,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 			fresh = append(fresh, payload(d))
 			continue
 		}
-		if now.Sub(failedAt(a)) >= s.cfg.Cooldown {
+		if now.Sub(task.FailedAt(a.Failure, a.LastFailedAt)) >= s.cfg.Cooldown {
 			retry = append(retry, payload(d))
 			continue
 		}
@@ -375,16 +375,6 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 		failing++
 	}
 	return fresh, retry, failing, nil
-}
-
-// failedAt is when an archived task last failed. asynq keeps LastFailedAt in
-// whole seconds, so it is rounded up (a cooldown must never be counted from
-// before the failure); the handler's own record is exact and wins.
-func failedAt(a task.Archived) time.Time {
-	if a.Failure != nil && !a.Failure.At.IsZero() {
-		return a.Failure.At
-	}
-	return a.LastFailedAt.Add(time.Second)
 }
 
 func payload(d token.DueConnection) task.Payload {
