@@ -260,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	scanCtx, stopScanner := context.WithCancel(ctx)
 	defer stopScanner()
 	scanner := scan.New(dueset.New(store, registry.Targets(entries), dueset.Options{Log: log.Named("scanner")}), queue, scan.Config{
-		Targets: registry.Targets(entries), Interval: cfg.Timing.ScanInterval, Cooldown: time.Hour,
+		Targets: registry.Targets(entries), Interval: cfg.Timing.ScanInterval, Cooldown: scan.DefaultFailureCooldown,
 	}, log.Named("scanner"), scanObservers{metrics.NewScanner(reg), tr})
 	var scanning sync.WaitGroup
 	scanning.Go(func() { _ = scanner.Run(scanCtx) })

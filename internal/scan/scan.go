@@ -51,7 +51,8 @@ type Config struct {
 	// Interval between scans in Run (default 1m).
 	Interval time.Duration
 	// Cooldown before a permanently failed connection is tried again with
-	// unchanged credentials (default 1h), counted from task.FailedAt.
+	// unchanged credentials (default DefaultFailureCooldown), counted from
+	// task.FailedAt.
 	Cooldown time.Duration
 	// Concurrency is how many enqueues run at once (default 16): asynq has
 	// no batch enqueue, so parallel round trips are the lever.
@@ -63,12 +64,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultFailureCooldown is FAILURE_COOLDOWN's default: how long a
+// permanently failed connection waits before it is tried again with
+// unchanged credentials. The scan applies it; the API tells from it when
+// that will be.
+const DefaultFailureCooldown = time.Hour
+
 func (c *Config) defaults() {
 	if c.Interval <= 0 {
 		c.Interval = time.Minute
 	}
 	if c.Cooldown <= 0 {
-		c.Cooldown = time.Hour
+		c.Cooldown = DefaultFailureCooldown
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
