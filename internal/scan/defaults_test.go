@@ -1,6 +1,7 @@
 package scan_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -30,4 +31,27 @@ func TestFailureCooldownSettingIsTheDefault(t *testing.T) {
 		}
 	}
 	assert.NotZero(t, n, "FAILURE_COOLDOWN is a setting")
+}
+
+// TestScanSettingsAreTheDefaults: SCAN_INTERVAL's and SCAN_CONCURRENCY's
+// defaults in the settings list are the scan's own.
+func TestScanSettingsAreTheDefaults(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, s := range config.Settings {
+		switch s.Name {
+		case "SCAN_INTERVAL":
+			d, err := time.ParseDuration(s.Default)
+			assert.NoError(t, err)
+			assert.Equal(t, scan.DefaultInterval, d, "SCAN_INTERVAL's default")
+		case "SCAN_CONCURRENCY":
+			n, err := strconv.Atoi(s.Default)
+			assert.NoError(t, err)
+			assert.Equal(t, scan.DefaultConcurrency, n, "SCAN_CONCURRENCY's default")
+		default:
+			continue
+		}
+		seen[s.Name] = true
+	}
+	assert.Len(t, seen, 2, "both are settings")
 }

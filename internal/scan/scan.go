@@ -48,14 +48,15 @@ type ShardChecker interface {
 // Config of a scanner. Zero values take the defaults.
 type Config struct {
 	Targets []token.Target
-	// Interval between scans in Run (default 1m).
+	// Interval between scans in Run (default DefaultInterval).
 	Interval time.Duration
 	// Cooldown before a permanently failed connection is tried again with
 	// unchanged credentials (default DefaultFailureCooldown), counted from
 	// task.FailedAt.
 	Cooldown time.Duration
-	// Concurrency is how many enqueues run at once (default 16): asynq has
-	// no batch enqueue, so parallel round trips are the lever.
+	// Concurrency is how many enqueues run at once (default
+	// DefaultConcurrency): asynq has no batch enqueue, so parallel round
+	// trips are the lever.
 	Concurrency int
 	// DryRun prints the due connections to DryRunOut and enqueues nothing.
 	DryRun    bool
@@ -70,15 +71,21 @@ type Config struct {
 // that will be.
 const DefaultFailureCooldown = time.Hour
 
+// The other defaults of Config, SCAN_INTERVAL's and SCAN_CONCURRENCY's.
+const (
+	DefaultInterval    = time.Minute
+	DefaultConcurrency = 16
+)
+
 func (c *Config) defaults() {
 	if c.Interval <= 0 {
-		c.Interval = time.Minute
+		c.Interval = DefaultInterval
 	}
 	if c.Cooldown <= 0 {
 		c.Cooldown = DefaultFailureCooldown
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 16
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.Now == nil {
 		c.Now = time.Now
