@@ -131,6 +131,10 @@ func (c *Config) defaults() {
 	}
 }
 
+// drainTimeout bounds the demo refresher's drain, on Ctrl-C or an error:
+// in-flight refreshes finish or go back to the queue.
+const drainTimeout = time.Minute
+
 // Run runs the demo until ctx ends, then drains the refresher, prints the
 // summary and returns the final status.
 func Run(ctx context.Context, cfg Config) (Status, error) {
@@ -253,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	drained := false
 	defer func() {
 		if !drained {
-			r.Shutdown(time.Minute)
+			r.Shutdown(drainTimeout)
 		}
 	}()
 
@@ -321,7 +325,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	// queue), then the final account.
 	stopScanner()
 	scanning.Wait()
-	r.Shutdown(time.Minute) // a token obtained during the drain is still being written
+	r.Shutdown(drainTimeout) // a token obtained during the drain is still being written
 	drained = true
 	if err := tr.poll(context.Background(), queue, insp, ie); err != nil {
 		log.Warn("summary: cannot read the queue or the database", zap.Error(err))
