@@ -165,7 +165,7 @@ providers:
 // refresh_before) leaves nothing in Redis once stored, no wake-up task and
 // no lifetime record, and is refreshed by the scan when it enters
 // refresh_before, as before wake-ups existed. In the same run a token that
-// lives shorter than LifetimeShare × refresh_before (OAuth, 90 s under 1
+// lives shorter than token.LeadDivisor × refresh_before (OAuth, 90 s under 1
 // minute) keeps both: its lifetime moves its refresh point.
 func TestNormalLifetimeLeftToTheScan(t *testing.T) {
 	t.Parallel()

@@ -28,6 +28,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/backlog"
 	"github.com/eshopbox/token-refresher/internal/census"
+	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -67,7 +68,7 @@ type Config struct {
 	// kind and refresh window, for the connection view and list.
 	Targets []token.Target
 	// Cooldown is FAILURE_COOLDOWN: when the scanner tries a failing
-	// connection again (default 1h).
+	// connection again (default scan.DefaultFailureCooldown).
 	Cooldown time.Duration
 	// Timeout bounds one call's work (default 30s).
 	Timeout time.Duration
@@ -99,7 +100,7 @@ func New(cfg Config, store Store, queue Queue, c Census, log *zap.Logger) (*API,
 		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.Cooldown <= 0 {
-		cfg.Cooldown = time.Hour
+		cfg.Cooldown = scan.DefaultFailureCooldown
 	}
 	if len(cfg.IntegrationTypes) == 0 {
 		for _, p := range cfg.Targets {

@@ -2,7 +2,9 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -143,8 +145,32 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	c.NextRefreshAt, c.NextRefresh = a.nextRefresh(c, d, tg, busy, archived, now)
+	c.NextRefreshAt, c.NextRefresh = a.nextRefresh(c, d, tg, a.lifetime(r.Context(), d, tg, log), busy, archived, now)
 	writeJSON(w, http.StatusOK, c)
+}
+
+// Lifetimes is what the connection view reads of the refresher's token
+// lifetime records (task.Queue), as the scan and the handler read them: a
+// Queue without them leaves refresh_before alone in charge.
+type Lifetimes interface {
+	Generations(ctx context.Context, ids []int64) (map[int64]task.Generation, error)
+}
+
+// lifetime is the recorded lifetime of the connection's stored token; 0
+// when unknown (no record, another generation, Redis unreadable) or when
+// no lifetime of the target can move its refresh point
+// (token.Target.OwnClock).
+func (a *API) lifetime(ctx context.Context, d token.Described, tg token.Target, log *zap.Logger) time.Duration {
+	g, ok := a.queue.(Lifetimes)
+	if !ok || !d.Active || d.ExpiresAt == nil || !tg.OwnClock() {
+		return 0
+	}
+	gens, err := g.Generations(ctx, []int64{d.ID})
+	if err != nil {
+		log.Warn("connection view: token lifetime unreadable; refresh_before alone decides", zap.Error(err))
+		return 0
+	}
+	return gens[d.ID].Of(d.ExpiresAt)
 }
 
 // deferredPrefix starts the last error of a deferred attempt
@@ -152,8 +178,10 @@ func (a *API) show(w http.ResponseWriter, r *http.Request) {
 const deferredPrefix = "deferred: "
 
 // nextRefresh says when the next refresh should start, as the scanner and
-// the workers decide it.
-func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, busy, archived *task.Status, now time.Time) (*time.Time, string) {
+// the workers decide it: a token not due yet is refreshed at its refresh
+// point (token.RefreshAt), with its recorded lifetime (0: unknown) as the
+// scan and the scheduler apply it.
+func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, lifetime time.Duration, busy, archived *task.Status, now time.Time) (*time.Time, string) {
 	at := func(t time.Time) *time.Time {
 		t = t.UTC().Truncate(time.Second)
 		if t.Before(now) {
@@ -179,13 +207,14 @@ func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, busy
 	case archived != nil && c.CredentialsChanged != nil && *c.CredentialsChanged:
 		return at(now), "next scan: the credentials changed since the failure"
 	case archived != nil:
-		failedAt := archived.LastFailedAt
-		if archived.Failure != nil {
-			failedAt = archived.Failure.At
+		return at(task.FailedAt(archived.Failure, archived.LastFailedAt).Add(a.cfg.Cooldown)), "next scan after FAILURE_COOLDOWN, or once inputFields change, or POST …/retry"
+	case d.ExpiresAt != nil && !token.Due(d.ExpiresAt, now, tg.RefreshBefore, lifetime):
+		next := token.RefreshAt(*d.ExpiresAt, tg.RefreshBefore, lifetime)
+		if lead := token.Lead(tg.RefreshBefore, lifetime); lead < tg.RefreshBefore {
+			return at(next), fmt.Sprintf("its scheduled refresh on the token's own clock: 1/%d of its %s lifetime before expiry",
+				token.LeadDivisor, lifetime)
 		}
-		return at(failedAt.Add(a.cfg.Cooldown)), "next scan after FAILURE_COOLDOWN, or once inputFields change, or POST …/retry"
-	case c.State == token.StateFresh && d.ExpiresAt != nil:
-		return at(d.ExpiresAt.Add(-tg.RefreshBefore)), "first scan after its refresh window opens"
+		return at(next), "first scan after its refresh window opens"
 	default:
 		return at(now), "next scan: the token is " + string(c.State)
 	}

@@ -21,14 +21,14 @@ func TestNextRefreshOfAPutBackTask(t *testing.T) {
 	d := token.Described{Active: true}
 	tg := token.Target{RefreshBefore: 10 * time.Minute}
 
-	_, why := a.nextRefresh(c, d, tg, &task.Status{State: "retry", NextProcessAt: next,
+	_, why := a.nextRefresh(c, d, tg, 0, &task.Status{State: "retry", NextProcessAt: next,
 		LastErr: "deferred: ajio rate limit (1/s): 101 calls ahead, by expiry"}, nil, now)
 	assert.Equal(t, "put back, not a failure: ajio rate limit (1/s): 101 calls ahead, by expiry", why)
 
-	at, why := a.nextRefresh(c, d, tg, &task.Status{State: "retry", NextProcessAt: next, LastErr: "transient: ajio HTTP 503"}, nil, now)
+	at, why := a.nextRefresh(c, d, tg, 0, &task.Status{State: "retry", NextProcessAt: next, LastErr: "transient: ajio HTTP 503"}, nil, now)
 	assert.Equal(t, "retry of a failed attempt", why)
 	assert.Equal(t, next.Truncate(time.Second), *at)
 
-	_, why = a.nextRefresh(c, d, tg, &task.Status{State: "scheduled", NextProcessAt: next}, nil, now)
+	_, why = a.nextRefresh(c, d, tg, 0, &task.Status{State: "scheduled", NextProcessAt: next}, nil, now)
 	assert.Equal(t, "scheduled refresh (scheduled)", why)
 }

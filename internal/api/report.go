@@ -285,7 +285,7 @@ func (a *API) holds(w http.ResponseWriter, r *http.Request, id int64, sum string
 // again for a report: its credentials changed since, or FAILURE_COOLDOWN
 // is over (what the scanner would do at its next scan).
 func (a *API) worthRetrying(r *http.Request, id int64, f *failed) bool {
-	if !f.At.IsZero() && time.Since(f.At) >= a.cfg.Cooldown {
+	if !f.failedAt.IsZero() && time.Since(f.failedAt) >= a.cfg.Cooldown {
 		return true
 	}
 	if f.credentials == "" {
@@ -304,6 +304,7 @@ func (a *API) worthRetrying(r *http.Request, id int64, f *failed) bool {
 type failed struct {
 	Attempt
 	credentials string
+	failedAt    time.Time // task.FailedAt: FAILURE_COOLDOWN counts from it
 }
 
 // failure is the permanent failure an archived task of the connection holds
@@ -320,6 +321,7 @@ func failure(statuses []task.Status) *failed {
 		if st.Failure != nil {
 			f.credentials = st.Failure.Credentials
 		}
+		f.failedAt = task.FailedAt(st.Failure, st.LastFailedAt)
 		return f
 	}
 	return nil

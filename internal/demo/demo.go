@@ -130,6 +130,10 @@ func (c *Config) defaults() {
 	}
 }
 
+// drainTimeout bounds the demo refresher's drain, on Ctrl-C or an error:
+// in-flight refreshes finish or go back to the queue.
+const drainTimeout = time.Minute
+
 // Run runs the demo until ctx ends, then drains the refresher, prints the
 // summary and returns the final status.
 func Run(ctx context.Context, cfg Config) (Status, error) {
@@ -252,14 +256,14 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	drained := false
 	defer func() {
 		if !drained {
-			r.Shutdown(time.Minute)
+			r.Shutdown(drainTimeout)
 		}
 	}()
 
 	scanCtx, stopScanner := context.WithCancel(ctx)
 	defer stopScanner()
 	scanner := scan.New(dueset.New(store, registry.Targets(entries), dueset.Options{Log: log.Named("scanner")}), queue, scan.Config{
-		Targets: registry.Targets(entries), Interval: cfg.Timing.ScanInterval, Cooldown: time.Hour,
+		Targets: registry.Targets(entries), Interval: cfg.Timing.ScanInterval, Cooldown: scan.DefaultFailureCooldown,
 	}, log.Named("scanner"), scanObservers{metrics.NewScanner(reg), tr})
 	var scanning sync.WaitGroup
 	scanning.Go(func() { _ = scanner.Run(scanCtx) })
@@ -320,7 +324,7 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 	// queue), then the final account.
 	stopScanner()
 	scanning.Wait()
-	r.Shutdown(time.Minute) // a token obtained during the drain is still being written
+	r.Shutdown(drainTimeout) // a token obtained during the drain is still being written
 	drained = true
 	if err := tr.poll(context.Background(), queue, insp, ie); err != nil {
 		log.Warn("summary: cannot read the queue or the database", zap.Error(err))

@@ -83,11 +83,23 @@ func (e *BusyError) Error() string {
 	return fmt.Sprintf("another refresh of connection %d is in flight", e.ConnectionID)
 }
 
+// Lease is a connection's lease as Acquire hands it over (a *Held): what
+// its taker does with it.
+type Lease interface {
+	// Lost reports whether a renewal found the lease expired or taken.
+	Lost() bool
+	// Release stops renewing the lease and deletes it if it is still
+	// this holder's; it is safe to call more than once.
+	Release()
+}
+
+var _ Lease = (*Held)(nil)
+
 // Acquire takes the lease of a connection and renews it until Release.
 // holder names the taker in Redis for operators (a task id; never a secret).
 // It returns a *BusyError when another holder has the lease, and Redis's
 // error when Redis cannot be asked.
-func (m *Manager) Acquire(ctx context.Context, connectionID int64, holder string) (*Held, error) {
+func (m *Manager) Acquire(ctx context.Context, connectionID int64, holder string) (Lease, error) {
 	key := m.Key(connectionID)
 	lock, err := m.locks.Obtain(ctx, key, m.ttl, &redislock.Options{Metadata: holder})
 	if errors.Is(err, redislock.ErrNotObtained) {

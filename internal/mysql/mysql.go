@@ -28,9 +28,10 @@ import (
 type Options struct {
 	// Location is the zone DATETIME values are stored in (default UTC).
 	Location *time.Location
-	// ChunkSize is how many connection ids one query handles (default 1000).
+	// ChunkSize is how many connection ids one query handles (default
+	// DefaultChunkSize).
 	ChunkSize int
-	// MaxOpenConns caps each pool (default 32).
+	// MaxOpenConns caps each pool (default DefaultMaxOpenConns).
 	MaxOpenConns int
 	// QueryTimeout bounds every query and write, including the wait for a
 	// connection and its handshake (default 30s). It holds when the network
@@ -46,15 +47,22 @@ type Options struct {
 	FingerprintKey []byte
 }
 
+// Options' defaults that are settings too: SCAN_CHUNK_SIZE's and
+// DB_MAX_OPEN_CONNS's.
+const (
+	DefaultChunkSize    = 1000
+	DefaultMaxOpenConns = 32
+)
+
 func (o *Options) defaults() {
 	if o.Location == nil {
 		o.Location = time.UTC
 	}
 	if o.ChunkSize <= 0 {
-		o.ChunkSize = 1000
+		o.ChunkSize = DefaultChunkSize
 	}
 	if o.MaxOpenConns <= 0 {
-		o.MaxOpenConns = 32
+		o.MaxOpenConns = DefaultMaxOpenConns
 	}
 	if o.QueryTimeout <= 0 {
 		o.QueryTimeout = 30 * time.Second

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -146,3 +147,78 @@ func (s *FakeScheduler) Calls() ([]FakeSchedule, int) {
 	defer s.mu.Unlock()
 	return slices.Clone(s.Scheduled), s.GenerationN
 }
+
+// FakeLeases is a Leases in memory, so a unit test of the handler needs no
+// Redis: a connection's lease is held from Acquire to its Release, and
+// Acquire of a held one returns a *lease.BusyError (Remaining: TTL).
+// AcquireFn answers instead when set.
+type FakeLeases struct {
+	mu        sync.Mutex
+	held      map[int64]string // connection → holder
+	taken     int
+	TTL       time.Duration
+	AcquireFn func(ctx context.Context, connectionID int64, holder string) (lease.Lease, error)
+}
+
+var _ Leases = (*FakeLeases)(nil)
+
+// Acquire implements Leases.
+func (l *FakeLeases) Acquire(ctx context.Context, connectionID int64, holder string) (lease.Lease, error) {
+	if l.AcquireFn != nil {
+		return l.AcquireFn(ctx, connectionID, holder)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, busy := l.held[connectionID]; busy {
+		return nil, &lease.BusyError{ConnectionID: connectionID, Remaining: l.TTL}
+	}
+	if l.held == nil {
+		l.held = map[int64]string{}
+	}
+	l.held[connectionID] = holder
+	l.taken++
+	return &FakeLease{leases: l, id: connectionID}, nil
+}
+
+// Holder returns who holds the connection's lease, if anyone does.
+func (l *FakeLeases) Holder(connectionID int64) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, ok := l.held[connectionID]
+	return h, ok
+}
+
+// Taken counts the leases Acquire handed over.
+func (l *FakeLeases) Taken() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.taken
+}
+
+// FakeLease is a lease FakeLeases handed over (or, made directly, one
+// that belongs to no FakeLeases).
+type FakeLease struct {
+	leases *FakeLeases
+	id     int64
+	once   sync.Once
+	lost   atomic.Bool
+}
+
+// Lost implements lease.Lease.
+func (f *FakeLease) Lost() bool { return f.lost.Load() }
+
+// Release implements lease.Lease: the connection's lease is free again
+// (once; a lost lease is someone else's and is left alone).
+func (f *FakeLease) Release() {
+	f.once.Do(func() {
+		if f.lost.Load() || f.leases == nil {
+			return
+		}
+		f.leases.mu.Lock()
+		defer f.leases.mu.Unlock()
+		delete(f.leases.held, f.id)
+	})
+}
+
+// Lose makes the lease lost, as a renewal that found it expired would.
+func (f *FakeLease) Lose() { f.lost.Store(true) }

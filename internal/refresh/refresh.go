@@ -216,11 +216,22 @@ type Config struct {
 // DefaultRateWait is Config.RateWait's default.
 const DefaultRateWait = 2 * time.Second
 
+// Leases is the fleet-wide per-connection exclusion the handler takes
+// before it reads a connection and calls its marketplace (*lease.Manager:
+// every refresher replica sharing a queue must use the same Redis and
+// namespace). Acquire returns a *lease.BusyError when another holder has
+// the connection's lease.
+type Leases interface {
+	Acquire(ctx context.Context, connectionID int64, holder string) (lease.Lease, error)
+}
+
+var _ Leases = (*lease.Manager)(nil)
+
 // Handler processes refresh tasks.
 type Handler struct {
 	kept    *keeper
 	store   Store
-	leases  *lease.Manager
+	leases  Leases
 	writes  atomic.Int64 // token writes in progress (Wait)
 	markets map[string]Marketplace
 	waiting map[string]*atomic.Int64 // workers waiting for a rate slot, by integration type
@@ -233,8 +244,9 @@ var _ asynq.Handler = (*Handler)(nil)
 
 // New returns a handler. leases is the fleet-wide per-connection exclusion
 // (required: every refresher replica sharing a queue must use the same Redis
-// and namespace); markets is keyed by integration type; obs may be nil.
-func New(store Store, leases *lease.Manager, markets map[string]Marketplace, cfg Config, log *zap.Logger, obs Observer) *Handler {
+// and namespace: a *lease.Manager); markets is keyed by integration type;
+// obs may be nil.
+func New(store Store, leases Leases, markets map[string]Marketplace, cfg Config, log *zap.Logger, obs Observer) *Handler {
 	if cfg.SaveRetryFor <= 0 {
 		cfg.SaveRetryFor = 30 * time.Second
 	}

@@ -23,9 +23,10 @@ const UnusableMaxDelay = 6 * time.Hour
 // MaxDeferJitter bounds the jitter added to a deferred attempt's wait.
 const MaxDeferJitter = time.Second
 
-// LifetimeShare: a retry of a connection whose token is still live waits at
-// most 1/LifetimeShare of the lifetime left.
-const LifetimeShare = 4
+// RetryLeftDivisor: a retry of a connection whose token is still live waits
+// at most 1/RetryLeftDivisor of the time the token has left (not its
+// lifetime: token.LeadDivisor is that share).
+const RetryLeftDivisor = 4
 
 // RetryDelay returns asynq's retry policy. Transient failures back off
 // exponentially with full jitter: retry n (from 0) waits a uniform time in
@@ -72,7 +73,7 @@ func RetryDelay(base, maxDelay time.Duration) asynq.RetryDelayFunc {
 		// its retries while they can still help.
 		var exp *expiringError
 		if errors.As(err, &exp) {
-			ceiling = min(ceiling, max(exp.left/LifetimeShare, base/4))
+			ceiling = min(ceiling, max(exp.left/RetryLeftDivisor, base/4))
 		}
 		// Full jitter spreads a fleet's retries after an outage, so the
 		// marketplace is not hit by all of them at the same instant.

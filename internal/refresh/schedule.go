@@ -73,7 +73,7 @@ func (h *Handler) lifetime(ctx context.Context, c token.Connection) time.Duratio
 // lifetime only when it can change the answer: a missing or expired token is
 // due whatever its lifetime, one outside refresh_before (plus the largest
 // jitter) is not, and one of a marketplace whose every token lives at
-// least LifetimeShare × refresh_before has no record to read
+// least token.LeadDivisor × refresh_before has no record to read
 // (token.Target.OwnClock): refresh_before decides, at no Redis command. A
 // scheduled refresh may run up to token.Spread before its refresh point (it
 // was jittered early); without a recorded lifetime no refresh was
@@ -106,7 +106,7 @@ func movedOn(taskExpiry, rowExpiry *time.Time) bool {
 }
 
 // scheduleNext schedules the refresh of a token just stored whose lifetime
-// moves its refresh point: one that lives shorter than LifetimeShare ×
+// moves its refresh point: one that lives shorter than token.LeadDivisor ×
 // refresh_before is refreshed a share of its lifetime before expiry
 // (token.RefreshAt), less a little jitter (early, never late:
 // token.Spread), by a wake-up scheduled in asynq, and its lifetime is
@@ -140,7 +140,7 @@ func (h *Handler) scheduleNext(ctx context.Context, p task.Payload, prov Marketp
 	if h.cfg.Scheduler == nil || lead == prov.RefreshBefore {
 		return
 	}
-	at := tok.ExpiresAt.Add(-lead).Add(-Jitter(lead))
+	at := token.RefreshAt(tok.ExpiresAt, prov.RefreshBefore, lifetime).Add(-Jitter(lead))
 	exp := tok.ExpiresAt
 	next := task.Payload{ConnectionID: p.ConnectionID, IntegrationType: p.IntegrationType, DueExpiry: &exp}
 	if err := h.cfg.Scheduler.Schedule(ctx, next, lifetime, at); err != nil {

@@ -48,13 +48,15 @@ type ShardChecker interface {
 // Config of a scanner. Zero values take the defaults.
 type Config struct {
 	Targets []token.Target
-	// Interval between scans in Run (default 1m).
+	// Interval between scans in Run (default DefaultInterval).
 	Interval time.Duration
 	// Cooldown before a permanently failed connection is tried again with
-	// unchanged credentials (default 1h).
+	// unchanged credentials (default DefaultFailureCooldown), counted from
+	// task.FailedAt.
 	Cooldown time.Duration
-	// Concurrency is how many enqueues run at once (default 16): asynq has
-	// no batch enqueue, so parallel round trips are the lever.
+	// Concurrency is how many enqueues run at once (default
+	// DefaultConcurrency): asynq has no batch enqueue, so parallel round
+	// trips are the lever.
 	Concurrency int
 	// DryRun prints the due connections to DryRunOut and enqueues nothing.
 	DryRun    bool
@@ -63,15 +65,27 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultFailureCooldown is FAILURE_COOLDOWN's default: how long a
+// permanently failed connection waits before it is tried again with
+// unchanged credentials. The scan applies it; the API tells from it when
+// that will be.
+const DefaultFailureCooldown = time.Hour
+
+// The other defaults of Config, SCAN_INTERVAL's and SCAN_CONCURRENCY's.
+const (
+	DefaultInterval    = time.Minute
+	DefaultConcurrency = 16
+)
+
 func (c *Config) defaults() {
 	if c.Interval <= 0 {
-		c.Interval = time.Minute
+		c.Interval = DefaultInterval
 	}
 	if c.Cooldown <= 0 {
-		c.Cooldown = time.Hour
+		c.Cooldown = DefaultFailureCooldown
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 16
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -340,7 +354,7 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 			fresh = append(fresh, payload(d))
 			continue
 		}
-		if now.Sub(failedAt(a)) >= s.cfg.Cooldown {
+		if now.Sub(task.FailedAt(a.Failure, a.LastFailedAt)) >= s.cfg.Cooldown {
 			retry = append(retry, payload(d))
 			continue
 		}
@@ -375,16 +389,6 @@ func (s *Scanner) splitArchived(ctx context.Context, due []token.DueConnection, 
 		failing++
 	}
 	return fresh, retry, failing, nil
-}
-
-// failedAt is when an archived task last failed. asynq keeps LastFailedAt in
-// whole seconds, so it is rounded up (a cooldown must never be counted from
-// before the failure); the handler's own record is exact and wins.
-func failedAt(a task.Archived) time.Time {
-	if a.Failure != nil && !a.Failure.At.IsZero() {
-		return a.Failure.At
-	}
-	return a.LastFailedAt.Add(time.Second)
 }
 
 func payload(d token.DueConnection) task.Payload {

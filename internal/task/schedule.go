@@ -15,7 +15,7 @@ import (
 // enqueues the connection's refresh task (ID), so the refresh itself runs
 // under the one id the scan and the API use, and their dedup holds. Only a
 // token whose lifetime moves its refresh point (shorter than
-// token.LifetimeShare × refresh_before) is scheduled; the scan finds the
+// token.LeadDivisor × refresh_before) is scheduled; the scan finds the
 // rest (internal/refresh scheduleNext).
 const TypeWake = "token:wake"
 

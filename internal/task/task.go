@@ -147,6 +147,21 @@ func LastFailure(lastErr string) (f *token.Failure, msg string) {
 	return nil, msg
 }
 
+// FailedAt is when an archived task last failed, the time FAILURE_COOLDOWN
+// is counted from: the handler's own record (f) when it wrote one, which
+// is exact; else asynq's lastFailedAt, which asynq keeps in whole seconds,
+// rounded up, so a cooldown is never counted from before the failure. Zero
+// when neither says (a task archived by hand).
+func FailedAt(f *Failure, lastFailedAt time.Time) time.Time {
+	if f != nil && !f.At.IsZero() {
+		return f.At
+	}
+	if lastFailedAt.IsZero() {
+		return lastFailedAt
+	}
+	return lastFailedAt.Add(time.Second)
+}
+
 // Marshal encodes f for asynq.ResultWriter.
 func (f Failure) Marshal() []byte {
 	b, _ := json.Marshal(f)

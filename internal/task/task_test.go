@@ -68,3 +68,16 @@ func TestLastFailure(t *testing.T) {
 		assert.NotContains(t, msg, "skip retry", lastErr)
 	}
 }
+
+// TestFailedAt: the handler's exact record wins; asynq's whole-second
+// LastFailedAt is rounded up, so FAILURE_COOLDOWN is never counted from
+// before the failure; a task archived by hand has no failure time.
+func TestFailedAt(t *testing.T) {
+	t.Parallel()
+	last := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	exact := last.Add(700 * time.Millisecond)
+	assert.Equal(t, exact, task.FailedAt(&task.Failure{At: exact}, last))
+	assert.Equal(t, last.Add(time.Second), task.FailedAt(nil, last))
+	assert.Equal(t, last.Add(time.Second), task.FailedAt(&task.Failure{Reason: "no time recorded"}, last))
+	assert.True(t, task.FailedAt(nil, time.Time{}).IsZero())
+}

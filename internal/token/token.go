@@ -31,12 +31,13 @@ func (c Connection) DueAt(now time.Time, refreshBefore time.Duration) bool {
 	return Due(c.ExpiresAt, now, refreshBefore, 0)
 }
 
-// LifetimeShare: a token is renewed when at most 1/LifetimeShare of its
-// lifetime is left. A third sits between kubelet (renews at 80% of the
-// lifetime) and Vault (about two thirds), and leaves the retries of a failed
-// refresh (whose backoff is kept within a quarter of the time left) two
-// thirds of the window to heal in.
-const LifetimeShare = 3
+// LeadDivisor: a token is renewed when at most 1/LeadDivisor of its
+// lifetime is left (Lead is at most lifetime / LeadDivisor). A third sits
+// between kubelet (renews at 80% of the lifetime) and Vault (about two
+// thirds), and leaves the retries of a failed refresh (whose backoff is kept
+// within a quarter of the time left: refresh.RetryLeftDivisor) two thirds of
+// the window to heal in.
+const LeadDivisor = 3
 
 // Lead is how long before expiry a token is renewed: refreshBefore, capped
 // at a third of the token's lifetime when that is known (lifetime > 0). A
@@ -44,8 +45,8 @@ const LifetimeShare = 3
 // once per token, a third of its lifetime before expiry, instead of on
 // every scan.
 func Lead(refreshBefore, lifetime time.Duration) time.Duration {
-	if lifetime > 0 && lifetime/LifetimeShare < refreshBefore {
-		return lifetime / LifetimeShare
+	if lifetime > 0 && lifetime/LeadDivisor < refreshBefore {
+		return lifetime / LeadDivisor
 	}
 	return refreshBefore
 }
@@ -113,7 +114,7 @@ type Target struct {
 // OwnClock reports whether a token of the target may be refreshed on its
 // own clock, that is whether its lifetime may move its refresh point
 // (Lead). It is false when every token of the target lives at least
-// LifetimeShare × RefreshBefore: such a token is due at RefreshBefore, no
+// LeadDivisor × RefreshBefore: such a token is due at RefreshBefore, no
 // lifetime is ever recorded for it, and nothing needs to look one up.
 func (t Target) OwnClock() bool {
 	return t.Lifetime <= 0 || Lead(t.RefreshBefore, t.Lifetime) < t.RefreshBefore
