@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,10 +20,12 @@ import (
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
+	"github.com/eshopbox/token-refresher/internal/procs"
 	"github.com/eshopbox/token-refresher/internal/refresher"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
@@ -183,23 +182,10 @@ func measureRedisCost(t *testing.T, n int, rate float64) costFigures {
 // a free loopback port and returns its address.
 func privateRedis(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	require.NoError(t, err, "redis-server is needed (scripts/services.sh installs it)")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := procs.StartRedis(context.Background(), t.TempDir(), 0)
 	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--logfile", "")
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	testenv.Eventually(t, 20*time.Second, "the private redis-server answers", func() bool {
-		return rdb.Ping(context.Background()).Err() == nil
-	})
-	return addr
+	t.Cleanup(r.Close)
+	return r.Addr
 }
 
 // redisMeter reads a Redis server's counters and follows its MONITOR
@@ -245,16 +231,9 @@ func newRedisMeter(t *testing.T, addr string) *redisMeter {
 	m := &redisMeter{t: t, conn: conn, self: info.Addr, segments: map[string]segment{}, cur: newSegment()}
 	m.seen = sync.NewCond(&m.mu)
 
-	mon, err := net.Dial("tcp", addr)
+	mon, err := sharedenv.Monitor(addr, m.see)
 	require.NoError(t, err)
 	t.Cleanup(func() { mon.Close() })
-	_, err = mon.Write([]byte("MONITOR\r\n"))
-	require.NoError(t, err)
-	br := bufio.NewReaderSize(mon, 1<<20)
-	line, err := br.ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "+OK\r\n", line)
-	go m.follow(br)
 	return m
 }
 
@@ -262,36 +241,23 @@ func newSegment() segment {
 	return segment{client: map[string]int{}, lua: map[string]int{}, own: map[string]int{}}
 }
 
-// follow reads MONITOR lines: +<time> [<db> <source>] "<command>" "<arg>"…
-// where source is a client's address or "lua".
-func (m *redisMeter) follow(br *bufio.Reader) {
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
+// see counts a MONITOR line by its source: the meter's own connection
+// (whose ECHO mark:<name> ends a segment), a Lua script, or a client.
+func (m *redisMeter) see(l sharedenv.MonitorLine) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case l.Source == m.self:
+		m.cur.own[l.Command]++
+		if l.Command == "echo" && strings.HasPrefix(l.Arg, `"mark:`) {
+			m.segments[strings.Trim(strings.TrimPrefix(l.Arg, `"mark:`), `"`)] = m.cur
+			m.cur = newSegment()
+			m.seen.Broadcast()
 		}
-		open, closing := strings.IndexByte(line, '['), strings.IndexByte(line, ']')
-		if open < 0 || closing < open {
-			continue
-		}
-		_, source, _ := strings.Cut(line[open+1:closing], " ")
-		fields := strings.SplitN(strings.TrimSpace(line[closing+1:]), " ", 3)
-		cmd := strings.ToLower(strings.Trim(fields[0], `"`))
-		m.mu.Lock()
-		switch {
-		case source == m.self:
-			m.cur.own[cmd]++
-			if cmd == "echo" && len(fields) > 1 && strings.HasPrefix(fields[1], `"mark:`) {
-				m.segments[strings.Trim(strings.TrimPrefix(fields[1], `"mark:`), `"`)] = m.cur
-				m.cur = newSegment()
-				m.seen.Broadcast()
-			}
-		case source == "lua":
-			m.cur.lua[cmd]++
-		default:
-			m.cur.client[cmd]++
-		}
-		m.mu.Unlock()
+	case l.Source == "lua":
+		m.cur.lua[l.Command]++
+	default:
+		m.cur.client[l.Command]++
 	}
 }
 

@@ -153,7 +153,7 @@ func TestQuickCapacity(t *testing.T) {
 }
 
 // TestNoTestingLinked: the bench is a program; the helpers it shares with
-// the tests (internal/sharedenv) leave the test framework out of it.
+// the tests (internal/sharedenv, internal/procs) leave the test framework out of it.
 func TestNoTestingLinked(t *testing.T) {
 	t.Parallel()
 	goBin, err := exec.LookPath("go")

@@ -148,13 +148,13 @@ func startCluster(t testing.TB, masters, replicasPerMaster int, password string)
 	}
 	create := startProc(t, "redis-cli --cluster create", cli, nil, args...)
 	select {
-	case <-create.done:
+	case <-create.Done():
 	case <-time.After(60 * time.Second):
 		t.Fatalf("redis-cli --cluster create %s did not finish within 60s; its output:\n%s",
 			strings.Join(c.Addrs(), " "), tail(create.out.String(), 40))
 	}
-	if out := create.out.String(); create.err != nil || !strings.Contains(out, "[OK] All 16384 slots covered") {
-		t.Fatalf("redis-cli --cluster create %s failed (%v); its output:\n%s", strings.Join(c.Addrs(), " "), create.err, tail(out, 40))
+	if out := create.out.String(); create.Err() != nil || !strings.Contains(out, "[OK] All 16384 slots covered") {
+		t.Fatalf("redis-cli --cluster create %s failed (%v); its output:\n%s", strings.Join(c.Addrs(), " "), create.Err(), tail(out, 40))
 	}
 
 	ctx := context.Background()

@@ -23,8 +23,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/procs"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
-	"github.com/eshopbox/token-refresher/internal/sharedenv"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
@@ -58,45 +58,25 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a started binary.
+// proc is a started binary (internal/procs: it dies with the test binary)
+// and its output.
 type proc struct {
+	*procs.Proc
 	t    testing.TB
 	name string
-	cmd  *exec.Cmd
 	out  *testenv.Logs
-	done chan struct{}
-	err  error // set when done is closed
 }
 
 func startProc(t testing.TB, name, path string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(path, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	cmd.SysProcAttr = sharedenv.KillWithParent()
 	out := &testenv.Logs{}
-	cmd.Stdout, cmd.Stderr = out, out
-	p := &proc{t: t, name: name, cmd: cmd, out: out, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// The process gets SIGKILL when the thread that started it ends,
-		// so a test binary that dies (a timeout's panic) leaves no server
-		// or binary behind; the thread is this goroutine's until the
-		// process has exited.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	require.NoError(t, <-started, "start %s", name)
+	pp, err := procs.Start(name, path, args,
+		append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...), out)
+	require.NoError(t, err, "start %s", name)
+	p := &proc{Proc: pp, t: t, name: name, out: out}
 	t.Cleanup(func() {
 		if p.running() {
-			_ = cmd.Process.Kill()
-			<-p.done
+			p.Kill()
 		}
 		if t.Failed() {
 			t.Logf("--- %s output (last 60 lines) ---\n%s", name, tail(out.String(), 60))
@@ -105,44 +85,25 @@ func startProc(t testing.TB, name, path string, env []string, args ...string) *p
 	return p
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return procs.LastLines(s, n) }
 
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) running() bool { return p.Running() }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	p.t.Helper()
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *proc) kill() { p.Kill() }
 
 // exit waits up to timeout for the process to end and returns its exit code.
 func (p *proc) exit(timeout time.Duration) int {
 	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
+	if !p.WaitFor(timeout) {
 		p.t.Fatalf("%s did not exit within %s", p.name, timeout)
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.Cmd.ProcessState.ExitCode()
 }
 
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	require.NoError(p.t, p.cmd.Process.Signal(sig))
+	require.NoError(p.t, p.Signal(sig))
 }
 
 // waitLog waits until the output holds substr.
@@ -150,7 +111,7 @@ func (p *proc) waitLog(timeout time.Duration, substr string) {
 	p.t.Helper()
 	eventually(p.t, timeout, fmt.Sprintf("%s to log %q", p.name, substr), func() bool {
 		if !p.running() && !strings.Contains(p.out.String(), substr) {
-			p.t.Fatalf("%s exited (%v) before logging %q", p.name, p.err, substr)
+			p.t.Fatalf("%s exited (%v) before logging %q", p.name, p.Err(), substr)
 		}
 		return strings.Contains(p.out.String(), substr)
 	})

@@ -3,9 +3,6 @@ package fault
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,26 +11,24 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eshopbox/token-refresher/internal/procs"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 )
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := procs.FreePort()
 	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // startRedis runs a private, empty, memory-only redis-server on port.
-func startRedis(t testing.TB, port int) *proc {
+func startRedis(t testing.TB, port int) *procs.Redis {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	require.NoError(t, err, "redis-server is needed (scripts/services.sh installs it)")
-	p := startProc(t, "redis-server", path, nil, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	p.waitLog(20*time.Second, "Ready to accept connections")
-	return p
+	r, err := procs.StartRedis(context.Background(), t.TempDir(), port)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	return r
 }
 
 // TestRedisRestartedEmpty — pass condition: Redis is not the source of
@@ -59,7 +54,7 @@ func TestRedisRestartedEmpty(t *testing.T) {
 		return err == nil && info.Size == 20 && s.market.stats().Calls > 0
 	})
 
-	r1.kill()
+	r1.Kill()
 	startRedis(t, port)
 	restartedAt := time.Now()
 	s.market.setFaults(sandbox.Faults{})

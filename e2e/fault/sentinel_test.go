@@ -238,8 +238,8 @@ func (top *topology) failover(during func()) (killed, promoted time.Time) {
 	if during != nil {
 		during()
 	}
-	top.master.p.cmd.Process.Signal(syscall.SIGKILL)
-	<-top.master.p.done
+	top.master.p.Signal(syscall.SIGKILL)
+	<-top.master.p.Done()
 	killed = time.Now()
 	top.repl.Cut()
 	eventually(t, 60*time.Second, "the sentinels to promote the replica", func() bool { return top.masterPort() == top.replica.port })

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/eshopbox/token-refresher/deploy"
+	"github.com/eshopbox/token-refresher/internal/procs"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 )
 
@@ -172,8 +173,8 @@ func (p CapacityPhase) Rate() Background { return p.Window.perSecond() }
 // capEnv is figure 10's private servers and the bench's connections.
 type capEnv struct {
 	c     capacityCase
-	db    *privMariaDB
-	rs    *privRedis
+	db    *procs.MariaDB
+	rs    *procs.Redis
 	rdb   *redis.Client
 	ie    *sqlx.DB
 	st    *marketState
@@ -199,18 +200,18 @@ func (ce *capEnv) snap(ctx context.Context, own *cmdCounter) (capSnap, error) {
 	u, _ := strconv.ParseFloat(kv["used_cpu_user"], 64)
 	sy, _ := strconv.ParseFloat(kv["used_cpu_sys"], 64)
 	s.RedisCPU = u + sy
-	if s.DB, err = readDBStatus(ctx, ce.db.root); err != nil {
+	if s.DB, err = readDBStatus(ctx, ce.db.Root()); err != nil {
 		return s, err
 	}
 	ce.procs.mu.Lock()
 	if p := ce.procs.scanner; p != nil {
-		s.Scanner = procCPU(p.cmd.Process.Pid)
+		s.Scanner = procCPU(p.Pid())
 	}
 	for _, p := range ce.procs.refreshers {
-		s.Refreshers += procCPU(p.cmd.Process.Pid)
+		s.Refreshers += procCPU(p.Pid())
 	}
 	ce.procs.mu.Unlock()
-	s.MariaDB = procCPU(ce.db.proc.Pid)
+	s.MariaDB = procCPU(ce.db.Pid())
 	s.Issued = ce.st.sb.Stats().Issued
 	s.At = time.Now()
 	s.Redis.At = s.At
@@ -246,7 +247,7 @@ func (r *runner) capacity(ctx context.Context, c capacityCase) (res CapacityResu
 	defer pair.close()
 	db, rs, rdb, own := pair.db, pair.rs, pair.rdb, pair.own
 	ce := &capEnv{c: c, db: db, rs: rs, rdb: rdb}
-	if err := db.root.GetContext(ctx, &res.MariaDB, "SELECT VERSION()"); err != nil {
+	if err := db.Root().GetContext(ctx, &res.MariaDB, "SELECT VERSION()"); err != nil {
 		return res, err
 	}
 	info, err := rdb.Info(ctx, "server").Result()
@@ -256,12 +257,12 @@ func (r *runner) capacity(ctx context.Context, c capacityCase) (res CapacityResu
 	res.Redis = parseInfo(info)["redis_version"]
 	for _, u := range []string{"scanner", "refresher"} {
 		for _, st := range []string{"CREATE USER '" + u + "'@'%'", "GRANT ALL ON *.* TO '" + u + "'@'%'"} {
-			if _, err := db.root.ExecContext(ctx, st); err != nil {
+			if _, err := db.Root().ExecContext(ctx, st); err != nil {
 				return res, fmt.Errorf("%s: %w", st, err)
 			}
 		}
 	}
-	ce.ie = sqlx.MustOpen("mysql", db.dsn("root", r.env.ieDB))
+	ce.ie = sqlx.MustOpen("mysql", db.DSN("root", r.env.ieDB))
 	defer ce.ie.Close()
 	ce.ie.SetMaxOpenConns(2)
 	res.Indexes = deploy.Indexes(r.env.wmsDB, r.env.ieDB)
@@ -335,21 +336,21 @@ func unitCosts(p CapacityPhase) UnitCosts {
 // whose expiries are spread evenly over [due+before, due+ttl], so that they
 // fall due at a steady rate from due on; then the optional indexes, as
 // production adds them to a filled table.
-func (r *runner) capacitySeed(ctx context.Context, db *privMariaDB, n int, due time.Time, ttl, before time.Duration) error {
+func (r *runner) capacitySeed(ctx context.Context, db *procs.MariaDB, n int, due time.Time, ttl, before time.Duration) error {
 	wmsDB, ieDB := r.env.wmsDB, r.env.ieDB
 	for _, d := range []string{wmsDB, ieDB} {
-		if _, err := db.root.ExecContext(ctx, "DROP DATABASE IF EXISTS "+d); err != nil {
+		if _, err := db.Root().ExecContext(ctx, "DROP DATABASE IF EXISTS "+d); err != nil {
 			return err
 		}
 	}
 	for _, st := range deploy.Schema(wmsDB, ieDB) {
-		if _, err := db.root.ExecContext(ctx, st); err != nil {
+		if _, err := db.Root().ExecContext(ctx, st); err != nil {
 			return fmt.Errorf("schema: %w", err)
 		}
 	}
-	wms := sqlx.MustOpen("mysql", db.dsn("root", wmsDB))
+	wms := sqlx.MustOpen("mysql", db.DSN("root", wmsDB))
 	defer wms.Close()
-	ie := sqlx.MustOpen("mysql", db.dsn("root", ieDB))
+	ie := sqlx.MustOpen("mysql", db.DSN("root", ieDB))
 	defer ie.Close()
 	span := ttl - before
 	const batch = 5000
@@ -376,12 +377,12 @@ func (r *runner) capacitySeed(ctx context.Context, db *privMariaDB, n int, due t
 		}
 	}
 	for _, st := range deploy.Indexes(wmsDB, ieDB) {
-		if _, err := db.root.ExecContext(ctx, st); err != nil {
+		if _, err := db.Root().ExecContext(ctx, st); err != nil {
 			return fmt.Errorf("indexes: %w", err)
 		}
 	}
 	for _, t := range []string{wmsDB + ".channels", ieDB + ".ie_appinstall_connection"} {
-		if _, err := db.root.ExecContext(ctx, "ANALYZE TABLE "+t); err != nil {
+		if _, err := db.Root().ExecContext(ctx, "ANALYZE TABLE "+t); err != nil {
 			return err
 		}
 	}
@@ -412,11 +413,11 @@ func (r *runner) capacityPhase(ctx context.Context, ce *capEnv, own *cmdCounter,
 		return ph, err
 	}
 	vars := func(user string, extra map[string]string) (map[string]string, error) {
-		addr, err := freeAddr()
+		addr, err := procs.FreeAddr()
 		vs := map[string]string{
-			"WMS_DB_DSN":     ce.db.dsn(user, r.env.wmsDB),
-			"IE_DB_DSN":      ce.db.dsn(user, r.env.ieDB),
-			"REDIS_URL":      "redis://" + ce.rs.addr + "/0",
+			"WMS_DB_DSN":     ce.db.DSN(user, r.env.wmsDB),
+			"IE_DB_DSN":      ce.db.DSN(user, r.env.ieDB),
+			"REDIS_URL":      "redis://" + ce.rs.Addr + "/0",
 			"PROVIDERS_FILE": pf,
 			"HTTP_ADDR":      addr,
 			"LOG_FORMAT":     "json",
@@ -467,8 +468,8 @@ func (r *runner) capacityPhase(ctx context.Context, ce *capEnv, own *cmdCounter,
 	alive := func() error {
 		for _, p := range procs {
 			select {
-			case <-p.done:
-				return fmt.Errorf("%s exited: %v; %s", p.name, p.err, p.tail())
+			case <-p.Done():
+				return fmt.Errorf("%s exited: %v; %s", p.name, p.Err(), p.tail())
 			default:
 			}
 		}
@@ -732,7 +733,7 @@ func (r *runner) capacitySample(ctx context.Context, ce *capEnv, n int, ph *Capa
 			used, _ := strconv.ParseInt(kv["used_memory"], 10, 64)
 			clients, _ := strconv.ParseInt(kv["mem_clients_normal"], 10, 64)
 			var rows int64
-			if err := ce.db.root.GetContext(ctx, &rows, "SELECT ROWS_READ FROM information_schema.USER_STATISTICS WHERE USER = 'scanner'"); err != nil {
+			if err := ce.db.Root().GetContext(ctx, &rows, "SELECT ROWS_READ FROM information_schema.USER_STATISTICS WHERE USER = 'scanner'"); err != nil {
 				return err
 			}
 			sampleMu.Lock()

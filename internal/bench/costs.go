@@ -16,6 +16,7 @@ import (
 	"github.com/eshopbox/token-refresher/deploy"
 	"github.com/eshopbox/token-refresher/internal/census"
 	"github.com/eshopbox/token-refresher/internal/lease"
+	"github.com/eshopbox/token-refresher/internal/procs"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
@@ -211,8 +212,8 @@ func (r *runner) costsSection(ctx context.Context, rep *Report) error {
 // costsEnv is what a variant's run needs of figure 9's setup.
 type costsEnv struct {
 	c     costsCase
-	db    *privMariaDB
-	rs    *privRedis
+	db    *procs.MariaDB
+	rs    *procs.Redis
 	rdb   *redis.Client
 	ie    *sqlx.DB
 	snap  func() (redisStats, error)
@@ -233,7 +234,7 @@ func (r *runner) costs(ctx context.Context, c costsCase) (res CostsResult, err e
 	defer pair.close()
 	db, rs, rdb, own := pair.db, pair.rs, pair.rdb, pair.own
 	ce := &costsEnv{c: c, db: db, rs: rs, rdb: rdb}
-	lua, err := startLuaMeter(rs.addr)
+	lua, err := startLuaMeter(rs.Addr)
 	if err != nil {
 		return res, fmt.Errorf("MONITOR: %w", err)
 	}
@@ -254,7 +255,7 @@ func (r *runner) costs(ctx context.Context, c costsCase) (res CostsResult, err e
 		s.At, s.Own, s.Lua = time.Now(), before, inScripts
 		return s, err
 	}
-	if err := db.root.GetContext(ctx, &res.MariaDB, "SELECT VERSION()"); err != nil {
+	if err := db.Root().GetContext(ctx, &res.MariaDB, "SELECT VERSION()"); err != nil {
 		return res, err
 	}
 	info, err := rdb.Info(ctx, "server").Result()
@@ -269,16 +270,16 @@ func (r *runner) costs(ctx context.Context, c costsCase) (res CostsResult, err e
 	if err := r.costsSeed(ctx, db, c, &res); err != nil {
 		return res, err
 	}
-	ce.ie = sqlx.MustOpen("mysql", db.dsn("root", r.env.ieDB))
+	ce.ie = sqlx.MustOpen("mysql", db.DSN("root", r.env.ieDB))
 	defer ce.ie.Close()
 	ce.ie.SetMaxOpenConns(1)
 
 	// The bench's own cost of a snapshot, with nothing else running.
-	s0, err := readDBStatus(ctx, db.root)
+	s0, err := readDBStatus(ctx, db.Root())
 	if err != nil {
 		return res, err
 	}
-	s1, err := readDBStatus(ctx, db.root)
+	s1, err := readDBStatus(ctx, db.Root())
 	if err != nil {
 		return res, err
 	}
@@ -323,11 +324,11 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 		return run, err
 	}
 	vars := func(user string, extra map[string]string) (map[string]string, error) {
-		addr, err := freeAddr()
+		addr, err := procs.FreeAddr()
 		vs := map[string]string{
-			"WMS_DB_DSN":     db.dsn(user, r.env.wmsDB),
-			"IE_DB_DSN":      db.dsn(user, r.env.ieDB),
-			"REDIS_URL":      "redis://" + ce.rs.addr + "/0",
+			"WMS_DB_DSN":     db.DSN(user, r.env.wmsDB),
+			"IE_DB_DSN":      db.DSN(user, r.env.ieDB),
+			"REDIS_URL":      "redis://" + ce.rs.Addr + "/0",
 			"PROVIDERS_FILE": pf,
 			"HTTP_ADDR":      addr,
 			"LOG_FORMAT":     "json",
@@ -371,7 +372,7 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	if err != nil {
 		return run, err
 	}
-	f0, err := readDBStatus(ctx, db.root)
+	f0, err := readDBStatus(ctx, db.Root())
 	if err != nil {
 		return run, err
 	}
@@ -387,8 +388,8 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 		deadline := time.Now().Add(5 * time.Minute)
 		for scanned().Passes < 1 {
 			select {
-			case <-scn.done:
-				return run, fmt.Errorf("the scanner exited before its first pass: %v; %s", scn.err, scn.tail())
+			case <-scn.Done():
+				return run, fmt.Errorf("the scanner exited before its first pass: %v; %s", scn.Err(), scn.tail())
 			default:
 			}
 			if time.Now().After(deadline) {
@@ -410,7 +411,7 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 				}
 			}
 			prev := f1.Users["scanner"].RowsRead
-			if f1, err = readDBStatus(ctx, db.root); err != nil {
+			if f1, err = readDBStatus(ctx, db.Root()); err != nil {
 				return run, err
 			}
 			if snaps++; snaps > 1 && f1.Users["scanner"].RowsRead == prev {
@@ -445,7 +446,7 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	}
 
 	// Phase 1: idle.
-	i0, err := readDBStatus(ctx, db.root)
+	i0, err := readDBStatus(ctx, db.Root())
 	if err != nil {
 		return run, err
 	}
@@ -457,7 +458,7 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 	if err := sleepCtx(ctx, v.Window); err != nil {
 		return run, err
 	}
-	i1, err := readDBStatus(ctx, db.root)
+	i1, err := readDBStatus(ctx, db.Root())
 	if err != nil {
 		return run, err
 	}
@@ -566,24 +567,24 @@ func scaleCounts(counts map[string]int64, k int) map[string]int64 {
 // the fleets: Fleet Ajio connections whose tokens expire from 25 to 55
 // minutes from now (nothing due for the run's length) and Foreign rows of
 // an integration type without a providers entry, NULL expiry.
-func (r *runner) costsSeed(ctx context.Context, db *privMariaDB, c costsCase, res *CostsResult) error {
+func (r *runner) costsSeed(ctx context.Context, db *procs.MariaDB, c costsCase, res *CostsResult) error {
 	start := time.Now()
 	wmsDB, ieDB := r.env.wmsDB, r.env.ieDB
 	for _, st := range deploy.Schema(wmsDB, ieDB) {
-		if _, err := db.root.ExecContext(ctx, st); err != nil {
+		if _, err := db.Root().ExecContext(ctx, st); err != nil {
 			return fmt.Errorf("schema: %w", err)
 		}
 	}
 	for _, u := range []string{"scanner", "refresher"} {
 		for _, st := range []string{"CREATE USER '" + u + "'@'%'", "GRANT ALL ON *.* TO '" + u + "'@'%'"} {
-			if _, err := db.root.ExecContext(ctx, st); err != nil {
+			if _, err := db.Root().ExecContext(ctx, st); err != nil {
 				return fmt.Errorf("%s: %w", st, err)
 			}
 		}
 	}
-	wms := sqlx.MustOpen("mysql", db.dsn("root", wmsDB))
+	wms := sqlx.MustOpen("mysql", db.DSN("root", wmsDB))
 	defer wms.Close()
-	ie := sqlx.MustOpen("mysql", db.dsn("root", ieDB))
+	ie := sqlx.MustOpen("mysql", db.DSN("root", ieDB))
 	defer ie.Close()
 	base := time.Now().UTC().Add(25 * time.Minute).Truncate(time.Second)
 	span := 30 * time.Minute
@@ -603,12 +604,12 @@ func (r *runner) costsSeed(ctx context.Context, db *privMariaDB, c costsCase, re
 	}
 	res.Indexes = deploy.Indexes(wmsDB, ieDB)
 	for _, st := range res.Indexes {
-		if _, err := db.root.ExecContext(ctx, st); err != nil {
+		if _, err := db.Root().ExecContext(ctx, st); err != nil {
 			return fmt.Errorf("indexes: %w", err)
 		}
 	}
 	for _, t := range []string{wmsDB + ".channels", ieDB + ".ie_appinstall_connection"} {
-		if _, err := db.root.ExecContext(ctx, "ANALYZE TABLE "+t); err != nil {
+		if _, err := db.Root().ExecContext(ctx, "ANALYZE TABLE "+t); err != nil {
 			return err
 		}
 	}
@@ -625,8 +626,8 @@ func (r *runner) costsWait(ctx context.Context, ie *sqlx.DB, rdb *redis.Client, 
 	check := func(what string) error {
 		for _, p := range procs {
 			select {
-			case <-p.done:
-				return fmt.Errorf("%s exited: %v; %s", p.name, p.err, p.tail())
+			case <-p.Done():
+				return fmt.Errorf("%s exited: %v; %s", p.name, p.Err(), p.tail())
 			default:
 			}
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/eshopbox/token-refresher/internal/procs"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/task"
 )
@@ -237,7 +238,7 @@ func (r *runner) drainProduct(ctx context.Context, f fleet, conc int, faults san
 	}
 	var extra map[string]string
 	if profiled {
-		addr, err := freeAddr()
+		addr, err := procs.FreeAddr()
 		if err != nil {
 			return drainRun{}, err
 		}
@@ -262,7 +263,7 @@ func (r *runner) drainProduct(ctx context.Context, f fleet, conc int, faults san
 			profDone <- profiledRun{c, err}
 		}()
 	}
-	took, cpu, err := r.drain(ctx, q, f.N, newCPUMeter(p.cmd.Process.Pid), 10*time.Minute)
+	took, cpu, err := r.drain(ctx, q, f.N, newCPUMeter(p.Pid()), 10*time.Minute)
 	if err != nil {
 		return drainRun{}, fmt.Errorf("%w; %s", err, p.tail())
 	}
@@ -303,7 +304,7 @@ func (r *runner) checkStored(ctx context.Context, f fleet, st *marketState) erro
 }
 
 func (r *runner) startRefresher(ctx context.Context, q, providers string, conc int, extra map[string]string) (*proc, error) {
-	addr, err := freeAddr()
+	addr, err := procs.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/eshopbox/token-refresher/internal/procs"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/token"
 )
@@ -143,7 +144,7 @@ func (r *runner) fresh(ctx context.Context, f fleet, c freshCase) (FreshRun, err
 		return FreshRun{}, err
 	}
 	defer ref.stop(time.Minute)
-	addr, err := freeAddr()
+	addr, err := procs.FreeAddr()
 	if err != nil {
 		return FreshRun{}, err
 	}

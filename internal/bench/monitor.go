@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/eshopbox/token-refresher/internal/sharedenv"
 )
 
 // luaMeter follows a Redis server's MONITOR stream and counts the commands
@@ -26,44 +27,22 @@ type luaMeter struct {
 
 // startLuaMeter opens a MONITOR connection to addr.
 func startLuaMeter(addr string) (*luaMeter, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	m := &luaMeter{marks: map[string]int64{}}
+	conn, err := sharedenv.Monitor(addr, m.see)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	br := bufio.NewReaderSize(conn, 1<<20)
-	line, err := br.ReadString('\n')
-	if err != nil || line != "+OK\r\n" {
-		conn.Close()
-		return nil, fmt.Errorf("MONITOR answered %q: %v", line, err)
-	}
-	m := &luaMeter{conn: conn, marks: map[string]int64{}}
-	go m.follow(br)
+	m.conn = conn
 	return m, nil
 }
 
-func (m *luaMeter) follow(br *bufio.Reader) {
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		open, closing := strings.IndexByte(line, '['), strings.IndexByte(line, ']')
-		if open < 0 || closing < open {
-			continue
-		}
-		_, source, _ := strings.Cut(line[open+1:closing], " ")
-		m.mu.Lock()
-		if source == "lua" {
-			m.lua++
-		} else if i := strings.Index(line, `"mark:`); i >= 0 && strings.Contains(strings.ToLower(line[closing:]), `"echo"`) {
-			name, _, _ := strings.Cut(line[i+len(`"mark:`):], `"`)
-			m.marks[name] = m.lua
-		}
-		m.mu.Unlock()
+func (m *luaMeter) see(l sharedenv.MonitorLine) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l.Source == "lua" {
+		m.lua++
+	} else if l.Command == "echo" && strings.HasPrefix(l.Arg, `"mark:`) {
+		m.marks[strings.Trim(strings.TrimPrefix(l.Arg, `"mark:`), `"`)] = m.lua
 	}
 }
 

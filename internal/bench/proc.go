@@ -4,65 +4,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/eshopbox/token-refresher/internal/procs"
 )
 
 // proc is a child process of a product binary (bin/scanner, bin/refresher),
-// started with its settings in the environment, as it runs in production.
+// started with its settings in the environment, as it runs in production
+// (internal/procs: it dies with the bench).
 type proc struct {
+	*procs.Proc
 	name string
-	cmd  *exec.Cmd
 	addr string // HTTP_ADDR, when set
-	log  string // its stderr
-	done chan struct{}
-	err  error
+	log  string // its stdout and stderr
 }
 
 // start runs bin/<name> with vars as its whole environment (plus PATH), so
 // nothing of the caller's environment leaks into the measurement.
 func (e *env) start(binDir, name string, args []string, vars map[string]string) (*proc, error) {
-	p := &proc{name: name, done: make(chan struct{})}
+	p := &proc{name: name, addr: vars["HTTP_ADDR"]}
 	p.log = filepath.Join(e.tmp, fmt.Sprintf("%s-%d.log", name, e.queueSeq.Add(1)))
 	f, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	defer f.Close() // the child has its own copy
+	env := []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range vars {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+		env = append(env, k+"="+v)
 	}
-	p.addr = vars["HTTP_ADDR"]
-	p.cmd.Stdout = f
-	p.cmd.Stderr = f
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	if p.Proc, err = procs.Start(name, filepath.Join(binDir, name), args, env, f); err != nil {
+		return nil, err
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
 	return p, nil
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // waitReady polls /readyz until the process answers 200.
@@ -71,8 +51,8 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	for {
 		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %v; %s", p.name, p.err, p.tail())
+		case <-p.Done():
+			return fmt.Errorf("%s exited before it was ready: %v; %s", p.name, p.Err(), p.tail())
 		default:
 		}
 		resp, err := client.Get("http://" + p.addr + "/readyz")
@@ -95,7 +75,7 @@ func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
 
 // hwm is the process's peak resident set (VmHWM) in bytes.
 func (p *proc) hwm() (int64, error) {
-	return procStatusKB(p.cmd.Process.Pid, "VmHWM")
+	return procStatusKB(p.Pid(), "VmHWM")
 }
 
 func procStatusKB(pid int, field string) (int64, error) {
@@ -120,37 +100,24 @@ func parseKB(text, field string) (int64, error) {
 // stop sends SIGTERM and waits for the process to drain and exit; a process
 // still running after timeout is killed.
 func (p *proc) stop(timeout time.Duration) error {
-	select {
-	case <-p.done:
-		return p.exitErr()
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.exitErr()
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if !p.Stop(timeout) {
 		return fmt.Errorf("%s did not stop within %s after SIGTERM", p.name, timeout)
 	}
+	return p.exitErr()
 }
 
 // wait waits for the process to exit by itself.
 func (p *proc) wait(timeout time.Duration) error {
-	select {
-	case <-p.done:
-		return p.exitErr()
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if !p.WaitFor(timeout) {
+		p.Kill()
 		return fmt.Errorf("%s still running after %s; killed", p.name, timeout)
 	}
+	return p.exitErr()
 }
 
 func (p *proc) exitErr() error {
-	if p.err != nil {
-		return fmt.Errorf("%s: %w; %s", p.name, p.err, p.tail())
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("%s: %w; %s", p.name, err, p.tail())
 	}
 	return nil
 }
@@ -158,7 +125,7 @@ func (p *proc) exitErr() error {
 // maxRSS is the peak resident set of an exited process, from wait4's rusage
 // (the kernel's hiwater_rss, the counter VmHWM shows while it runs).
 func (p *proc) maxRSS() (int64, error) {
-	st := p.cmd.ProcessState
+	st := p.Cmd.ProcessState
 	if st == nil {
 		return 0, errors.New("process has not exited")
 	}
@@ -171,13 +138,8 @@ func (p *proc) maxRSS() (int64, error) {
 
 // tail is the end of the process's log, for error messages.
 func (p *proc) tail() string {
-	b, err := os.ReadFile(p.log)
-	if err != nil {
+	if _, err := os.Stat(p.log); err != nil {
 		return "no log"
 	}
-	const max = 2000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return "log tail: " + string(b)
+	return "log tail: " + procs.FileTail(p.log, 2000)
 }

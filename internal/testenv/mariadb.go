@@ -2,24 +2,21 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/eshopbox/token-refresher/internal/sharedenv"
+	"github.com/eshopbox/token-refresher/internal/procs"
 )
 
 // Private MariaDB servers, for the tests that must own a whole server: a
@@ -64,13 +61,8 @@ type MariaDBTLS struct {
 // connections in a test use it) and repl (REPLICATION SLAVE, for
 // ReplicateFrom).
 type MariaDB struct {
-	dir  string
+	srv  *procs.MariaDB
 	opts MariaDBOptions
-	port int
-	root *sqlx.DB
-
-	proc   *os.Process
-	exited chan struct{} // closed when the process has exited
 }
 
 // StartMariaDB initialises a data directory under t.TempDir() with
@@ -82,11 +74,12 @@ type MariaDB struct {
 // to 2 seconds on an idle machine, up to 5 on a busy one, most of it
 // mariadb-install-db. t.Cleanup stops the server: SIGTERM, up to 10 seconds
 // for it to exit, then SIGKILL. Should the test binary die first (a
-// timeout's panic), Linux kills the server with it.
+// timeout's panic), Linux kills the server with it. The server is
+// internal/procs's StartMariaDB, the one the bench starts too.
 //
 // When mariadbd or mariadb-install-db is not installed, the test fails with
 // one line saying so: it is never skipped. When the server does not start
-// within 30 seconds, or exits, the test fails with the tail of the server's
+// within 60 seconds, or exits, the test fails with the tail of the server's
 // error log. A port taken between its choice and the server's bind is
 // retried on another port.
 func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
@@ -96,104 +89,35 @@ func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 
 func startMariaDB(t testing.TB, opts MariaDBOptions, serverName, installName string) *MariaDB {
 	t.Helper()
-	server, err := findProgram(serverName)
-	if err != nil {
-		t.Fatalf("testenv: StartMariaDB needs %s, which is not installed (apt-get install mariadb-server): %v", serverName, err)
-	}
-	install, err := findProgram(installName)
-	if err != nil {
-		t.Fatalf("testenv: StartMariaDB needs %s, which is not installed (apt-get install mariadb-server): %v", installName, err)
-	}
 	if opts.ServerID == 0 {
 		opts.ServerID = 1
 	}
-	m := &MariaDB{dir: t.TempDir(), opts: opts}
-	// A Unix socket's path holds at most 107 bytes; a long test name under
-	// a long TMPDIR can make the temporary directory's longer than that.
-	sockDir := m.dir
-	if len(filepath.Join(sockDir, "sock")) > 100 {
-		d, err := os.MkdirTemp("/tmp", "mdb")
-		if err != nil {
-			t.Fatalf("testenv: StartMariaDB: %v", err)
-		}
-		t.Cleanup(func() { os.RemoveAll(d) })
-		sockDir = d
+	dir := t.TempDir()
+	args := []string{
+		"--server-id=" + strconv.Itoa(opts.ServerID),
+		"--innodb-log-buffer-size=4M",
+		"--relay-log=" + filepath.Join(dir, "relay-bin"),
+		"--skip-slave-start",
 	}
-
-	// A directory of its own for temporary tables: mariadbd deletes every
-	// #sql* file of its tmpdir when it starts, other servers' tables in
-	// /tmp included (those of concurrent mariadb-install-db runs, those of
-	// the shared server).
-	data, tmp := filepath.Join(m.dir, "data"), filepath.Join(m.dir, "tmp")
-	if err := os.Mkdir(tmp, 0o700); err != nil {
+	if opts.Binlog {
+		args = append(args, "--log-bin="+filepath.Join(dir, "binlog"),
+			"--log-slave-updates", "--binlog-format=ROW")
+	}
+	if opts.TLS != nil {
+		args = append(args, "--ssl-ca="+opts.TLS.CA, "--ssl-cert="+opts.TLS.Cert, "--ssl-key="+opts.TLS.Key)
+	}
+	srv, err := procs.StartMariaDB(context.Background(), dir, procs.MariaDBOptions{
+		Args: args, Server: serverName, Install: installName,
+	})
+	if err != nil {
 		t.Fatalf("testenv: StartMariaDB: %v", err)
 	}
-	out, err := exec.Command(install, "--no-defaults", "--datadir="+data, "--tmpdir="+tmp,
-		"--auth-root-authentication-method=normal", "--skip-test-db",
-		"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M").CombinedOutput()
-	if err != nil {
-		// The cause is at the start; the rest is the script's advice.
-		t.Fatalf("testenv: StartMariaDB: %s: %v: %s", installName, err, firstLines(string(out), 8))
-	}
-
-	errLog := filepath.Join(m.dir, "err.log")
-	for attempt := 1; ; attempt++ {
-		m.port = freePort(t)
-		args := []string{
-			"--no-defaults",
-			"--datadir=" + data,
-			"--tmpdir=" + tmp,
-			"--port=" + strconv.Itoa(m.port),
-			"--bind-address=127.0.0.1",
-			"--socket=" + filepath.Join(sockDir, "sock"),
-			"--pid-file=" + filepath.Join(m.dir, "pid"),
-			"--log-error=" + errLog,
-			"--server-id=" + strconv.Itoa(opts.ServerID),
-			"--skip-name-resolve",
-			"--character-set-server=utf8mb4", // as the shared server (Debian's configuration)
-			"--collation-server=utf8mb4_general_ci",
-			"--innodb-buffer-pool-size=32M",
-			"--innodb-log-file-size=16M",
-			"--innodb-log-buffer-size=4M",
-			"--aria-pagecache-buffer-size=8M", // 128M by default, allocated at start
-			"--key-buffer-size=1M",
-			"--performance-schema=OFF",
-			// Commits reach the OS at once and the disk within a second: a
-			// SIGKILL (Kill) loses nothing, only a crash of the machine would.
-			"--innodb-flush-log-at-trx-commit=2",
-			"--relay-log=" + filepath.Join(m.dir, "relay-bin"),
-			"--skip-slave-start",
-		}
-		if opts.Binlog {
-			args = append(args, "--log-bin="+filepath.Join(m.dir, "binlog"),
-				"--log-slave-updates", "--binlog-format=ROW")
-		}
-		if opts.TLS != nil {
-			args = append(args, "--ssl-ca="+opts.TLS.CA, "--ssl-cert="+opts.TLS.Cert, "--ssl-key="+opts.TLS.Key)
-		}
-		if os.Geteuid() == 0 {
-			args = append(args, "--user=root") // mariadbd refuses to run as root without it
-		}
-		os.Remove(errLog)
-		err := m.spawn(t, server, args)
-		if err == nil {
-			break
-		}
-		tail := readTail(errLog, 20)
-		if attempt < 5 && strings.Contains(tail, "Address already in use") {
-			continue
-		}
-		// What mariadbd says before it opens its error log (a bad
-		// option) goes to its standard error.
-		if b, _ := os.ReadFile(filepath.Join(m.dir, "mariadbd.out")); len(b) > 0 {
-			tail += "\nits standard error:\n" + lastLines(string(b), 10)
-		}
-		t.Fatalf("testenv: StartMariaDB: mariadbd on 127.0.0.1:%d: %v; the end of its error log %s:\n%s", m.port, err, errLog, tail)
-	}
+	t.Cleanup(srv.Close)
+	m := &MariaDB{srv: srv, opts: opts}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := m.root.Conn(ctx)
+	conn, err := m.Root().Conn(ctx)
 	if err != nil {
 		t.Fatalf("testenv: StartMariaDB: %v", err)
 	}
@@ -217,104 +141,20 @@ func startMariaDB(t testing.TB, opts MariaDBOptions, serverName, installName str
 	return m
 }
 
-// spawn starts mariadbd with args and waits until root can connect. When
-// it returns nil, m.proc, m.exited and m.root are set and t.Cleanup stops
-// the server; otherwise the process has exited (or been killed).
-func (m *MariaDB) spawn(t testing.TB, server string, args []string) error {
-	out, err := os.Create(filepath.Join(m.dir, "mariadbd.out"))
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	exited := make(chan struct{})
-	started := make(chan *os.Process, 1)
-	startErr := make(chan error, 1)
-	go func() {
-		// The server gets SIGKILL when the thread that started it ends,
-		// so that a test binary that dies (a timeout's panic) leaves no
-		// server behind; the thread is this goroutine's until the server
-		// has exited.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		cmd := exec.Command(server, args...)
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.SysProcAttr = sharedenv.KillWithParent()
-		if err := cmd.Start(); err != nil {
-			startErr <- err
-			close(exited)
-			return
-		}
-		started <- cmd.Process
-		cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case err := <-startErr:
-		return err
-	case m.proc = <-started:
-	}
-	m.exited = exited
-
-	root, err := sqlx.Open("mysql", m.RootDSN(""))
-	if err != nil {
-		m.stop()
-		return err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = root.PingContext(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			root.Close()
-			return errors.New("the server exited while starting")
-		default:
-		}
-		if time.Now().After(deadline) {
-			root.Close()
-			m.stop()
-			return fmt.Errorf("root cannot connect after 30s: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	m.root = root
-	t.Cleanup(func() {
-		root.Close()
-		m.stop()
-	})
-	return nil
-}
-
-// stop ends the server (SIGTERM, then SIGKILL after 10 seconds) and waits
-// for it to exit.
-func (m *MariaDB) stop() { sharedenv.Stop(m.proc, m.exited) }
-
 // Addr is the server's address, "127.0.0.1:port".
-func (m *MariaDB) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.port)) }
+func (m *MariaDB) Addr() string { return m.srv.Addr() }
 
 // Root is a pool of root's connections to the server, with no database
 // selected. It is closed when the test ends.
-func (m *MariaDB) Root() *sqlx.DB { return m.root }
+func (m *MariaDB) Root() *sqlx.DB { return m.srv.Root() }
 
 // RootDSN is a go-sql-driver DSN of root on the server, on database db (""
 // for none), reading DATETIME columns as UTC time.Time.
-func (m *MariaDB) RootDSN(db string) string { return m.dsn("root", db) }
+func (m *MariaDB) RootDSN(db string) string { return m.srv.DSN("root", db) }
 
 // AppDSN is RootDSN for the user app (password app-password), whose writes
 // read_only refuses (MySQL error 1290).
-func (m *MariaDB) AppDSN(db string) string { return m.dsn("app:"+mariadbAppPassword, db) }
-
-func (m *MariaDB) dsn(user, db string) string {
-	dsn, err := DatabaseDSN(user+"@tcp("+m.Addr()+")/", db)
-	if err != nil {
-		panic(err) // the DSN is this file's own
-	}
-	return dsn
-}
+func (m *MariaDB) AppDSN(db string) string { return m.srv.DSN("app:"+mariadbAppPassword, db) }
 
 // CreateSchema creates a wms and an ie database of fresh random names
 // (trt_<RandomID>_wms and trt_<RandomID>_ie) with the deploy/ schema, and
@@ -327,7 +167,7 @@ func (m *MariaDB) CreateSchema(t testing.TB) (wms, ie string) {
 	wms, ie = "trt_"+id+"_wms", "trt_"+id+"_ie"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := CreateDatabases(ctx, m.root, wms, ie); err != nil {
+	if err := CreateDatabases(ctx, m.Root(), wms, ie); err != nil {
 		t.Fatalf("testenv: CreateSchema on %s: %v", m.Addr(), err)
 	}
 	return wms, ie
@@ -353,10 +193,8 @@ func (m *MariaDB) SetReadOnly(t testing.TB, on bool) {
 // break; new ones are refused.
 func (m *MariaDB) Kill(t testing.TB) {
 	t.Helper()
-	m.proc.Kill()
-	select {
-	case <-m.exited:
-	case <-time.After(10 * time.Second):
+	m.srv.Signal(syscall.SIGKILL)
+	if !m.srv.WaitFor(10 * time.Second) {
 		t.Fatalf("testenv: Kill: mariadbd on %s has not exited 10s after SIGKILL", m.Addr())
 	}
 }
@@ -381,7 +219,7 @@ func (m *MariaDB) ReplicateFrom(t testing.TB, primary *MariaDB) {
 	m.exec(t, "ReplicateFrom", "STOP SLAVE")
 	m.exec(t, "ReplicateFrom", fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %d,
 		MASTER_USER = 'repl', MASTER_PASSWORD = '%s', MASTER_CONNECT_RETRY = 1, MASTER_USE_GTID = current_pos`,
-		primary.port, mariadbReplPassword))
+		primary.srv.Port(), mariadbReplPassword))
 	m.exec(t, "ReplicateFrom", "START SLAVE")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -456,7 +294,7 @@ func (m *MariaDB) exec(t testing.TB, what, st string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := m.root.ExecContext(ctx, st); err != nil {
+	if _, err := m.Root().ExecContext(ctx, st); err != nil {
 		t.Fatalf("testenv: %s on %s: %s: %v", what, m.Addr(), strings.Join(strings.Fields(st), " "), err)
 	}
 }
@@ -467,7 +305,7 @@ func (m *MariaDB) slaveStatus(t testing.TB) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rows, err := m.root.QueryxContext(ctx, "SHOW SLAVE STATUS")
+	rows, err := m.Root().QueryxContext(ctx, "SHOW SLAVE STATUS")
 	if err != nil {
 		t.Fatalf("testenv: SHOW SLAVE STATUS on %s: %v", m.Addr(), err)
 	}
@@ -499,7 +337,7 @@ func (m *MariaDB) gtidPos(t testing.TB, variable string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var pos string
-	if err := m.root.GetContext(ctx, &pos, "SELECT @@GLOBAL."+variable); err != nil {
+	if err := m.Root().GetContext(ctx, &pos, "SELECT @@GLOBAL."+variable); err != nil {
 		t.Fatalf("testenv: @@%s on %s: %v", variable, m.Addr(), err)
 	}
 	return pos
@@ -528,57 +366,6 @@ func gtidReached(have, want string) bool {
 		}
 	}
 	return true
-}
-
-// findProgram looks name up in PATH, then in the sbin and bin directories a
-// non-root PATH often leaves out.
-func findProgram(name string) (string, error) {
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, serr := os.Stat(p); serr == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", err
-}
-
-// freePort is a TCP port free on 127.0.0.1 a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func readTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	return lastLines(string(b), n)
-}
-
-func firstLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[:n]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Proxy is a TCP proxy in front of a MariaDB whose target can be switched,

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eshopbox/token-refresher/internal/procs"
 )
 
 // TestCA is a certificate authority of a test's own, made with openssl in
@@ -60,7 +62,7 @@ func openssl(t testing.TB, args ...string) {
 		t.Fatalf("testenv: openssl is not installed (apt-get install openssl): %v", err)
 	}
 	if out, err := exec.Command(path, args...).CombinedOutput(); err != nil {
-		t.Fatalf("testenv: openssl %s: %v: %s", args[0], err, firstLines(string(out), 8))
+		t.Fatalf("testenv: openssl %s: %v: %s", args[0], err, procs.FirstLines(string(out), 8))
 	}
 }
 
