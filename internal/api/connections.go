@@ -173,10 +173,6 @@ func (a *API) lifetime(ctx context.Context, d token.Described, tg token.Target, 
 	return gens[d.ID].Of(d.ExpiresAt)
 }
 
-// deferredPrefix starts the last error of a deferred attempt
-// (refresh.DeferredError).
-const deferredPrefix = "deferred: "
-
 // nextRefresh says when the next refresh should start, as the scanner and
 // the workers decide it: a token not due yet is refreshed at its refresh
 // point (token.RefreshAt), with its recorded lifetime (0: unknown) as the
@@ -196,11 +192,12 @@ func (a *API) nextRefresh(c Connection, d token.Described, tg token.Target, life
 		return at(now), "running now"
 	case busy != nil && busy.State == asynq.TaskStatePending.String():
 		return at(now), "queued: next free worker"
-	case busy != nil && busy.State == asynq.TaskStateRetry.String() && strings.HasPrefix(busy.LastErr, deferredPrefix):
-		// A deferral (its turn at the rate limit, an open breaker, the
-		// lease held elsewhere) is not a failure.
-		return at(busy.NextProcessAt), "put back, not a failure: " + strings.TrimPrefix(busy.LastErr, deferredPrefix)
 	case busy != nil && busy.State == asynq.TaskStateRetry.String():
+		if reason, deferred := task.DeferredReason(busy.LastErr); deferred {
+			// A deferral (its turn at the rate limit, an open breaker, the
+			// lease held elsewhere) is not a failure.
+			return at(busy.NextProcessAt), "put back, not a failure: " + reason
+		}
 		return at(busy.NextProcessAt), "retry of a failed attempt"
 	case busy != nil:
 		return at(busy.NextProcessAt), "scheduled refresh (" + busy.State + ")"
@@ -233,11 +230,10 @@ func lastAttempt(st task.Status) *Attempt {
 	}
 	f, msg := task.LastFailure(st.LastErr)
 	outcome, reason := "error", msg
-	switch {
-	case f != nil:
+	if f != nil {
 		outcome, reason = f.Class.String(), f.Reason
-	case strings.HasPrefix(msg, deferredPrefix):
-		outcome, reason = "deferred", strings.TrimPrefix(msg, deferredPrefix)
+	} else if r, deferred := task.DeferredReason(msg); deferred {
+		outcome, reason = "deferred", r
 	}
 	return &Attempt{At: st.LastFailedAt.UTC().Truncate(time.Second), Outcome: outcome, Reason: reason}
 }

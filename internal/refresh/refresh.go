@@ -100,7 +100,7 @@ type DeferredError struct {
 	After  time.Duration
 }
 
-func (d *DeferredError) Error() string { return "deferred: " + d.Reason }
+func (d *DeferredError) Error() string { return task.Deferred(d.Reason) }
 
 // expiringError is a transient failure of a connection whose stored token is
 // still live: RetryDelay keeps its backoff within a share of the lifetime

@@ -134,6 +134,22 @@ func (f Failure) Err() *token.Failure {
 	return &token.Failure{Class: token.ClassPermanent, Reason: f.Reason}
 }
 
+// deferredPrefix starts the text of an attempt put back without a
+// marketplace call (refresh.DeferredError): not a failure.
+const deferredPrefix = "deferred: "
+
+// Deferred is the text of an attempt put back without a marketplace call
+// for reason (the lease held elsewhere, an open breaker, no rate slot):
+// what refresh.DeferredError says, and DeferredReason reads back from
+// asynq's LastErr.
+func Deferred(reason string) string { return deferredPrefix + reason }
+
+// DeferredReason reads a task's last error back as a deferral (Deferred):
+// its reason, and false when the error is no deferral.
+func DeferredReason(lastErr string) (string, bool) {
+	return strings.CutPrefix(lastErr, deferredPrefix)
+}
+
 // LastFailure reads a task's last error (asynq's LastErr, the handler's
 // error) back: msg is that error without the ": skip retry for the task"
 // asynq adds when the handler gave up, and f the failure it is

@@ -81,3 +81,16 @@ func TestFailedAt(t *testing.T) {
 	assert.Equal(t, last.Add(time.Second), task.FailedAt(&task.Failure{Reason: "no time recorded"}, last))
 	assert.True(t, task.FailedAt(nil, time.Time{}).IsZero())
 }
+
+// TestDeferredReadsBack: a deferral's text reads back as its reason, and
+// no failure's text reads as a deferral.
+func TestDeferredReadsBack(t *testing.T) {
+	t.Parallel()
+	reason, ok := task.DeferredReason(task.Deferred("ajio rate limit (5/s): 3 calls waiting"))
+	assert.True(t, ok)
+	assert.Equal(t, "ajio rate limit (5/s): 3 calls waiting", reason)
+	for _, lastErr := range []string{token.Transient("deferred: x").Error(), "permanent: credentials rejected (401)", ""} {
+		_, ok := task.DeferredReason(lastErr)
+		assert.False(t, ok, lastErr)
+	}
+}
