@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	defer log.Sync()
 	logging.RouteRedis(log)
 
-	store, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, cfg.MySQL)
+	store, err := startup.OpenStore(ctx, cfg.WMSDSN, cfg.IEDSN, cfg.MySQL)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1

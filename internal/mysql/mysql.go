@@ -190,29 +190,49 @@ func dsnParam(dsn, name string) (string, bool) {
 	return "", false
 }
 
-// Open connects to both databases and pings them.
+// The databases Open connects to, as OpenError names them.
+const (
+	WMS = "WMS" // the channels' database (wmsDSN)
+	IE  = "IE"  // the connections' database (ieDSN)
+)
+
+// OpenError is Open's error: which database (WMS or IE) could not be
+// opened, and why (a DSN that does not parse, a refused login, an
+// unreachable server, a certificate that does not verify). It never holds
+// the password.
+type OpenError struct {
+	Database string
+	Err      error
+}
+
+func (e *OpenError) Error() string { return "the " + e.Database + " database: " + e.Err.Error() }
+
+func (e *OpenError) Unwrap() error { return e.Err }
+
+// Open connects to both databases and pings them. Its error is an
+// *OpenError naming the database.
 func Open(ctx context.Context, wmsDSN, ieDSN string, opts Options) (*Store, error) {
 	opts.defaults()
-	wms, err := open(ctx, "WMS_DB_DSN", wmsDSN, opts)
+	wms, err := open(ctx, wmsDSN, opts)
 	if err != nil {
-		return nil, err
+		return nil, &OpenError{Database: WMS, Err: err}
 	}
-	ie, err := open(ctx, "IE_DB_DSN", ieDSN, opts)
+	ie, err := open(ctx, ieDSN, opts)
 	if err != nil {
 		wms.Close()
-		return nil, err
+		return nil, &OpenError{Database: IE, Err: err}
 	}
 	return &Store{wms: wms, ie: ie, opts: opts, fp: token.NewFingerprinter(opts.FingerprintKey)}, nil
 }
 
-func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error) {
+func open(ctx context.Context, dsn string, opts Options) (*sqlx.DB, error) {
 	dsn, err := ParseDSNWith(dsn, opts.Location, opts.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
 	db, err := sqlx.Open("mysql", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
 	db.SetMaxOpenConns(opts.MaxOpenConns)
 	db.SetMaxIdleConns(opts.MaxOpenConns)
@@ -227,17 +247,17 @@ func open(ctx context.Context, name, dsn string, opts Options) (*sqlx.DB, error)
 			// The server answered: a wrong user or password, an unknown
 			// database. Its message names the user and the database,
 			// never the password.
-			return nil, fmt.Errorf("%s: the database server refused the connection: %w", name, err)
+			return nil, fmt.Errorf("the database server refused the connection: %w", err)
 		}
 		var untrusted *tls.CertificateVerificationError
 		if errors.As(err, &untrusted) {
 			roots := "the system's trusted CAs (tls=true)"
 			if opts.TLS.Registered {
-				roots = "DB_TLS_CA_FILE"
+				roots = "the configured CA file"
 			}
-			return nil, fmt.Errorf("%s: the database server's TLS certificate does not verify against %s: %w", name, roots, untrusted.Err)
+			return nil, fmt.Errorf("the database server's TLS certificate does not verify against %s: %w", roots, untrusted.Err)
 		}
-		return nil, fmt.Errorf("%s: cannot reach the database: %w", name, err)
+		return nil, fmt.Errorf("cannot reach the database: %w", err)
 	}
 	return db, nil
 }

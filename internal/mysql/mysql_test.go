@@ -294,20 +294,20 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err := mysql.Open(context.Background(), "root:hunter2@tcp(127.0.0.1:1)/a", "root@tcp(127.0.0.1:1)/b",
 		mysql.Options{QueryTimeout: 2 * time.Second})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "WMS_DB_DSN: cannot reach the database")
+	assert.Contains(t, err.Error(), "the WMS database: cannot reach the database")
 	assert.NotContains(t, err.Error(), "hunter2")
 }
 
 // TestOpenRefused: a server that answers but refuses (unknown database,
 // wrong password) is not reported as unreachable, and the error names the
-// setting, never the password.
+// database, never the password.
 func TestOpenRefused(t *testing.T) {
 	t.Parallel()
 	unknown, err := testenv.DatabaseDSN(testenv.MySQLDSN(), "no_such_db_"+testenv.RandomID())
 	require.NoError(t, err)
 	_, err = mysql.Open(context.Background(), unknown, unknown, mysql.Options{QueryTimeout: 5 * time.Second})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "WMS_DB_DSN: the database server refused the connection")
+	assert.Contains(t, err.Error(), "the WMS database: the database server refused the connection")
 	assert.Contains(t, err.Error(), "Unknown database")
 
 	cfg, err := driver.ParseDSN(testenv.MySQLDSN())
@@ -315,7 +315,7 @@ func TestOpenRefused(t *testing.T) {
 	cfg.User, cfg.Passwd, cfg.DBName = "token_refresher_nobody", "hunter2", "mysql"
 	_, err = mysql.Open(context.Background(), cfg.FormatDSN(), cfg.FormatDSN(), mysql.Options{QueryTimeout: 5 * time.Second})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "WMS_DB_DSN: the database server refused the connection")
+	assert.Contains(t, err.Error(), "the WMS database: the database server refused the connection")
 	assert.Contains(t, err.Error(), "Access denied")
 	assert.NotContains(t, err.Error(), "hunter2")
 }

@@ -93,7 +93,7 @@ func TestTLSToMariaDB(t *testing.T) {
 		t.Helper()
 		cfg, err := startup.LoadScanner(func(k string) string { return kv[k] })
 		require.NoError(t, err)
-		s, err := mysql.Open(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{QueryTimeout: 10 * time.Second, TLS: cfg.MySQL.TLS})
+		s, err := startup.OpenStore(ctx, cfg.WMSDSN, cfg.IEDSN, mysql.Options{QueryTimeout: 10 * time.Second, TLS: cfg.MySQL.TLS})
 		if err == nil {
 			t.Cleanup(func() { s.Close() })
 		}
@@ -135,7 +135,7 @@ func TestTLSToMariaDB(t *testing.T) {
 	_, _, err = start(map[string]string{"WMS_DB_DSN": m.AppDSN(wms), "IE_DB_DSN": m.AppDSN(ie), "DB_TLS_CA_FILE": wrong.CAFile})
 	require.Error(t, err)
 	t.Log(err)
-	assert.Contains(t, err.Error(), "WMS_DB_DSN: the database server's TLS certificate does not verify against DB_TLS_CA_FILE")
+	assert.Contains(t, err.Error(), "WMS_DB_DSN: the database server's TLS certificate does not verify against the configured CA file")
 	assert.NotContains(t, err.Error(), "\n")
 	assert.NotContains(t, err.Error(), "app-password")
 
@@ -153,7 +153,7 @@ func TestTLSToMariaDB(t *testing.T) {
 	_, _, err = start(map[string]string{"WMS_DB_DSN": m.AppDSN(wms), "IE_DB_DSN": m.AppDSN(ie), "DB_TLS_CA_FILE": ca.CAFile})
 	require.Error(t, err)
 	t.Log(err)
-	assert.Contains(t, err.Error(), "does not verify against DB_TLS_CA_FILE")
+	assert.Contains(t, err.Error(), "does not verify against the configured CA file")
 	assert.Contains(t, err.Error(), "certificate is valid for 10.9.8.7, not 127.0.0.1")
 }
 

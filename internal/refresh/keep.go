@@ -169,7 +169,7 @@ func (k *keeper) pending(ctx context.Context, id int64) (outbox.Entry, bool, err
 		if err != nil || !has {
 			return outbox.Entry{}, false, err
 		}
-		return outbox.Entry{}, false, outbox.Unreadable{ConnectionID: id, Reason: "sealed by a replica with OUTBOX_KEY; this one has none"}
+		return outbox.Entry{}, false, outbox.Unreadable{ConnectionID: id, Reason: "sealed by a replica with an outbox key; this one has none"}
 	}
 	has, err := k.durable.Has(ctx, id)
 	if err != nil || !has {
@@ -236,7 +236,7 @@ func (k *keeper) entries(ctx context.Context) ([]outbox.Entry, error) {
 		}
 		n, err := k.sealed.Len(ctx)
 		if err == nil && n > 0 && k.warnUnreadable() {
-			k.h.log.Error("the outbox in Redis holds tokens sealed by a replica with OUTBOX_KEY, and this one has none: it cannot store them and makes no call for their connections; give every replica the same OUTBOX_KEY",
+			k.h.log.Error("the outbox in Redis holds tokens sealed by a replica with an outbox key, and this one has none: it cannot store them and makes no call for their connections; give every replica the same outbox key",
 				zap.Int("kept_tokens", n))
 		}
 		return all, err
@@ -248,7 +248,7 @@ func (k *keeper) entries(ctx context.Context) ([]outbox.Entry, error) {
 	durable, unreadable, err := k.durable.All(ctx)
 	if len(unreadable) > 0 && k.warnUnreadable() {
 		for _, u := range unreadable {
-			k.h.log.Error("a kept token in the outbox cannot be opened here (OUTBOX_KEY differs, or the entry is corrupt); left for a replica that can",
+			k.h.log.Error("a kept token in the outbox cannot be opened here (the outbox key differs, or the entry is corrupt); left for a replica that can",
 				zap.Int64("connection_id", u.ConnectionID), zap.String("reason", u.Reason))
 		}
 	}

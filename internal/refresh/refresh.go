@@ -751,7 +751,7 @@ func (h *Handler) storeToken(ctx context.Context, e outbox.Entry, ahead bool) er
 	}
 	durable := h.kept.keep(ctx, e, ahead)
 	if !durable {
-		h.log.Warn("the token in hand is kept in this process's memory only (no OUTBOX_KEY, or Redis refused it): it is lost if the process is killed",
+		h.log.Warn("the token in hand is kept in this process's memory only (no outbox key, or Redis refused it): it is lost if the process is killed",
 			zap.Int64("connection_id", e.ConnectionID))
 	}
 	return err

@@ -255,10 +255,10 @@ func (r *Refresher) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop, r.stopped = cancel, make(chan struct{})
 	if r.Outbox == nil {
-		r.log.Warn("OUTBOX_KEY is not set: a token whose write the database refuses is kept in this process's memory only, and lost if the process is killed (SIGKILL, OOM); set it to keep such tokens sealed in Redis")
+		r.log.Info("tokens whose write the database refuses are kept in this process's memory only (no outbox key), and lost if the process is killed (SIGKILL, OOM)")
 		r.Handler.Replay(ctx) // says so if other replicas sealed tokens it cannot open
 	} else {
-		r.log.Info("tokens whose write the database refuses are kept sealed in Redis (OUTBOX_KEY)", zap.String("outbox", r.Outbox.Key()))
+		r.log.Info("tokens whose write the database refuses are kept sealed in Redis (the outbox)", zap.String("outbox", r.Outbox.Key()))
 		if left := r.Handler.Replay(ctx); left > 0 {
 			r.log.Warn("kept tokens in the outbox could not be stored yet; no calls are made for their connections until they are",
 				zap.Int("kept_tokens", left))
@@ -323,7 +323,7 @@ func (r *Refresher) Shutdown(writes time.Duration) bool {
 	inMemory, durable, err := r.Handler.Unstored(ctx)
 	if len(inMemory) > 0 {
 		ok = false
-		r.log.Error("stopped with tokens in hand that the database never took; they were kept in memory (no OUTBOX_KEY) and are lost: a connection whose refresh token rotated needs the seller to authorize again",
+		r.log.Error("stopped with tokens in hand that the database never took; they were kept in memory (no outbox key) and are lost: a connection whose refresh token rotated needs the seller to authorize again",
 			zap.Int64s("connection_ids", inMemory))
 	}
 	if err != nil {

@@ -109,7 +109,14 @@ func (s Scanner) Warnings() []string { return warnings(s.Common, s.Shared) }
 
 // Warnings are what start-up logs about the settings: choices that work
 // but weaken a defence, each with the setting that changes it.
-func (r Refresher) Warnings() []string { return warnings(r.Common, r.Shared) }
+func (r Refresher) Warnings() []string {
+	w := warnings(r.Common, r.Shared)
+	if r.OutboxKey == "" {
+		w = append(w, "OUTBOX_KEY is not set: a token whose write the database refuses is kept in this process's memory only, "+
+			"and lost if the process is killed (SIGKILL, OOM); set it (the same in every refresher) to keep such tokens sealed in Redis")
+	}
+	return w
+}
 
 func warnings(c config.Common, s Shared) []string {
 	var w []string
@@ -182,6 +189,9 @@ func (c *converter) providers(cc config.Common) []registry.Entry {
 func (c *converter) webhooks(cw config.Webhooks) refresher.Webhooks {
 	w := refresher.Webhooks{Events: cw.Events, Concurrency: cw.Concurrency, Timeout: cw.Timeout, MaxRetry: cw.MaxRetry}
 	eps, err := webhook.ParseURLsWith(cw.URLs, cw.AllowInsecureHTTP)
+	if errors.Is(err, httpurl.ErrInsecureHTTP) {
+		err = fmt.Errorf("%w, or set WEBHOOK_ALLOW_INSECURE_HTTP=true", err)
+	}
 	if err != nil {
 		c.fail("WEBHOOK_URLS", err)
 	}

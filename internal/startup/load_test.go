@@ -1,9 +1,11 @@
 package startup_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eshopbox/token-refresher/internal/config"
+	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
@@ -163,11 +166,16 @@ func TestOutboxKey(t *testing.T) {
 	r, err := startup.LoadRefresher(env(nil))
 	require.NoError(t, err)
 	assert.Nil(t, r.Settings.OutboxKey, "unset: tokens in hand are kept in memory only")
+	assert.True(t, slices.ContainsFunc(r.Warnings(), func(w string) bool { return strings.HasPrefix(w, "OUTBOX_KEY is not set") }),
+		"start-up warns, naming the setting: %q", r.Warnings())
 
 	key := outbox.GenerateKey()
 	r, err = startup.LoadRefresher(env(map[string]string{"OUTBOX_KEY": key}))
 	require.NoError(t, err)
 	assert.Len(t, r.Settings.OutboxKey, 32)
+	for _, w := range r.Warnings() {
+		assert.NotContains(t, w, "OUTBOX_KEY", "set: no warning")
+	}
 
 	for _, bad := range []string{"c2hvcnQta2V5LXNlY3JldA==", "not base64 or hex: sekrit-value"} {
 		_, err := startup.LoadRefresher(env(map[string]string{"OUTBOX_KEY": bad}))
@@ -336,4 +344,19 @@ func TestDashboardPasswordLength(t *testing.T) {
 	assert.NoError(t, err)
 	_, err = config.LoadDashboard(env(kv))
 	assert.NoError(t, err)
+}
+
+// TestOpenStoreNamesTheSetting: mysql.Open names the database that failed;
+// start-up names its setting, never the password.
+func TestOpenStoreNamesTheSetting(t *testing.T) {
+	t.Parallel()
+	good, err := testenv.DatabaseDSN(testenv.MySQLDSN(), "mysql")
+	require.NoError(t, err)
+	_, err = startup.OpenStore(context.Background(), good, "root:hunter2@tcp(127.0.0.1:1)/b", mysql.Options{QueryTimeout: 2 * time.Second})
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "IE_DB_DSN: cannot reach the database"), err.Error())
+	assert.NotContains(t, err.Error(), "hunter2")
+	_, err = startup.OpenStore(context.Background(), "not a dsn", good, mysql.Options{})
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "WMS_DB_DSN: "), err.Error())
 }

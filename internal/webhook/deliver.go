@@ -85,7 +85,7 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		zap.Int64("connection_id", ev.Data.ConnectionID), zap.String("endpoint", p.Endpoint), zap.Int("attempt", retried+1))
 	e, ok := d.endpoints[p.Endpoint]
 	if !ok {
-		log.Error("webhook endpoint is no longer in WEBHOOK_URLS; delivery dropped")
+		log.Error("webhook endpoint is no longer configured; delivery dropped")
 		return fmt.Errorf("endpoint %s is not configured: %w", p.Endpoint, asynq.SkipRetry)
 	}
 	log = log.With(zap.String("host", e.Host))

@@ -108,7 +108,7 @@ func ParseURLsWith(s string, allowInsecureHTTP bool) ([]Endpoint, error) {
 			return nil, fmt.Errorf("entry %d is not an absolute http(s) URL without user:password", i+1)
 		}
 		if err := httpurl.Secure(u, allowInsecureHTTP); err != nil {
-			return nil, fmt.Errorf("entry %d %w, or set WEBHOOK_ALLOW_INSECURE_HTTP=true", i+1, err)
+			return nil, fmt.Errorf("entry %d %w", i+1, err)
 		}
 		sum := sha256.Sum256([]byte(raw))
 		key := hex.EncodeToString(sum[:6])
