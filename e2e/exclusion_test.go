@@ -21,7 +21,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -212,7 +212,7 @@ func TestOnDemandRacesScan(t *testing.T) {
 // worker paused past its lease's expiry would.
 func (b *bundle) handlerPastExclusion(t *testing.T, store refresh.Store, wrap func(token.Provider) token.Provider) *refresh.Handler {
 	t.Helper()
-	providers, err := refresher.Marketplaces(b.providers, provider.NewHTTPClient(4), nil, b.env.Redis, b.env.Queue,
+	providers, err := worker.Marketplaces(b.providers, provider.NewHTTPClient(4), nil, b.env.Redis, b.env.Queue,
 		breaker.Config{Failures: 5, Cooldown: time.Second}, os.Getenv, b.log)
 	require.NoError(t, err)
 	if wrap != nil {

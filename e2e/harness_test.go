@@ -14,7 +14,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/refresh"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
@@ -37,7 +37,7 @@ type bundle struct {
 	cooldown   time.Duration
 	// webhooks, when set before startRefresher, are the refresher's
 	// failure notifications.
-	webhooks refresher.Webhooks
+	webhooks worker.Webhooks
 	// schedule makes the refresher schedule each stored token's refresh
 	// on its own clock, as cmd/refresher does (off by default, so a
 	// settled queue means no task at all).
@@ -105,11 +105,11 @@ func (b *bundle) scanOnce(t *testing.T) scan.Result {
 }
 
 // startRefresher runs the refresher, assembled as cmd/refresher assembles
-// it (internal/refresher) with test-sized intervals, until the test ends.
+// it (internal/worker) with test-sized intervals, until the test ends.
 func (b *bundle) startRefresher(t *testing.T) {
 	t.Helper()
-	r, err := refresher.New(refresher.Engines{Store: b.store, Redis: b.env.Redis, Log: b.log, Observer: b.obs},
-		b.providers, refresher.Settings{
+	r, err := worker.New(worker.Engines{Store: b.store, Redis: b.env.Redis, Log: b.log, Observer: b.obs},
+		b.providers, worker.Settings{
 			Queue: b.env.Queue, Concurrency: 8, TaskTimeout: 30 * time.Second,
 			RetryBaseDelay: 20 * time.Millisecond, RetryMaxDelay: 200 * time.Millisecond,
 			RetryCheck: 100 * time.Millisecond, TaskCheck: 20 * time.Millisecond, DrainTimeout: 2 * time.Second,

@@ -21,7 +21,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/procs"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
@@ -34,7 +34,7 @@ import (
 // on a redis-server of the test's own (so its counters see the product
 // only): N due Ajio connections are enqueued by a scan (scan.RunOnce, as
 // the scanner does), refreshed by the refresher as cmd/refresher assembles
-// it (refresher.New, production's intervals and concurrency, OUTBOX_KEY
+// it (worker.New, production's intervals and concurrency, OUTBOX_KEY
 // set), and stored in MariaDB. Counts, not timings.
 //
 // Commands are counted three ways, and the test asserts on the first:
@@ -111,7 +111,7 @@ func measureRedisCost(t *testing.T, n int, rate float64) costFigures {
 	t.Cleanup(func() { scanRedis.Close(); refreshRedis.Close() })
 	key, err := outbox.ParseKey(outbox.GenerateKey())
 	require.NoError(t, err)
-	r, err := refresher.New(refresher.Engines{Store: store, Redis: refreshRedis, Log: log}, providers, refresher.Settings{
+	r, err := worker.New(worker.Engines{Store: store, Redis: refreshRedis, Log: log}, providers, worker.Settings{
 		// Production's defaults (internal/config), the drain shortened.
 		Queue: env.Queue, Concurrency: 50, TaskTimeout: time.Minute,
 		RetryBaseDelay: time.Second, RetryMaxDelay: time.Minute, RetryCheck: time.Second, DrainTimeout: 5 * time.Second,

@@ -20,7 +20,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/api"
 	"github.com/eshopbox/token-refresher/internal/mysql"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/testenv"
@@ -226,7 +226,7 @@ func TestRejectedRefreshReports(t *testing.T) {
 	t.Cleanup(hook.Close)
 	eps, err := webhook.ParseURLs(hook.URL + "/events")
 	require.NoError(t, err)
-	b.webhooks = refresher.Webhooks{
+	b.webhooks = worker.Webhooks{
 		Endpoints: eps, Secret: rcv.key, Timeout: 5 * time.Second,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	}

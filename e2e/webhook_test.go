@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
@@ -76,7 +76,7 @@ func TestWebhookOnFailureAndRecovery(t *testing.T) {
 	t.Cleanup(hook.Close)
 	eps, err := webhook.ParseURLs(hook.URL + "/events?key=url-held-secret")
 	require.NoError(t, err)
-	b.webhooks = refresher.Webhooks{
+	b.webhooks = worker.Webhooks{
 		Endpoints: eps, Secret: rcv.key, Timeout: 5 * time.Second,
 		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	}

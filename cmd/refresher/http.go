@@ -14,7 +14,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/redisconn"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -32,7 +32,7 @@ var (
 // dashboard at /monitoring when DASHBOARD_USER is set and the API at /v1/
 // when API_TOKEN is set. It stops when ctx ends; the returned func releases
 // the dashboard's Redis connections.
-func serveHTTP(ctx context.Context, cfg startup.Refresher, store *mysql.Store, r *refresher.Refresher, rdb redis.UniversalClient,
+func serveHTTP(ctx context.Context, cfg startup.Refresher, store *mysql.Store, r *worker.Worker, rdb redis.UniversalClient,
 	queue *task.Queue, reg *prometheus.Registry, log *zap.Logger) (func(), error) {
 	gate := r.Gate
 	checks := []ops.Check{

@@ -26,7 +26,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/refresh"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 	}
 
 	reg := metrics.NewRegistry()
-	r, err := startup.NewRefresher(refresher.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)}, cfg)
+	r, err := startup.NewRefresher(worker.Engines{Store: store, Redis: rdb, Log: log, Observer: metrics.NewRefresher(reg)}, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "refresher:", err)
 		return 2

@@ -6,7 +6,7 @@
 // the packages the settings are for: internal/startup turns these structs
 // into their options (the providers file into registry entries, the DSNs
 // and DB_TLS_* into mysql.Options, the webhook and outbox settings into
-// refresher.Settings) and checks the rest there, naming the setting as
+// worker.Settings) and checks the rest there, naming the setting as
 // this package does. Its one import of this module is redisconn, a leaf
 // over asynq and go-redis, so that REDIS_URL is read into asynq's option
 // (and a bad URL is its one line) here, like every other setting. Only

@@ -34,7 +34,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/outbox"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
@@ -88,7 +88,7 @@ type Config struct {
 	Ready func(Endpoints)
 	// Assembled, when set, is told what the demo's refresher was built
 	// with (tests compare it with production's).
-	Assembled func(refresher.Assembly)
+	Assembled func(worker.Assembly)
 }
 
 // Endpoints are where the running demo's parts listen.
@@ -239,9 +239,9 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 		return Status{}, err
 	}
 	ep.Webhooks = hooks.url
-	// The production refresher (internal/refresher), on the demo's engines
+	// The production refresher (internal/worker), on the demo's engines
 	// and data, with demo-sized intervals; the tracker only watches.
-	r, err := refresher.New(refresher.Engines{Store: trackedStore{Store: store, t: tr}, Redis: rdb,
+	r, err := worker.New(worker.Engines{Store: trackedStore{Store: store, t: tr}, Redis: rdb,
 		Log: log.Named("refresher"), Observer: metrics.NewRefresher(reg)}, entries, settings(cfg, hooks.endpoints))
 	if err != nil {
 		return Status{}, err
@@ -336,13 +336,13 @@ func Run(ctx context.Context, cfg Config) (Status, error) {
 
 // settings are the refresher's settings in the demo: production's, with
 // demo-sized intervals, and the demo's webhook receiver.
-func settings(cfg Config, hooks []webhook.Endpoint) refresher.Settings {
-	return refresher.Settings{
+func settings(cfg Config, hooks []webhook.Endpoint) worker.Settings {
+	return worker.Settings{
 		Queue: cfg.Queue, Concurrency: cfg.Concurrency, TaskTimeout: 30 * time.Second,
 		RetryBaseDelay: time.Second, RetryMaxDelay: 30 * time.Second, RetryCheck: time.Second,
 		TaskCheck: 100 * time.Millisecond, DrainTimeout: 5 * time.Second,
 		Breaker: breaker.Config{Failures: 5, Cooldown: 10 * time.Second},
-		Webhooks: refresher.Webhooks{
+		Webhooks: worker.Webhooks{
 			Endpoints: hooks, Secret: demoWebhookKey, Concurrency: 2,
 		},
 		// The durable outbox, as production runs it with OUTBOX_KEY: a

@@ -10,7 +10,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 )
@@ -25,10 +25,10 @@ import (
 func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
-	var demo refresher.Assembly
+	var demo worker.Assembly
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := Config{Addr: "127.0.0.1:0", Queue: env.Queue, Assembled: func(a refresher.Assembly) { demo = a }}
+	cfg := Config{Addr: "127.0.0.1:0", Queue: env.Queue, Assembled: func(a worker.Assembly) { demo = a }}
 	cfg.Ready = func(Endpoints) { cancel() }
 	_, err := Run(ctx, cfg)
 	require.NoError(t, err)
@@ -49,7 +49,7 @@ func TestDemoRunsTheProductionRefresher(t *testing.T) {
 	store, err := mysql.Open(context.Background(), env.WMSDSN, env.IEDSN, mysql.Options{})
 	require.NoError(t, err)
 	defer store.Close()
-	prod, err := refresher.New(refresher.Engines{Store: store, Redis: env.Redis, Log: zap.NewNop()}, entries,
+	prod, err := worker.New(worker.Engines{Store: store, Redis: env.Redis, Log: zap.NewNop()}, entries,
 		prodCfg.Settings)
 	require.NoError(t, err)
 	want := prod.Assembly()

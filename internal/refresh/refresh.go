@@ -66,7 +66,7 @@ type Backlog interface {
 // Marketplace is what the handler holds of one providers-file entry: its
 // target (integration type, kind, refresh_before), the client of its token
 // API, and what holds calls back (rate limit, circuit breaker).
-// internal/refresher builds them from the entries.
+// internal/worker builds them from the entries.
 type Marketplace struct {
 	token.Target
 	Client token.Provider

@@ -13,7 +13,7 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/outbox"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/webhook"
 )
@@ -42,8 +42,8 @@ type Scanner struct {
 type Refresher struct {
 	config.Refresher
 	Shared
-	// Settings are refresher.New's; NewRefresher takes them.
-	Settings refresher.Settings
+	// Settings are worker.New's; NewRefresher takes them.
+	Settings worker.Settings
 }
 
 // LoadScanner reads the scanner's settings (config.LoadScanner) and turns
@@ -73,7 +73,7 @@ func LoadScanner(get config.Getenv) (Scanner, error) {
 }
 
 // LoadRefresher reads the refresher's settings (config.LoadRefresher) and
-// turns them into the packages' options, refresher.Settings among them
+// turns them into the packages' options, worker.Settings among them
 // (get also reads the providers' client_secret_env). Its error is one line
 // naming the setting, a *config.SettingError.
 func LoadRefresher(get config.Getenv) (Refresher, error) {
@@ -84,7 +84,7 @@ func LoadRefresher(get config.Getenv) (Refresher, error) {
 	}
 	c := &converter{get: get}
 	r.Shared = c.shared(cfg.Common)
-	r.Settings = refresher.Settings{
+	r.Settings = worker.Settings{
 		Queue: cfg.Queue, QueueShards: cfg.QueueShards, Concurrency: cfg.Concurrency, TaskTimeout: cfg.TaskTimeout,
 		RetryBaseDelay: cfg.RetryBaseDelay, RetryMaxDelay: cfg.RetryMaxDelay, RetryCheck: cfg.RetryCheck,
 		DrainTimeout:   cfg.DrainTimeout,
@@ -185,9 +185,9 @@ func (c *converter) providers(cc config.Common) []registry.Entry {
 	return entries
 }
 
-// webhooks are the webhook settings as refresher.Webhooks.
-func (c *converter) webhooks(cw config.Webhooks) refresher.Webhooks {
-	w := refresher.Webhooks{Events: cw.Events, Concurrency: cw.Concurrency, Timeout: cw.Timeout, MaxRetry: cw.MaxRetry}
+// webhooks are the webhook settings as worker.Webhooks.
+func (c *converter) webhooks(cw config.Webhooks) worker.Webhooks {
+	w := worker.Webhooks{Events: cw.Events, Concurrency: cw.Concurrency, Timeout: cw.Timeout, MaxRetry: cw.MaxRetry}
 	eps, err := webhook.ParseURLsWith(cw.URLs, cw.AllowInsecureHTTP)
 	if errors.Is(err, httpurl.ErrInsecureHTTP) {
 		err = fmt.Errorf("%w, or set WEBHOOK_ALLOW_INSECURE_HTTP=true", err)

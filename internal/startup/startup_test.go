@@ -11,7 +11,7 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
@@ -33,15 +33,15 @@ func TestConfigMirrorsThePackages(t *testing.T) {
 	assert.Contains(t, shown["REFRESH_QUEUE_SHARDS"], strconv.Itoa(task.DefaultClusterShards))
 }
 
-// TestNamed: refresher.New's option errors become the setting's error, one
+// TestNamed: worker.New's option errors become the setting's error, one
 // line naming the variable; any other error is left as it is.
 func TestNamed(t *testing.T) {
 	t.Parallel()
 	inner := errors.New("is not 32 bytes")
-	for opt, name := range map[refresher.Option]string{
-		refresher.OptionProviders: "PROVIDERS_FILE", refresher.OptionOutboxKey: "OUTBOX_KEY", refresher.OptionWebhookSecret: "WEBHOOK_SECRET",
+	for opt, name := range map[worker.Option]string{
+		worker.OptionProviders: "PROVIDERS_FILE", worker.OptionOutboxKey: "OUTBOX_KEY", worker.OptionWebhookSecret: "WEBHOOK_SECRET",
 	} {
-		err := startup.Named(&refresher.OptionError{Option: opt, Err: inner})
+		err := startup.Named(&worker.OptionError{Option: opt, Err: inner})
 		var se *config.SettingError
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, name, se.Name)

@@ -1,4 +1,4 @@
-package refresher_test
+package worker_test
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/refresher"
+	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
@@ -39,7 +39,7 @@ providers:
     rate_limit_per_second: 5
 `), "", noEnv)
 	require.NoError(t, err)
-	eng := refresher.Engines{Redis: env.Redis, Log: zap.NewNop()}
+	eng := worker.Engines{Redis: env.Redis, Log: zap.NewNop()}
 	cfg, err := startup.LoadRefresher(func(k string) string {
 		return map[string]string{"WMS_DB_DSN": "root@tcp(127.0.0.1:3306)/wms", "IE_DB_DSN": "root@tcp(127.0.0.1:3306)/ie",
 			"REFRESH_QUEUE": env.Queue, "BREAKER_FAILURES": "3"}[k]
@@ -49,7 +49,7 @@ providers:
 	assert.Equal(t, 3, s.Breaker.Failures)
 	assert.Equal(t, env.Queue, s.Queue)
 
-	r, err := refresher.New(eng, entries, s)
+	r, err := worker.New(eng, entries, s)
 	require.NoError(t, err)
 	a := r.Assembly()
 	assert.Equal(t, task.ServerQueues(env.Queue, 1), a.Queues)
@@ -59,7 +59,7 @@ providers:
 	assert.Equal(t, []string{task.TypeRefresh, task.TypeWake}, a.TaskTypes)
 	assert.True(t, a.Scheduled)
 	assert.False(t, a.Webhooks, "no WEBHOOK_URLS, no webhooks")
-	assert.Equal(t, refresher.MarketplaceAssembly{Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: true, Breaker: true},
+	assert.Equal(t, worker.MarketplaceAssembly{Kind: "ajio", RefreshBefore: 10 * time.Minute, Client: true, Breaker: true},
 		a.Marketplaces["16"])
 	assert.True(t, a.Marketplaces["42"].Limiter, "rate_limit_per_second gives a limiter")
 	assert.True(t, a.Marketplaces["42"].Breaker)
@@ -67,8 +67,8 @@ providers:
 	s.Unscheduled = true
 	eps, err := webhook.ParseURLs("https://hooks.example.com/events")
 	require.NoError(t, err)
-	s.Webhooks = refresher.Webhooks{Endpoints: eps, Secret: []byte("a-webhook-secret-of-32-bytes-000")}
-	r, err = refresher.New(eng, entries, s)
+	s.Webhooks = worker.Webhooks{Endpoints: eps, Secret: []byte("a-webhook-secret-of-32-bytes-000")}
+	r, err = worker.New(eng, entries, s)
 	require.NoError(t, err)
 	a = r.Assembly()
 	assert.False(t, a.Scheduled)
@@ -80,17 +80,17 @@ providers:
 func TestNewNamesTheOption(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
-	eng := refresher.Engines{Redis: env.Redis, Log: zap.NewNop()}
-	_, err := refresher.New(eng, []registry.Entry{{IntegrationType: "9", Kind: "amazon"}}, refresher.Settings{Queue: env.Queue, Getenv: noEnv})
-	var oe *refresher.OptionError
+	eng := worker.Engines{Redis: env.Redis, Log: zap.NewNop()}
+	_, err := worker.New(eng, []registry.Entry{{IntegrationType: "9", Kind: "amazon"}}, worker.Settings{Queue: env.Queue, Getenv: noEnv})
+	var oe *worker.OptionError
 	require.True(t, errors.As(err, &oe), "%v", err)
-	assert.Equal(t, refresher.OptionProviders, oe.Option)
+	assert.Equal(t, worker.OptionProviders, oe.Option)
 	assert.True(t, strings.HasPrefix(err.Error(), "invalid providers: "), err.Error())
 	assert.NotContains(t, err.Error(), "PROVIDERS_FILE")
 
-	_, err = refresher.New(eng, nil, refresher.Settings{Queue: env.Queue, Getenv: noEnv, OutboxKey: []byte("short")})
+	_, err = worker.New(eng, nil, worker.Settings{Queue: env.Queue, Getenv: noEnv, OutboxKey: []byte("short")})
 	require.True(t, errors.As(err, &oe), "%v", err)
-	assert.Equal(t, refresher.OptionOutboxKey, oe.Option)
+	assert.Equal(t, worker.OptionOutboxKey, oe.Option)
 	assert.NotContains(t, err.Error(), "short")
 	assert.NotContains(t, err.Error(), "OUTBOX_KEY")
 }

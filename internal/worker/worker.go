@@ -1,4 +1,4 @@
-// Package refresher assembles the refresher process once: the marketplaces
+// Package worker assembles a refresher worker once: the marketplaces
 // of the providers file (client, circuit breaker, fleet-wide rate limit),
 // the connection lease, the refresh handler with its scheduling of the next
 // refresh and its failure notifications (webhooks), and the asynq server
@@ -6,7 +6,7 @@
 // the demo and the e2e harness all build it here, so they run the same
 // refresher and differ only in their engines (store, Redis), their providers
 // and their settings.
-package refresher
+package worker
 
 import (
 	"context"
@@ -138,9 +138,9 @@ func (e *OptionError) Error() string { return "invalid " + string(e.Option) + ":
 
 func (e *OptionError) Unwrap() error { return e.Err }
 
-// Refresher is the assembled refresher: start it with Start, stop it with
+// Worker is the assembled refresher worker: start it with Start, stop it with
 // Shutdown.
-type Refresher struct {
+type Worker struct {
 	// Handler is the refresh handler.
 	Handler *refresh.Handler
 	// Marketplaces are the handler's, keyed by integration type.
@@ -172,7 +172,7 @@ type Refresher struct {
 // entries. Its errors name the option: an *OptionError of the providers (a
 // client it cannot build), the outbox key or the webhook secret; nothing
 // is started yet.
-func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) {
+func New(eng Engines, entries []registry.Entry, s Settings) (*Worker, error) {
 	if s.TaskCheck <= 0 {
 		s.TaskCheck = 200 * time.Millisecond
 	}
@@ -182,7 +182,7 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 	if err != nil {
 		return nil, &OptionError{Option: OptionProviders, Err: err}
 	}
-	r := &Refresher{Marketplaces: markets, log: log, settings: s}
+	r := &Worker{Marketplaces: markets, log: log, settings: s}
 	for _, it := range slices.Sorted(maps.Keys(markets)) {
 		if l, ok := markets[it].Backlog.(*backlog.List); ok {
 			r.Backlogs = append(r.Backlogs, backlog.Named{IntegrationType: it, Provider: markets[it].Kind, List: l})
@@ -246,12 +246,12 @@ func New(eng Engines, entries []registry.Entry, s Settings) (*Refresher, error) 
 
 // Use adds middleware around every task the refresher handles (the demo
 // watches which connections are in flight); call it before Start.
-func (r *Refresher) Use(mw ...asynq.MiddlewareFunc) { r.mux.Use(mw...) }
+func (r *Worker) Use(mw ...asynq.MiddlewareFunc) { r.mux.Use(mw...) }
 
 // Start starts the write gate's probe and the keeper of kept tokens, stores
 // what a previous process left in the durable outbox, then starts the
 // webhook deliveries (when configured) and the refresh workers.
-func (r *Refresher) Start() error {
+func (r *Worker) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop, r.stopped = cancel, make(chan struct{})
 	if r.Outbox == nil {
@@ -288,7 +288,7 @@ func (r *Refresher) Start() error {
 	return nil
 }
 
-func (r *Refresher) stopKeeping() {
+func (r *Worker) stopKeeping() {
 	if r.stop != nil {
 		r.stop()
 		<-r.stopped
@@ -306,7 +306,7 @@ func (r *Refresher) stopKeeping() {
 // process's memory (an error), and how many the durable outbox keeps for
 // any replica. It reports whether every token in hand was stored or is in
 // the durable outbox.
-func (r *Refresher) Shutdown(writes time.Duration) bool {
+func (r *Worker) Shutdown(writes time.Duration) bool {
 	deadline := time.Now().Add(r.settings.DrainTimeout)
 	r.server.Shutdown()
 	ok := r.Handler.Wait(writes)
@@ -417,7 +417,7 @@ type MarketplaceAssembly struct {
 }
 
 // Assembly reports what r was built with.
-func (r *Refresher) Assembly() Assembly {
+func (r *Worker) Assembly() Assembly {
 	a := Assembly{
 		Queues: r.config.Queues, StrictPriority: r.config.StrictPriority,
 		IsFailure: r.config.IsFailure != nil &&
