@@ -21,12 +21,12 @@ import (
 	"github.com/eshopbox/token-refresher/internal/lease"
 	"github.com/eshopbox/token-refresher/internal/provider"
 	"github.com/eshopbox/token-refresher/internal/refresh"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // allKinds is the three token flows at the sandbox, with call deadlines

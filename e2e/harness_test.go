@@ -14,12 +14,12 @@ import (
 	"github.com/eshopbox/token-refresher/internal/breaker"
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/refresh"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // bundle is one test's whole system, wired in-process the way cmd/ wires

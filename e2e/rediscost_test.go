@@ -21,13 +21,13 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
 	"github.com/eshopbox/token-refresher/internal/procs"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/sharedenv"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // TestRedisCostPerRefresh counts what one refresh costs Redis, end to end,

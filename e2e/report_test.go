@@ -20,12 +20,12 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/api"
 	"github.com/eshopbox/token-refresher/internal/mysql"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
 	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 const reportAPIToken = "report-api-token-0123456789"

@@ -16,11 +16,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/token"
 	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // hookReceiver is a real receiver that verifies each signature the way the

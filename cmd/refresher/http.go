@@ -14,10 +14,10 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/redisconn"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 var (

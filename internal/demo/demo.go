@@ -34,12 +34,12 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/outbox"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/sandbox"
 	"github.com/eshopbox/token-refresher/internal/scan"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // DefaultAddr is where the dashboard listens unless told otherwise.

@@ -10,9 +10,9 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/outbox"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/testenv"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // TestDemoRunsTheProductionRefresher holds the demo to "the demo runs the

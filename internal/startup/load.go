@@ -13,9 +13,9 @@ import (
 	"github.com/eshopbox/token-refresher/internal/mysql"
 	"github.com/eshopbox/token-refresher/internal/ops"
 	"github.com/eshopbox/token-refresher/internal/outbox"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // Shared are the scanner's and the refresher's common settings as the

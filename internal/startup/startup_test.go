@@ -11,10 +11,10 @@ import (
 
 	"github.com/eshopbox/token-refresher/internal/config"
 	"github.com/eshopbox/token-refresher/internal/provider/ajio"
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 // TestConfigMirrorsThePackages: config imports none of the packages its

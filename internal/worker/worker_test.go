@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/eshopbox/token-refresher/internal/worker"
 	"github.com/eshopbox/token-refresher/internal/registry"
 	"github.com/eshopbox/token-refresher/internal/startup"
 	"github.com/eshopbox/token-refresher/internal/task"
 	"github.com/eshopbox/token-refresher/internal/testenv"
 	"github.com/eshopbox/token-refresher/internal/webhook"
+	"github.com/eshopbox/token-refresher/internal/worker"
 )
 
 func noEnv(string) string { return "" }
