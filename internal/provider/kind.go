@@ -126,3 +126,36 @@ func First(problems ...string) []string {
 	}
 	return nil
 }
+
+// LoginKind is the kind of a login-style token API that answers no
+// lifetime (Ajio's POST /authToken, Unicommerce's GET /authToken): its
+// entries take base_url (defaultBaseURL when left out; "" makes it
+// required), token_ttl (default ttl) and refresh_before (default before);
+// its tokens live token_ttl (FixedLifetime); the call sends the seller's
+// inputFields, never the refresh token. newClient builds the client from
+// an entry's settings.
+func LoginKind(name, defaultBaseURL string, ttl, before time.Duration,
+	newClient func(s Settings, client *http.Client) (token.Provider, error)) Kind {
+	return Kind{
+		Name:          name,
+		Keys:          []string{"base_url"},
+		FixedLifetime: true,
+		Defaults: func(s *Settings) {
+			if s.BaseURL == "" {
+				s.BaseURL = defaultBaseURL
+			}
+			if s.TokenTTL == 0 {
+				s.TokenTTL = ttl
+			}
+			if s.RefreshBefore == 0 {
+				s.RefreshBefore = before
+			}
+		},
+		Check: func(s *Settings, _ func(string) string) []string {
+			return First(CheckURL("base_url", s.BaseURL, s.AllowInsecureHTTP))
+		},
+		New: func(s Settings, client *http.Client, _ func(string) string) (token.Provider, error) {
+			return newClient(s, client)
+		},
+	}
+}

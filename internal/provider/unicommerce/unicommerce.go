@@ -36,26 +36,11 @@ const KindName = "unicommerce"
 // (required), token_ttl (the token's lifetime, default DefaultTokenTTL) and
 // refresh_before (default 2 hours). The call sends the seller's
 // inputFields, never the refresh token.
-var Kind = provider.Kind{
-	Name:          KindName,
-	Keys:          []string{"base_url"},
-	FixedLifetime: true,
-	Defaults: func(s *provider.Settings) {
-		if s.TokenTTL == 0 {
-			s.TokenTTL = DefaultTokenTTL
-		}
-		if s.RefreshBefore == 0 {
-			s.RefreshBefore = 2 * time.Hour
-		}
-	},
-	Check: func(s *provider.Settings, _ func(string) string) []string {
-		return provider.First(provider.CheckURL("base_url", s.BaseURL, s.AllowInsecureHTTP))
-	},
-	New: func(s provider.Settings, client *http.Client, _ func(string) string) (token.Provider, error) {
+var Kind = provider.LoginKind(KindName, "", DefaultTokenTTL, 2*time.Hour,
+	func(s provider.Settings, client *http.Client) (token.Provider, error) {
 		return New(Config{BaseURL: s.BaseURL, TokenTTL: s.TokenTTL, Timeout: s.Timeout, Client: client,
 			AllowInsecureHTTP: s.AllowInsecureHTTP})
-	},
-}
+	})
 
 // Config of one Unicommerce provider. Zero values take the defaults.
 type Config struct {
