@@ -413,20 +413,7 @@ func (r *runner) capacityPhase(ctx context.Context, ce *capEnv, own *cmdCounter,
 		return ph, err
 	}
 	vars := func(user string, extra map[string]string) (map[string]string, error) {
-		addr, err := procs.FreeAddr()
-		vs := map[string]string{
-			"WMS_DB_DSN":     ce.db.DSN(user, r.env.wmsDB),
-			"IE_DB_DSN":      ce.db.DSN(user, r.env.ieDB),
-			"REDIS_URL":      "redis://" + ce.rs.Addr + "/0",
-			"PROVIDERS_FILE": pf,
-			"HTTP_ADDR":      addr,
-			"LOG_FORMAT":     "json",
-			"LOG_LEVEL":      "info",
-		}
-		for k, x := range extra {
-			vs[k] = x
-		}
-		return vs, err
+		return productEnv(ce.db, ce.rs.Addr, user, r.env.wmsDB, r.env.ieDB, pf, extra)
 	}
 	sv, err := vars("scanner", map[string]string{"SCAN_INTERVAL": c.ScanInterval.String(), "FULL_SCAN_INTERVAL": c.FullScanInterval.String()})
 	if err != nil {

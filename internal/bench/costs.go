@@ -324,20 +324,7 @@ func (r *runner) costsRun(ctx context.Context, ce *costsEnv, v costsVariant, fir
 		return run, err
 	}
 	vars := func(user string, extra map[string]string) (map[string]string, error) {
-		addr, err := procs.FreeAddr()
-		vs := map[string]string{
-			"WMS_DB_DSN":     db.DSN(user, r.env.wmsDB),
-			"IE_DB_DSN":      db.DSN(user, r.env.ieDB),
-			"REDIS_URL":      "redis://" + ce.rs.Addr + "/0",
-			"PROVIDERS_FILE": pf,
-			"HTTP_ADDR":      addr,
-			"LOG_FORMAT":     "json",
-			"LOG_LEVEL":      "info",
-		}
-		for k, x := range extra {
-			vs[k] = x
-		}
-		return vs, err
+		return productEnv(ce.db, ce.rs.Addr, user, r.env.wmsDB, r.env.ieDB, pf, extra)
 	}
 	calls0 := st.sb.Stats().Issued
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -69,4 +70,23 @@ func (p *privatePair) close() {
 	p.rdb.Close()
 	p.rs.Close()
 	p.db.Close()
+}
+
+// productEnv is the environment of a product binary (scanner, refresher)
+// run against a private pair as the MariaDB user user: databases wmsDB and
+// ieDB of db, the Redis at redisAddr, the providers file pf, a free HTTP
+// address and JSON logs at info, with extra on top.
+func productEnv(db *procs.MariaDB, redisAddr, user, wmsDB, ieDB, pf string, extra map[string]string) (map[string]string, error) {
+	addr, err := procs.FreeAddr()
+	vs := map[string]string{
+		"WMS_DB_DSN":     db.DSN(user, wmsDB),
+		"IE_DB_DSN":      db.DSN(user, ieDB),
+		"REDIS_URL":      "redis://" + redisAddr + "/0",
+		"PROVIDERS_FILE": pf,
+		"HTTP_ADDR":      addr,
+		"LOG_FORMAT":     "json",
+		"LOG_LEVEL":      "info",
+	}
+	maps.Copy(vs, extra)
+	return vs, err
 }
